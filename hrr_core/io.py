@@ -1,0 +1,123 @@
+"""Atomic file writes and image loading with clear, per-file errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# A decompression bomb (a tiny file that decodes to gigapixels) is refused, not decoded.
+MAX_IMAGE_PIXELS = 64_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+class ImageLoadError(ValueError):
+    """An input file that is not a usable image; the message names the file and the fix."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, fix: str = ""):
+        self.path = str(path)
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"{self.path}: {reason}" + (f" ({fix})" if fix else ""))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``:
+    a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open any still image as 8-bit RGB, applying its EXIF orientation.
+
+    16-bit, palette, CMYK, grey and alpha images are converted (alpha composited on white);
+    animated files give their first frame. Anything else raises :class:`ImageLoadError`
+    naming the file and what to do.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageLoadError(p, "no such file", "check the path")
+    if p.is_dir():
+        raise ImageLoadError(p, "is a directory, not an image file", "pass the folder itself to walk it")
+    if p.stat().st_size == 0:
+        raise ImageLoadError(p, "empty file (0 bytes)", "re-download or remove it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                im.seek(0)
+                im.load()
+                im = ImageOps.exif_transpose(im) or im
+                return _to_rgb(im)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(p, f"too many pixels ({exc})", f"images above {MAX_IMAGE_PIXELS} pixels are refused; downscale it first") from None
+    except PermissionError:
+        raise ImageLoadError(p, "permission denied", "make the file readable") from None
+    except OSError as exc:
+        raise ImageLoadError(p, f"not a readable image ({exc})", "the file is corrupt, truncated or not an image; re-export it as PNG or JPEG") from None
+    except Exception as exc:  # PIL raises assorted errors on hostile input
+        raise ImageLoadError(p, f"could not decode ({type(exc).__name__}: {exc})", "re-export it as PNG or JPEG") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+        im = Image.fromarray((arr * 255 + 0.5).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def image_to_array(im: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8 array of an RGB image."""
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)

@@ -1,0 +1,35 @@
+"""Device, seeding and determinism, resolved once and passed around."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` gives CUDA when present, else CPU; ``cpu``/``cuda``/``cuda:N`` are taken as is,
+    and asking for CUDA where there is none is an error, never a silent fallback."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} asked for, but this machine has no CUDA; use 'auto' or 'cpu'")
+    if spec != "cpu" and not spec.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a CPU generator with that seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)
