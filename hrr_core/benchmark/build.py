@@ -1,0 +1,200 @@
+"""Build the embedded benchmark: real crops split by photo, content-matched fakes from the
+generator zoo, both classes through one codec path, written as files plus a manifest.
+
+Layout under ``out_dir``::
+
+    manifest.csv                      one row per image (see hrr_core.data.manifest)
+    images/<split>/real/<id>.png      real crops (shared by every generator)
+    images/<split>/<family>/<id>.png  fakes, one per real crop and family
+    generators/<family>/              the trained generator weights
+    generator_stats.json              training cost and losses per family
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hrr_core.benchmark.splits import Crop, assign_splits, sample_crops
+from hrr_core.confutil import check
+from hrr_core.data.manifest import write_manifest
+from hrr_core.data.transforms import encode_image, estimate_jpeg_quality, to_tensor, to_uint8
+from hrr_core.io import atomic_write_bytes, atomic_write_json
+
+REAL = "real"
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What the embedded benchmark is made of (``benchmark:`` in params.yaml)."""
+
+    seed_dir: str = "data/seed"
+    out_dir: str = "data/embedded"
+    include_grey: bool = False
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    split_seed: int = 0
+    crop_sizes: tuple[int, ...] = (64, 96, 128)
+    crops_per_size: int = 6
+    short_side_range: tuple[int, int] = (256, 512)
+    max_photos: int | None = None
+    codec: Literal["png", "jpeg"] = "png"
+    jpeg_quality: int = 95
+    families: tuple[str, ...] = ("vae", "ldm_img2img", "pixel_ddpm", "gan_upsampler", "ldm_sample")
+    gen_train_size: int = 64
+    gen_train_crops: int = 512
+    batch_size: int = 32
+    crop_seed: int = 1
+
+    def __post_init__(self) -> None:
+        check(len(self.crop_sizes) > 0 and all(32 <= s <= 1024 for s in self.crop_sizes), "crop_sizes", "a non-empty list of sizes in 32..1024", self.crop_sizes)
+        check(self.crops_per_size >= 1, "crops_per_size", ">= 1", self.crops_per_size)
+        check(0 < self.short_side_range[0] <= self.short_side_range[1], "short_side_range", "[lo, hi] with 0 < lo <= hi", self.short_side_range)
+        check(self.max_photos is None or self.max_photos >= 3, "max_photos", "null or >= 3", self.max_photos)
+        check(1 <= self.jpeg_quality <= 100, "jpeg_quality", "1..100", self.jpeg_quality)
+        check(len(self.families) > 0 and len(set(self.families)) == len(self.families), "families", "a non-empty list without repeats", self.families)
+        check(self.gen_train_crops >= 4, "gen_train_crops", ">= 4", self.gen_train_crops)
+        check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+
+
+@dataclass
+class RealSet:
+    """Real crops of every split plus the generators' training crops (train photos only)."""
+
+    crops: dict[str, list[Crop]]  # split -> crops
+    gen_train: torch.Tensor  # (N, 3, S, S) in [0, 1]
+    photo_split: dict[str, str] = field(default_factory=dict)  # photo id -> split
+
+
+def make_real_set(photos: pd.DataFrame, load_photo, cfg: BenchmarkConfig) -> RealSet:
+    """Split ``photos`` (columns id, group) by group and sample every crop.
+
+    ``load_photo(row) -> (H, W, 3) uint8``. Each photo draws from its own RNG stream, so adding a
+    photo does not change the crops of the others."""
+    group_split = assign_splits(list(photos["group"]), cfg.split_fractions, cfg.split_seed)
+    crops: dict[str, list[Crop]] = {"train": [], "val": [], "test": []}
+    gen_train: list[np.ndarray] = []
+    train_rows = [r for _, r in photos.iterrows() if group_split[r["group"]] == "train"]
+    per_photo = -(-cfg.gen_train_crops // max(1, len(train_rows)))
+    for _, row in photos.iterrows():
+        split = group_split[row["group"]]
+        seed = int(hashlib.sha256(f"{cfg.crop_seed}:{row['id']}".encode()).hexdigest()[:8], 16)
+        rng = np.random.default_rng(seed)
+        arr = load_photo(row)
+        crops[split].extend(sample_crops(arr, row["id"], cfg.crop_sizes, cfg.crops_per_size, cfg.short_side_range, rng))
+        if split == "train":
+            extra = sample_crops(arr, row["id"], [cfg.gen_train_size], per_photo, cfg.short_side_range, rng)
+            gen_train.extend(c.pixels for c in extra)
+    gen = torch.stack([to_tensor(a) for a in gen_train[: cfg.gen_train_crops]])  # (N, 3, S, S)
+    photo_split = {r["id"]: group_split[r["group"]] for _, r in photos.iterrows()}
+    return RealSet(crops, gen, photo_split)
+
+
+def _real_id(c: Crop) -> str:
+    return f"{c.photo_id}-s{c.size}-{c.index:02d}"
+
+
+def _write(out_dir: Path, rel: str, data: bytes) -> dict:
+    atomic_write_bytes(out_dir / rel, data)
+    quality = estimate_jpeg_quality(data)
+    return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "quality": quality or 0}
+
+
+def _row(rid: str, rel: dict, label: int, generator: str, crop: Crop, split: str, cfg: BenchmarkConfig, group: str) -> dict:
+    return {"id": rid, **rel, "label": label, "generator": generator, "source": group, "photo": crop.photo_id,
+            "split": split, "width": crop.size, "height": crop.size, "format": cfg.codec, "size": crop.size}
+
+
+def write_reals(real: RealSet, groups: dict[str, str], out_dir: Path, cfg: BenchmarkConfig) -> list[dict]:
+    rows = []
+    ext = "png" if cfg.codec == "png" else "jpg"
+    for split, crops in real.crops.items():
+        for c in crops:
+            rid = _real_id(c)
+            rel = _write(out_dir, f"images/{split}/{REAL}/{rid}.{ext}", encode_image(c.pixels, cfg.codec, cfg.jpeg_quality))
+            rows.append(_row(rid, rel, 0, REAL, c, split, cfg, groups[c.photo_id]))
+    return rows
+
+
+def write_fakes(family: str, gen, real: RealSet, groups: dict[str, str], out_dir: Path, cfg: BenchmarkConfig, device: torch.device, seed: int) -> tuple[list[dict], dict]:
+    """Generate one fake per real crop with ``gen`` (batched by size) and write them through
+    the same codec path as the reals; returns manifest rows and quality stats (PSNR)."""
+    rows, psnrs = [], []
+    ext = "png" if cfg.codec == "png" else "jpg"
+    generator = torch.Generator().manual_seed(seed)
+    for split, crops in real.crops.items():
+        for size in cfg.crop_sizes:
+            bucket = [c for c in crops if c.size == size]
+            for start in range(0, len(bucket), cfg.batch_size):
+                batch = bucket[start : start + cfg.batch_size]
+                x = torch.stack([to_tensor(c.pixels) for c in batch])  # (B, 3, S, S)
+                with torch.no_grad():
+                    y = gen.generate(x.to(device), device, generator).float().cpu()
+                if y.shape != x.shape:
+                    raise RuntimeError(f"generator {family} returned {tuple(y.shape)} for input {tuple(x.shape)}")
+                for c, img in zip(batch, y):
+                    pixels = to_uint8(img)
+                    psnrs.append(_psnr(c.pixels, pixels))
+                    rid = f"{_real_id(c)}-{family}"
+                    rel = _write(out_dir, f"images/{split}/{family}/{rid}.{ext}", encode_image(pixels, cfg.codec, cfg.jpeg_quality))
+                    rows.append(_row(rid, rel, 1, family, c, split, cfg, groups[c.photo_id]))
+    return rows, {"psnr_db": float(np.mean(psnrs)) if psnrs else float("nan")}
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
+
+
+def build_benchmark(photos: pd.DataFrame, load_photo, cfg: BenchmarkConfig, zoo_cfg, out_dir: Path, device: torch.device, seed: int, log=print) -> pd.DataFrame:
+    """Run the whole build: crops, generator training (train photos only), fakes, manifest."""
+    from hrr_core.benchmark.generators import build_generator  # the zoo needs diffusers; import late
+
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    real = make_real_set(photos, load_photo, cfg)
+    groups = dict(zip(photos["id"], photos["group"]))
+    rows = write_reals(real, groups, out_dir, cfg)
+    log(f"reals: {len(rows)} crops, {len(real.gen_train)} generator-training crops ({time.perf_counter() - t0:.1f}s)")
+    stats = {}
+    for i, family in enumerate(cfg.families):
+        t1 = time.perf_counter()
+        gen = build_generator(family, zoo_cfg)
+        fit_stats = gen.fit(real.gen_train.to(device), device, torch.Generator().manual_seed(seed + 101 * (i + 1)))
+        gen.save(out_dir / "generators" / family)
+        fit_s = time.perf_counter() - t1
+        fake_rows, quality = write_fakes(family, gen, real, groups, out_dir, cfg, device, seed + 7919 * (i + 1))
+        rows.extend(fake_rows)
+        stats[family] = {"fit": fit_stats, "fit_seconds": round(fit_s, 2), "generate_seconds": round(time.perf_counter() - t1 - fit_s, 2), **quality}
+        log(f"{family}: fit {fit_s:.1f}s, generate {stats[family]['generate_seconds']:.1f}s, PSNR {quality['psnr_db']:.2f} dB")
+    manifest = pd.DataFrame(rows)
+    write_manifest(manifest, out_dir / "manifest.csv")
+    atomic_write_json(out_dir / "generator_stats.json", stats)
+    return manifest
+
+
+def stats_json(stats: dict) -> str:
+    return json.dumps(stats, indent=2, sort_keys=True, default=float)
+
+
+def photo_table(seed_table: pd.DataFrame, cfg: BenchmarkConfig) -> pd.DataFrame:
+    """The photos the benchmark uses: grey ones only when ``include_grey``; ``max_photos`` keeps
+    a deterministic subset (sorted by id, then every n-th) for small profiles."""
+    table = seed_table if cfg.include_grey else seed_table[~seed_table["is_grey"].astype(bool)]
+    table = table.sort_values("id").reset_index(drop=True)
+    if cfg.max_photos is not None and len(table) > cfg.max_photos:
+        idx = np.linspace(0, len(table) - 1, cfg.max_photos).round().astype(int)
+        table = table.iloc[np.unique(idx)].reset_index(drop=True)
+    return table
+
+
+def families_of(manifest: pd.DataFrame) -> Sequence[str]:
+    return sorted(set(manifest.loc[manifest["label"] == 1, "generator"]))

@@ -1,0 +1,395 @@
+"""The real-photo seed set of the embedded benchmark: licence-clean photos from package registries.
+
+Every photo comes from a pinned PyPI wheel or Debian package (the only registries reachable
+offline), is downscaled to at most ``MAX_SIDE`` px on its long side (Lanczos, antialiased) and
+stored as a JPEG at quality 95 with 4:4:4 chroma. ``provenance.csv`` records, per photo, where it
+came from (package, exact version, package-relative path, source sha256), its licence and author,
+and the sha256 of the stored file. Photos keep their own licences: see ``LICENSES.md`` beside them.
+
+    python -m hrr_core.benchmark.photos rebuild --dest data/seed [--workdir DIR]
+    python -m hrr_core.benchmark.photos verify --dir data/seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import io
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from hrr_core.io import atomic_write_bytes, atomic_write_text, image_to_array, load_image
+
+MAX_SIDE = 1024
+JPEG_QUALITY = 95
+STORED_EXT = "jpg"
+MAX_TOTAL_BYTES = 20 * 1024 * 1024
+PROVENANCE = "provenance.csv"
+COLUMNS = (
+    "id", "group", "file", "kind", "package", "version", "path", "licence", "package_licence",
+    "author", "is_grey", "orig_width", "orig_height", "source_sha256", "width", "height", "sha256",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The declarative source list
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """One photo inside one pinned package. ``licence`` is the per-file statement where the
+    package makes one (lomiri copyright stanzas, palapeli .desktop, plasma metadata.json,
+    scikit-image loader docstrings), ``package_licence`` the package-wide one."""
+
+    id: str
+    group: str
+    kind: str  # "pip" | "deb"
+    package: str
+    version: str
+    path: str  # inside the wheel, or inside the .deb's data tree
+    licence: str
+    package_licence: str
+    author: str
+
+
+def _pkg(kind: str, package: str, version: str, package_licence: str, prefix: str, rows) -> list[PhotoSource]:
+    """Expand ``(name, path, licence, author[, group])`` rows of one package into sources."""
+    out = []
+    for name, path, licence, author, *group in rows:
+        pid = f"{prefix}-{name}"
+        out.append(PhotoSource(pid, group[0] if group else pid, kind, package, version, path,
+                               licence, package_licence, author))
+    return out
+
+
+_SK = "skimage/data/"
+_SK_ROWS = [  # licence and author as stated in each scikit-image 0.26.0 loader docstring
+    ("astronaut", _SK + "astronaut.png", "Public domain", "NASA (Eileen Collins)"),
+    ("chelsea", _SK + "chelsea.png", "CC0-1.0", "Stefan van der Walt"),
+    ("coffee", _SK + "coffee.png", "CC0-1.0", "Rachel Michetti (courtesy of Pikolo Espresso Bar)"),
+    ("hubble_deep_field", _SK + "hubble_deep_field.jpg", "Public domain", "NASA"),
+    ("motorcycle_left", _SK + "motorcycle_left.png", "Not stated (Middlebury 2014 stereo benchmark)",
+     "N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, D. Scharstein (Middlebury College)",
+     "skimage-motorcycle"),
+    ("motorcycle_right", _SK + "motorcycle_right.png", "Not stated (Middlebury 2014 stereo benchmark)",
+     "N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, D. Scharstein (Middlebury College)",
+     "skimage-motorcycle"),
+    ("retina", _SK + "retina.jpg", "CC0-1.0", "Mikael Häggström"),
+    ("rocket", _SK + "rocket.jpg", "Public domain", "SpaceX"),
+    ("brick", _SK + "brick.png", "CC0-1.0", "CC0Textures (Bricks25)"),
+    ("camera", _SK + "camera.png", "CC0-1.0", "Lav Varshney"),
+    ("clock_motion", _SK + "clock_motion.png", "Public domain", "Stefan van der Walt"),
+    ("coins", _SK + "coins.png", "No known copyright restrictions", "Brooklyn Museum"),
+    ("grass", _SK + "grass.png", "CC0-1.0", "linolafett (DeviantArt)"),
+    ("gravel", _SK + "gravel.png", "CC0-1.0", "CC0Textures (Gravel04)"),
+    ("moon", _SK + "moon.png", "Not stated", "unknown"),
+]
+_SL = "sklearn/datasets/images/"
+_SL_ROWS = [  # sklearn/datasets/images/README.txt
+    ("china", _SL + "china.jpg", "CC-BY-2.0", "danielbuechele (Flickr)"),
+    ("flower", _SL + "flower.jpg", "CC-BY-2.0", "danielbuechele per README.txt (source URL is Flickr user vultilion)"),
+]
+_MATE = "usr/share/backgrounds/mate/nature/"
+_MATE_ROWS = [(n.lower(), f"{_MATE}{n}.jpg", "GPL-2+", a) for n, a in [  # debian/copyright stanzas
+    ("Aqua", "Charles Barbin"), ("Blinds", "Lennart Poettering, Andrea Cimitan"),
+    ("Dune", "Marco Cogoni, Hylke Bons"), ("FreshFlower", "Jens Ansorg"),
+    ("Garden", "Charles Barbin"), ("GreenMeadow", "Timothy Schellhase, Lapo Calamandrei"),
+    ("LadyBird", "Charles Barbin"), ("RainDrops", "blackcombwhistler07"),
+    ("Storm", "Sergey Nazarov"), ("TwoWings", "Charles Barbin, Hylke Bons"),
+    ("Wood", "Jean-François Fortin Tam"), ("YellowFlower", "Charles Barbin"),
+]]
+_PLASMA_ROWS = [  # usr/share/wallpapers/<Name>/metadata.json (KPlugin.Authors, KPlugin.License)
+    (n.lower(), f"usr/share/wallpapers/{n}/contents/images/2560x1600.jpg", "LGPL-3.0 (metadata.json: LGPLv3)", a)
+    for n, a in [
+        ("BytheWater", "Maciej Wiklo"), ("ColdRipple", "Risto Saukonpää"), ("ColorfulCups", "Dmitri Popov"),
+        ("DarkestHour", "Risto Saukonpää"), ("EveningGlow", "Ian Hex"), ("FallenLeaf", "Martin Klapetek"),
+        ("Grey", "Sigi Sagi"), ("Kite", "Risto Saukonpää"), ("OneStandsOut", "Risto Saukonpää"),
+        ("Path", "Risto Saukonpää"), ("summer_1am", "Risto Saukonpää"),
+    ]
+]
+_LOMIRI_16_ROWS = [  # debian/copyright "Files: 16.04/<file>" stanzas
+    (f.split("_by_")[0].lower(), f"usr/share/backgrounds/{f}.jpg", lic, a) for f, lic, a in [
+        ("Bridge_by_Sander_Klootwijk", "CC-BY-SA-4.0", "Sander Klootwijk, 2018"),
+        ("Dragonfly_by_Bolly", "CC-BY-SA-4.0", '"Bolly", 2018'),
+        ("Picture_0B_by_freespace", "CC-BY-4.0", 'Trevor "Freespace", 2018'),
+        ("Picture_1A_by_freespace", "CC-BY-4.0", 'Trevor "Freespace", 2018'),
+        ("Wine_by_Jakkub_Mede", "CC-BY-4.0", "Jakub Mede, 2018"),
+        ("aitzgorri_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
+        ("free_by_Peter_Nerlich", "CC-BY-SA-4.0", "Peter Nerlich, 2018"),
+        ("friends_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
+        ("greentock_by_Peter_Nerlich", "CC-BY-SA-4.0", "Peter Nerlich, 2018"),
+        ("life_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
+        ("picosdeeuropa_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
+        ("seeding_by_Clements_Engelhardt", "CC0-1.0", "Clemens Engelhardt, 2018"),
+        ("sunset_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
+    ]
+]
+_PALAPELI = "usr/share/palapeli/collection/"
+_PALAPELI_ROWS = [  # <name>.desktop: X-KDE-PluginInfo-Author / -License
+    ("castle-maintenon", _PALAPELI + "castle-maintenon.jpg", "GFDL (.desktop: FDL)", "Eric Pouhier"),
+    ("cincinnati-bridge", _PALAPELI + "cincinnati-bridge.jpg", "Public domain", "Derek Jensen"),
+    ("citrus-fruits", _PALAPELI + "citrus-fruits.jpg", "Public domain", "US Department of Agriculture"),
+    ("european-honey-bee", _PALAPELI + "european-honey-bee.jpg", "Public domain", "John Severns"),
+    ("panther-chameleon-female", _PALAPELI + "panther-chameleon-female.jpg", "GFDL (.desktop: GNU-FDL)",
+     "B. Navez and others"),
+]
+
+SOURCES: tuple[PhotoSource, ...] = tuple(
+    _pkg("pip", "scikit-image", "0.26.0", "BSD-3-Clause (code)", "skimage", _SK_ROWS)
+    + _pkg("pip", "scikit-learn", "1.9.1", "CC-BY-2.0 (images README.txt)", "sklearn", _SL_ROWS)
+    + _pkg("pip", "matplotlib", "3.11.2", "PSF-based matplotlib licence (code)", "mpl", [
+        ("grace_hopper", "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+         "Public domain (U.S. Navy official photograph)", "U.S. Navy")])
+    + _pkg("deb", "mate-backgrounds", "1.26.0-1", "GPL-2+", "mate", _MATE_ROWS)
+    + _pkg("deb", "plasma-workspace-wallpapers", "4:5.27.5-2", "GPL-2+ (debian/copyright Files: *)",
+           "plasma", _PLASMA_ROWS)
+    + _pkg("deb", "lomiri-wallpapers-16.04", "20.04.0-2", "per file (debian/copyright)", "lomiri", _LOMIRI_16_ROWS)
+    + _pkg("deb", "lomiri-wallpapers-20.04", "20.04.0-2", "per file (debian/copyright)", "lomiri", [
+        ("kleiber", "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg", "CC-BY-SA-3.0", "Lukas Baubkus, 2021")])
+    + _pkg("deb", "palapeli-data", "4:22.12.3-1", "GPL-2+ (debian/copyright Files: *)", "palapeli", _PALAPELI_ROWS)
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fetch, extract, convert
+# ---------------------------------------------------------------------------------------------
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
+
+
+def fetch_package(kind: str, package: str, version: str, workdir: Path) -> Path:
+    """Download one pinned package into ``workdir/downloads`` (reused when already there)."""
+    dl = workdir / "downloads"
+    dl.mkdir(parents=True, exist_ok=True)
+    if kind == "pip":
+        stem = package.replace("-", "_")
+        hits = sorted(dl.glob(f"{stem}-{version}-*.whl"))
+        if not hits:
+            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                  "--quiet", "-d", str(dl), f"{package}=={version}"], dl)
+            hits = sorted(dl.glob(f"{stem}-{version}-*.whl"))
+    elif kind == "deb":
+        upstream = version.split(":", 1)[-1]
+        hits = sorted(p for p in dl.glob(f"{package}_*{upstream}_*.deb"))
+        if not hits:
+            try:
+                _run(["apt-get", "download", f"{package}={version}"], dl)
+            except RuntimeError:  # empty or stale package lists: refresh once and retry
+                _run(["apt-get", "update"], dl)
+                _run(["apt-get", "download", f"{package}={version}"], dl)
+            hits = sorted(p for p in dl.glob(f"{package}_*{upstream}_*.deb"))
+    else:
+        raise ValueError(f"unknown source kind {kind!r}; use 'pip' or 'deb'")
+    if not hits:
+        raise RuntimeError(f"downloaded {package}=={version} ({kind}) but found no file for it in {dl}")
+    return hits[0]
+
+
+def read_member(archive: Path, kind: str, path: str, workdir: Path) -> bytes:
+    """Bytes of one package-relative file: straight from the wheel, or from the extracted .deb."""
+    if kind == "pip":
+        with zipfile.ZipFile(archive) as zf:
+            try:
+                return zf.read(path)
+            except KeyError:
+                raise FileNotFoundError(f"{path} is not in {archive.name}") from None
+    root = workdir / "extract" / archive.stem
+    if not root.exists():
+        tmp = Path(tempfile.mkdtemp(dir=workdir, prefix=".extract-"))
+        _run(["dpkg-deb", "-x", str(archive), str(tmp)], workdir)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(root)
+    member = root / path
+    if not member.is_file():
+        raise FileNotFoundError(f"{path} is not in {archive.name}")
+    return member.read_bytes()
+
+
+def convert_photo(data: bytes) -> tuple[bytes, dict]:
+    """Source bytes -> stored JPEG bytes and facts (grey?, sizes). Deterministic: no metadata,
+    no ICC profile (pixel values are kept as decoded, as the packages' own loaders do)."""
+    with tempfile.NamedTemporaryFile(suffix=".img") as fh:
+        fh.write(data)
+        fh.flush()
+        im = load_image(fh.name)  # RGB, EXIF orientation applied
+    arr = image_to_array(im)  # (H, W, 3)
+    is_grey = bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
+    if is_grey:
+        im = im.convert("L")
+    w, h = im.size
+    scale = MAX_SIDE / max(w, h)
+    if scale < 1:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=None)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
+    return buf.getvalue(), {"is_grey": is_grey, "orig_width": w, "orig_height": h,
+                            "width": im.size[0], "height": im.size[1]}
+
+
+def _changes(old: pd.DataFrame | None, new: pd.DataFrame) -> list[str]:
+    """Human-readable differences in the sources against the previously recorded provenance."""
+    if old is None or old.empty:
+        return []
+    prev = old.set_index("id")
+    out = []
+    for row in new.itertuples(index=False):
+        if row.id not in prev.index:
+            out.append(f"{row.id}: new photo ({row.package} {row.version} {row.path})")
+            continue
+        was = prev.loc[row.id]
+        if was["source_sha256"] != row.source_sha256:
+            ver = (f"version {was['version']} -> {row.version}" if was["version"] != row.version
+                   else f"same version {row.version}")
+            out.append(f"{row.id}: source file {row.package}:{row.path} changed "
+                       f"({ver}, sha256 {was['source_sha256'][:12]} -> "
+                       f"{row.source_sha256[:12]}, size {was['orig_width']}x{was['orig_height']} -> "
+                       f"{row.orig_width}x{row.orig_height})")
+        elif was["sha256"] != row.sha256:
+            out.append(f"{row.id}: same source but the stored file differs (Pillow/libjpeg version?)")
+    out += [f"{pid}: no longer declared; removed" for pid in sorted(set(prev.index) - set(new["id"]))]
+    return out
+
+
+def rebuild_seed_set(dest: str | Path, workdir: str | Path | None = None,
+                     sources: tuple[PhotoSource, ...] = SOURCES, log=print) -> pd.DataFrame:
+    """Fetch every package, convert every photo, write ``<id>.jpg`` + ``provenance.csv`` into
+    ``dest`` (atomically, provenance last). Changes against the old provenance are logged and
+    kept in ``df.attrs["changes"]``. Needs ``pip`` and (for deb sources) ``apt-get``/``dpkg-deb``
+    after one ``apt-get update``."""
+    dest = Path(dest)
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hrr-seed-"))
+    work.mkdir(parents=True, exist_ok=True)
+    ids = [s.id for s in sources]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate photo ids in the source list: {sorted({i for i in ids if ids.count(i) > 1})}")
+    old = load_seed_table(dest) if (dest / PROVENANCE).exists() else None
+    archives: dict[tuple[str, str, str], Path] = {}
+    rows = []
+    for src in sources:
+        key = (src.kind, src.package, src.version)
+        if key not in archives:
+            log(f"fetching {src.package}=={src.version} ({src.kind})")
+            archives[key] = fetch_package(*key, work)
+        data = read_member(archives[key], src.kind, src.path, work)
+        stored, facts = convert_photo(data)
+        name = f"{src.id}.{STORED_EXT}"
+        atomic_write_bytes(dest / name, stored).chmod(0o644)
+        rows.append({**dataclasses.asdict(src), "file": name, "source_sha256": _sha256(data),
+                     "sha256": _sha256(stored), **facts})
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    for stale in _image_files(dest) - set(df["file"]):
+        (dest / stale).unlink()
+    total = int(sum((dest / f).stat().st_size for f in df["file"]))
+    if total > MAX_TOTAL_BYTES:
+        raise ValueError(f"seed set is {total / 2**20:.1f} MiB, over the {MAX_TOTAL_BYTES / 2**20:.0f} MiB budget; "
+                         "lower JPEG_QUALITY or MAX_SIDE")
+    changes = _changes(old, df)
+    for line in changes:
+        log(f"changed: {line}")
+    atomic_write_text(dest / PROVENANCE, df.to_csv(index=False, lineterminator="\n")).chmod(0o644)
+    df.attrs["changes"] = changes
+    log(f"wrote {len(df)} photos ({total / 2**20:.2f} MiB) to {dest}")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# Read and verify the committed set
+# ---------------------------------------------------------------------------------------------
+
+def _image_files(folder: Path) -> set[str]:
+    exts = {".jpg", ".jpeg", ".png", ".webp"}
+    return {p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts} if folder.is_dir() else set()
+
+
+def load_seed_table(folder: str | Path) -> pd.DataFrame:
+    """``provenance.csv`` of a seed-set folder, with typed columns."""
+    path = Path(folder) / PROVENANCE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; build it with `python -m hrr_core.benchmark.photos rebuild`")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; rebuild the seed set")
+    for col in ("orig_width", "orig_height", "width", "height"):
+        df[col] = df[col].astype(int)
+    df["is_grey"] = df["is_grey"].map({"True": True, "False": False})
+    if df["is_grey"].isna().any():
+        raise ValueError(f"{path}: is_grey must be True or False")
+    return df
+
+
+def load_seed_photo(folder: str | Path, row) -> np.ndarray:
+    """(H, W, 3) uint8 RGB array of one photo (``row``: a provenance row, or its id);
+    grey photos come back as three equal channels."""
+    if isinstance(row, str):
+        return image_to_array(load_image(Path(folder) / f"{row}.{STORED_EXT}"))
+    return image_to_array(load_image(Path(folder) / row["file"]))
+
+
+def verify_seed_set(folder: str | Path) -> list[str]:
+    """Problems with a seed-set folder (empty list when all is well): missing or altered
+    files, duplicate ids, stray images, sizes over budget."""
+    folder = Path(folder)
+    try:
+        df = load_seed_table(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        return [str(exc)]
+    problems = [f"duplicate id {i}" for i in sorted(df["id"][df["id"].duplicated()].unique())]
+    total = 0
+    for row in df.itertuples(index=False):
+        path = folder / row.file
+        if not path.is_file():
+            problems.append(f"{row.id}: missing file {row.file}")
+            continue
+        data = path.read_bytes()
+        total += len(data)
+        if _sha256(data) != row.sha256:
+            problems.append(f"{row.id}: sha256 of {row.file} does not match provenance.csv (file altered?)")
+        if max(row.width, row.height) > MAX_SIDE:
+            problems.append(f"{row.id}: stored size {row.width}x{row.height} exceeds {MAX_SIDE} px")
+    problems += [f"stray image {n} not in provenance.csv" for n in sorted(_image_files(folder) - set(df["file"]))]
+    if total > MAX_TOTAL_BYTES:
+        problems.append(f"seed set is {total / 2**20:.1f} MiB, over {MAX_TOTAL_BYTES / 2**20:.0f} MiB")
+    if not (folder / "LICENSES.md").is_file():
+        problems.append("LICENSES.md is missing")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hrr_core.benchmark.photos", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    rb = sub.add_parser("rebuild", help="fetch the packages and rebuild the seed set")
+    rb.add_argument("--dest", default="data/seed")
+    rb.add_argument("--workdir", default=None, help="download/extract cache (default: a temporary folder)")
+    vf = sub.add_parser("verify", help="check a seed set against its provenance.csv")
+    vf.add_argument("--dir", default="data/seed")
+    args = ap.parse_args(argv)
+    if args.cmd == "rebuild":
+        rebuild_seed_set(args.dest, args.workdir)
+        return 0
+    problems = verify_seed_set(args.dir)
+    for p in problems:
+        print(f"problem: {p}", file=sys.stderr)
+    print(f"{args.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

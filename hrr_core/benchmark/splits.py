@@ -1,0 +1,76 @@
+"""Splits by source photo and the real crops of the embedded benchmark.
+
+A *source* is a photo group (the two views of a stereo pair are one group): every crop of a
+source, and every fake made from such a crop, lands in the same split. [G]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hrr_core.data.manifest import SPLITS
+from hrr_core.data.transforms import resize_short_side
+
+
+def assign_splits(groups: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, str]:
+    """Map each distinct group to train/val/test with the given fractions, fixed by ``seed``.
+
+    Groups are sorted before shuffling, so the result depends on the set of groups and the
+    seed only. Every split gets at least one group."""
+    unique = sorted(set(groups))
+    if len(unique) < len(SPLITS):
+        raise ValueError(f"need at least {len(SPLITS)} source photos to split, got {len(unique)}")
+    if len(fractions) != len(SPLITS) or any(f <= 0 for f in fractions):
+        raise ValueError(f"split fractions must be three positive numbers (train, val, test), got {list(fractions)}")
+    order = np.random.default_rng(seed).permutation(len(unique))
+    shuffled = [unique[i] for i in order]
+    total = float(sum(fractions))
+    n_val = max(1, round(len(unique) * fractions[1] / total))
+    n_test = max(1, round(len(unique) * fractions[2] / total))
+    n_train = len(unique) - n_val - n_test
+    if n_train < 1:
+        raise ValueError(f"{len(unique)} source photos are too few for split fractions {list(fractions)}")
+    out = {}
+    for i, group in enumerate(shuffled):
+        out[group] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+    return out
+
+
+@dataclass(frozen=True)
+class Crop:
+    """One real crop: pixels plus where it came from."""
+
+    pixels: np.ndarray  # (S, S, 3) uint8
+    photo_id: str
+    size: int
+    index: int
+    short_side: int  # the photo's short side after the downscale the crop was taken from
+    top: int
+    left: int
+
+
+def sample_crops(
+    photo: np.ndarray, photo_id: str, sizes: Sequence[int], per_size: int, short_side_range: tuple[int, int], rng: np.random.Generator
+) -> list[Crop]:
+    """``per_size`` random square crops of every size in ``sizes`` from ``photo``.
+
+    Before each crop the photo is downscaled (antialiased) so its short side is drawn from
+    ``short_side_range``: the crops show content at a natural scale and the downscale erases
+    the 8×8 JPEG grid that the source wallpapers carry, a trace fakes would not share. [G]"""
+    crops = []
+    h, w = photo.shape[:2]
+    for size in sizes:
+        for k in range(per_size):
+            lo, hi = short_side_range
+            short = int(rng.integers(max(lo, size), max(hi, size) + 1))
+            short = min(short, min(h, w))  # never upsample the photo
+            if short < size:
+                raise ValueError(f"photo {photo_id} ({w}x{h}) is too small for {size}px crops")
+            scaled = resize_short_side(photo, short)
+            sh, sw = scaled.shape[:2]
+            top, left = int(rng.integers(0, sh - size + 1)), int(rng.integers(0, sw - size + 1))
+            crops.append(Crop(scaled[top : top + size, left : left + size].copy(), photo_id, size, k, short, top, left))
+    return crops

@@ -1,0 +1,213 @@
+"""The pipeline's stages as plain functions; each notebook calls one and plots its outputs.
+
+Every stage reads the typed config, writes only the paths :func:`stage_paths` names (the
+same paths ``dvc.yaml`` declares) and returns a small dict summary for the notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hrr_core.benchmark.audit import assert_unbiased, bias_audit, dataset_card
+from hrr_core.benchmark.build import build_benchmark, families_of, photo_table
+from hrr_core.config import Config
+from hrr_core.confutil import to_dict
+from hrr_core.data.manifest import absolute_paths, check_no_leakage, read_manifest
+from hrr_core.data.transforms import to_tensor
+from hrr_core.evaluation.metrics import roc_points
+from hrr_core.evaluation.protocol import generator_set, results_table, summary, training_set
+from hrr_core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, image_to_array, load_image
+from hrr_core.paths import project_root, resolve
+from hrr_core.runtime import resolve_device, seed_everything
+
+log = logging.getLogger("hrr")
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    """Where the stages read and write, relative to the project root (mirrors dvc.yaml)."""
+
+    root: Path
+
+    def data(self, cfg: Config) -> Path:
+        return resolve(cfg.benchmark.out_dir, self.root)
+
+    def manifest(self, cfg: Config) -> Path:
+        return self.data(cfg) / "manifest.csv"
+
+    def model_dir(self, method: str) -> Path:
+        return self.root / "models" / method
+
+    def results_dir(self, method: str) -> Path:
+        return self.root / "results" / method
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+
+def stage_paths(root: str | Path | None = None) -> StagePaths:
+    return StagePaths(Path(root) if root else project_root())
+
+
+def _load_images(paths: list[str]) -> list[torch.Tensor]:
+    return [to_tensor(image_to_array(load_image(p))) for p in paths]
+
+
+def family_difficulty(manifest: pd.DataFrame, families: list[str], seed: int) -> dict[str, float]:
+    """Trivial detector AP per family: trained on train photos, tested on test photos."""
+    from hrr_core.benchmark.difficulty import trivial_detector_ap
+
+    out = {}
+    for fam in families:
+        sets = []
+        for split in ("train", "test"):
+            part = generator_set(manifest, fam, split)
+            paths = absolute_paths(part)
+            sets.append(_load_images(paths[part["label"] == 0].tolist()))
+            sets.append(_load_images(paths[part["label"] == 1].tolist()))
+        out[fam] = round(float(trivial_detector_ap(sets[0], sets[1], sets[2], sets[3], seed)), 4)
+    return out
+
+
+def run_prepare(cfg: Config, root: str | Path | None = None, echo=print) -> dict:
+    """Build the embedded benchmark, audit it, and write its card, metrics and sample grid."""
+    from hrr_core.benchmark.photos import load_seed_photo, load_seed_table, verify_seed_set
+    from hrr_core.plotting import sample_grid, save_figure
+
+    paths = stage_paths(root)
+    seed_dir = resolve(cfg.benchmark.seed_dir, paths.root)
+    problems = verify_seed_set(seed_dir)
+    if problems:
+        raise RuntimeError(f"seed set {seed_dir} failed verification: {problems[:5]}; "
+                           "restore it from git or rebuild it: python -m hrr_core.benchmark.photos rebuild --dest data/seed")
+    seed_everything(cfg.seed)
+    table = photo_table(load_seed_table(seed_dir), cfg.benchmark)
+    manifest = build_benchmark(table, lambda row: load_seed_photo(seed_dir, row), cfg.benchmark, cfg.zoo_config(),
+                               paths.data(cfg), resolve_device(cfg.device), cfg.seed, echo)
+    manifest.attrs["root"] = str(paths.data(cfg))
+    check_no_leakage(manifest)
+    audit = bias_audit(manifest)
+    stats = json.loads((paths.data(cfg) / "generator_stats.json").read_text())
+    difficulty = family_difficulty(manifest, list(families_of(manifest)), cfg.seed)
+    card = dataset_card(manifest, audit, stats, difficulty, to_dict(cfg.benchmark))
+    atomic_write_text(paths.reports / "dataset_card.md", card)
+    metrics = {"images": len(manifest), "real": int((manifest["label"] == 0).sum()), "fake": int((manifest["label"] == 1).sum()),
+               "photos": {s: int(manifest.loc[manifest["split"] == s, "source"].nunique()) for s in ("train", "val", "test")},
+               "bias_audit_ok": audit["ok"],
+               "families": {f: {"psnr_db": round(stats[f]["psnr_db"], 3), "trivial_ap": difficulty[f],
+                                "fit_seconds": stats[f]["fit_seconds"]} for f in stats}}
+    atomic_write_json(paths.metrics / "prepare.json", metrics)
+    atomic_write_json(paths.reports / "bias_audit.json", audit)
+    save_figure(sample_grid(manifest, list(cfg.benchmark.families)), paths.figures / "sample_grid.png")
+    assert_unbiased(audit)  # after writing the report, so a failure can be inspected
+    return {"manifest": manifest, "card": card, "metrics": metrics}
+
+
+def _image_loader(df: pd.DataFrame, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0):
+    from torch.utils.data import DataLoader
+
+    from hrr_core.data.datasets import ManifestImageDataset, SizeBucketBatchSampler, collate
+
+    ds = ManifestImageDataset(df)
+    sampler = SizeBucketBatchSampler(ds.sizes, batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                      persistent_workers=num_workers > 0)
+
+
+def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
+    """Train ``methods.<method>`` on its training generators (train split), selecting on val."""
+    from hrr_core.models.registry import build_model, build_objective
+    from hrr_core.training.logging import open_live
+    from hrr_core.training.loop import fit
+
+    paths = stage_paths(root)
+    m, tcfg, mcfg = cfg.methods[method], cfg.train_config(method), cfg.model_config(method)
+    seed_everything(tcfg.seed)
+    manifest = read_manifest(paths.manifest(cfg))
+    train_df, val_df = training_set(manifest, m.train_generators, "train"), training_set(manifest, m.train_generators, "val")
+    model = build_model(m.kind, mcfg)
+    objective = build_objective(m.kind, mcfg)
+    train_loader = _image_loader(train_df, tcfg.batch_size, True, tcfg.seed, tcfg.num_workers)
+    val_loader = _image_loader(val_df, tcfg.batch_size, False, tcfg.seed, tcfg.num_workers)
+    out = paths.model_dir(method)
+    run_config = {"method": method, "kind": m.kind, "model": to_dict(mcfg), "train": to_dict(tcfg),
+                  "train_generators": list(m.train_generators), "profile": cfg.profile,
+                  "data": {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df), "n_val": len(val_df)}}
+    with open_live(out / "live") as live:
+        result = fit(model, objective, train_loader, val_loader, tcfg, out, resume=False, live=live, run_config=run_config)
+    history = pd.DataFrame(result.history).assign(method=method)
+    atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
+    metrics = {"best_val_ap": round(float(result.best_val_ap), 4), "best_epoch": int(result.best_epoch), "steps": int(result.steps),
+               "n_train": len(train_df), "n_val": len(val_df), "train_generators": list(m.train_generators)}
+    atomic_write_json(paths.metrics / "train" / f"{method}.json", metrics)
+    return {"metrics": metrics, "history": history}
+
+
+def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> dict:
+    """Score every test image with the best checkpoint; write scores, the tidy results table,
+    metrics (macro means + per generator) and ROC points per test generator."""
+    from hrr_core.models.registry import build_model
+    from hrr_core.training.checkpoint import load_weights
+    from hrr_core.training.loop import predict_loader
+
+    paths = stage_paths(root)
+    m, tcfg, ecfg = cfg.methods[method], cfg.train_config(method), cfg.evaluate
+    manifest = read_manifest(paths.manifest(cfg))
+    model = build_model(m.kind, cfg.model_config(method))
+    load_weights(paths.model_dir(method) / "best", model)
+    device = resolve_device(cfg.device)
+    test_df = manifest[manifest["split"] == "test"]
+    ids, scores, _ = predict_loader(model, _image_loader(test_df, ecfg.batch_size, False, 0), device)
+    scored = pd.DataFrame({"id": ids, "score": np.asarray(scores, dtype=np.float64)})
+    out = paths.results_dir(method)
+    atomic_write_bytes(out / "scores.csv", scored.to_csv(index=False).encode())
+    families = list(families_of(manifest))
+    table = results_table(scored, manifest, method, m.train_generators, families, ecfg.threshold, ecfg.n_boot, cfg.seed, ecfg.by_size)
+    atomic_write_bytes(out / "results.csv", table.to_csv(index=False).encode())
+    atomic_write_json(paths.metrics / "evaluate" / f"{method}.json", summary(table)[method])
+    merged = test_df.merge(scored, on="id")
+    for fam in families:
+        part = generator_set(merged, fam)
+        roc = pd.DataFrame(roc_points(part["score"].to_numpy(), part["label"].to_numpy()))
+        atomic_write_bytes(paths.plots / "roc" / method / f"{fam}.csv", roc.to_csv(index=False).encode())
+    return {"results": table, "scores": scored}
+
+
+def run_figures(cfg: Config, root: str | Path | None = None) -> dict:
+    """Figures from every method's results: metric bars with CIs, ROC curves, size curves,
+    training curves."""
+    from hrr_core.plotting import history_figure, metric_bars, roc_figure, save_figure, size_figure
+
+    paths = stage_paths(root)
+    methods = list(cfg.methods)
+    results = pd.concat([pd.read_csv(paths.results_dir(m) / "results.csv", dtype={"size": str}) for m in methods])
+    rocs = []
+    for m in methods:
+        for f in sorted((paths.plots / "roc" / m).glob("*.csv")):
+            rocs.append(pd.read_csv(f).assign(method=m, test=f.stem))
+    history = pd.concat([pd.read_csv(paths.model_dir(m) / "history.csv") for m in methods])
+    figures = {"metrics_per_generator.png": metric_bars(results), "roc.png": roc_figure(pd.concat(rocs)),
+               "size.png": size_figure(results), "training.png": history_figure(history)}
+    for name, fig in figures.items():
+        save_figure(fig, paths.figures / name)
+    return {"figures": [str(paths.figures / n) for n in figures], "results": results}

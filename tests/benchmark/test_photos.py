@@ -1,0 +1,134 @@
+"""The committed real-photo seed set (data/seed) and the tools that build and check it."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from hrr_core.benchmark import photos
+from hrr_core.benchmark.photos import (
+    COLUMNS, MAX_SIDE, MAX_TOTAL_BYTES, SOURCES, convert_photo, load_seed_photo, load_seed_table,
+    verify_seed_set,
+)
+
+SEED = Path(__file__).resolve().parents[2] / "data" / "seed"
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return load_seed_table(SEED)
+
+
+def test_committed_seed_set_verifies():
+    assert verify_seed_set(SEED) == []
+
+
+def test_provenance_columns_and_unique_ids(table):
+    assert set(COLUMNS) <= set(table.columns)
+    assert table["id"].is_unique
+    assert list(table["id"]) == [s.id for s in SOURCES]
+    assert (table["file"] == table["id"] + ".jpg").all()
+    assert table["source_sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert table["version"].ne("").all() and table["licence"].ne("").all()
+
+
+def test_stereo_pair_shares_a_group_and_every_other_group_is_one_photo(table):
+    pair = table[table["id"].isin(["skimage-motorcycle_left", "skimage-motorcycle_right"])]
+    assert len(pair) == 2 and pair["group"].nunique() == 1
+    sizes = table.groupby("group").size()
+    assert sizes[pair["group"].iloc[0]] == 2
+    assert (sizes.drop(pair["group"].iloc[0]) == 1).all()
+
+
+def test_no_darknet_and_expected_counts(table):
+    assert not table["package"].str.contains("darknet").any()
+    counts = table.groupby("package").size().to_dict()
+    assert counts == {
+        "scikit-image": 15, "scikit-learn": 2, "matplotlib": 1, "mate-backgrounds": 12,
+        "plasma-workspace-wallpapers": 11, "lomiri-wallpapers-16.04": 13, "lomiri-wallpapers-20.04": 1,
+        "palapeli-data": 5,
+    }
+
+
+def test_each_photo_loads_as_rgb_uint8_within_size(table):
+    for _, row in table.iterrows():
+        arr = load_seed_photo(SEED, row)
+        assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3, row["id"]
+        assert arr.shape[:2] == (row["height"], row["width"]), row["id"]
+        assert max(arr.shape[:2]) <= MAX_SIDE
+        if row["is_grey"]:
+            assert (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all()
+    assert load_seed_photo(SEED, "skimage-camera").shape == (512, 512, 3)
+
+
+def test_total_size_within_budget(table):
+    total = sum((SEED / f).stat().st_size for f in table["file"])
+    assert total <= MAX_TOTAL_BYTES <= 20 * 1024 * 1024
+
+
+def test_licences_file_exists_and_names_every_photo(table):
+    text = (SEED / "LICENSES.md").read_text(encoding="utf-8")
+    assert "Apache-2.0" in text and "darknet" in text
+    for f in table["file"]:
+        assert f"`{f}`" in text
+
+
+def test_verify_reports_altered_missing_and_stray_files(tmp_path, table):
+    shutil.copy(SEED / "provenance.csv", tmp_path)
+    shutil.copy(SEED / "LICENSES.md", tmp_path)
+    files = list(table["file"])
+    for f in files[2:]:
+        shutil.copy(SEED / f, tmp_path)
+    (tmp_path / files[2]).write_bytes(b"not the photo")
+    (tmp_path / "stray.png").write_bytes(b"x")
+    problems = verify_seed_set(tmp_path)
+    text = "\n".join(problems)
+    assert f"missing file {files[0]}" in text and f"missing file {files[1]}" in text
+    assert f"sha256 of {files[2]}" in text and "stray.png" in text
+    assert len(problems) == 4
+    assert photos.main(["verify", "--dir", str(tmp_path)]) == 1
+    assert verify_seed_set(tmp_path / "nowhere") != []
+
+
+def _png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_convert_photo_downscales_deterministically_and_detects_grey():
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (750, 2000, 3), dtype=np.uint8)
+    a, facts = convert_photo(_png_bytes(colour))
+    b, _ = convert_photo(_png_bytes(colour))
+    assert a == b
+    assert facts == {"is_grey": False, "orig_width": 2000, "orig_height": 750, "width": 1024, "height": 384}
+    grey = np.repeat(rng.integers(0, 256, (300, 400, 1), dtype=np.uint8), 3, axis=2)
+    g, gfacts = convert_photo(_png_bytes(grey))
+    assert gfacts["is_grey"] and (gfacts["width"], gfacts["height"]) == (400, 300)
+    assert Image.open(io.BytesIO(g)).mode == "L"
+
+
+def test_changed_source_is_reported(table):
+    new = table.copy()
+    new.loc[0, "source_sha256"] = "f" * 64
+    new.loc[0, "version"] = "9.9.9"
+    changes = photos._changes(table, new)
+    assert len(changes) == 1
+    assert new.loc[0, "id"] in changes[0] and "0.26.0 -> 9.9.9" in changes[0] and "ffffffffffff" in changes[0]
+
+
+@pytest.mark.slow
+def test_rebuild_reproduces_the_committed_set(tmp_path):
+    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        pytest.skip("needs apt-get and dpkg-deb (Debian/Ubuntu) and access to PyPI and Debian")
+    df = photos.rebuild_seed_set(tmp_path / "seed", tmp_path / "work", log=lambda _: None)
+    committed = load_seed_table(SEED)
+    assert list(df["sha256"]) == list(committed["sha256"])
+    assert df.attrs["changes"] == []
