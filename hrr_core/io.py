@@ -86,7 +86,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
                 im.seek(0)
                 im.load()
                 im = ImageOps.exif_transpose(im) or im
-                return _to_rgb(im)
+                return to_rgb(im)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -99,7 +99,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageLoadError(p, f"could not decode ({type(exc).__name__}: {exc})", "re-export it as PNG or JPEG") from None
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float64)
         top = 65535.0 if arr.max() > 255 else 255.0

@@ -1,0 +1,309 @@
+"""Adapters: each real benchmark's documented on-disk layout turned into the project manifest.
+
+``build_manifest(cfg)`` runs six steps, none of which holds the file list as Python objects:
+
+1. discover  the adapter lists its labelled folders (directories only; image folders are
+             never listed here) -> :class:`~hrr_core.data.walk.LabelledFolder`
+2. assign    the preset (plain data in :data:`PRESETS`) and the generator overrides map each
+             folder to train / val / test, optionally to a hash range of its sources
+3. walk      every image of the selected folders is streamed into a candidates CSV (chunks)
+4. sample    the adapter's ``select`` hook (cocoFake: one fake per real), then ``max_per_class``
+5. probe     header (and sha256) of each kept file, streamed into a rows CSV; empty, corrupt
+             and unreadable files go to the bad-file list instead
+6. finish    read back (columnar), adapter's ``finish`` hook, validate, leakage check, sort
+
+Row ids are ``<benchmark>/<path relative to root>``: stable across runs and machines.
+Paths in the manifest are relative to ``root`` (for kind ``csv``: to the list's folder);
+``df.attrs["root"]`` holds that folder, so ``absolute_paths(df, df.attrs["root"])`` works.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from hrr_core.confutil import ConfigError, check, to_dict
+from hrr_core.data import walk
+from hrr_core.data.adapters import cocofake, diffusionforensics, folder, forensynths, genimage
+from hrr_core.data.harmonise import HarmoniseConfig, harmonise_manifest
+from hrr_core.data.manifest import MANIFEST_COLUMNS, ManifestError, check_no_leakage, read_manifest, validate_manifest, write_manifest
+from hrr_core.io import atomic_write_bytes, atomic_write_json
+
+KINDS = ("forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv")
+ADAPTERS = {"forensynths": forensynths, "diffusionforensics": diffusionforensics, "genimage": genimage,
+            "cocofake": cocofake, "folder": folder}
+CANDIDATE_COLUMNS = ("id", "path", "label", "generator", "source", "split", "benchmark", "subset")
+EXTRA_COLUMNS = ("benchmark", "subset")
+ROW_COLUMNS = MANIFEST_COLUMNS + EXTRA_COLUMNS
+
+# A preset maps each manifest split to a rule over discovered folders. Rule keys (all optional):
+#   group: benchmark split folders, subset: classes / datasets / generator folders,
+#   generator: canonical generator names (shared "real" folders always pass),
+#   source_range: [lo, hi) of a fixed hash of the row's source (for carving splits by content).
+PRESETS: dict[str, dict[str, Any]] = {
+    "forensynths_4class": {
+        "kind": "forensynths", "about": "train ProGAN car/cat/chair/horse -> the 13 test sets",
+        "splits": {"train": {"group": ["train"], "subset": list(forensynths.FOUR_CLASSES)},
+                   "val": {"group": ["val"], "subset": list(forensynths.FOUR_CLASSES)},
+                   "test": {"group": ["test"]}}},
+    "forensynths_20class": {
+        "kind": "forensynths", "about": "train ProGAN, all 20 classes -> the 13 test sets",
+        "splits": {"train": {"group": ["train"]}, "val": {"group": ["val"]}, "test": {"group": ["test"]}}},
+    "dire_adm_bedroom": {
+        "kind": "diffusionforensics", "about": "DIRE: train LSUN-Bedroom real vs ADM -> test every generator and dataset",
+        "splits": {"train": {"group": ["train"], "subset": ["lsun_bedroom"], "generator": ["adm"]},
+                   "val": {"group": ["val"], "subset": ["lsun_bedroom"], "generator": ["adm"]},
+                   "test": {"group": ["test"]}}},
+    "dire_adm_imagenet": {
+        "kind": "diffusionforensics", "about": "train ImageNet real vs ADM -> test every generator and dataset",
+        "splits": {"train": {"group": ["train"], "subset": ["imagenet"], "generator": ["adm"]},
+                   "val": {"group": ["val"], "subset": ["imagenet"], "generator": ["adm"]},
+                   "test": {"group": ["test"]}}},
+    "genimage_sd14": {
+        "kind": "genimage", "about": "train SD v1.4 (5% of its train sources held out as val) -> test all 8 val folders",
+        "splits": {"train": {"group": ["train"], "generator": ["sd14"], "source_range": [0.05, 1.0]},
+                   "val": {"group": ["train"], "generator": ["sd14"], "source_range": [0.0, 0.05]},
+                   "test": {"group": ["val"]}}},
+    "cocofake": {
+        "kind": "cocofake", "about": "train2014 -> train; val2014 halved by COCO id -> val / test; 1:1 balanced",
+        "splits": {"train": {"group": ["train2014"]},
+                   "val": {"group": ["val2014"], "source_range": [0.0, 0.5]},
+                   "test": {"group": ["val2014"], "source_range": [0.5, 1.0]}}},
+    "folder": {
+        "kind": "folder", "about": "split folders as found; a tree without split folders is all test",
+        "splits": {"train": {"group": ["train"]}, "val": {"group": ["val"]}, "test": {"group": ["test", ""]}}},
+    "csv": {"kind": "csv", "about": "splits as listed (default test)", "splits": {}},
+}
+DEFAULT_PRESETS = {"forensynths": "forensynths_4class", "diffusionforensics": "dire_adm_bedroom",
+                   "genimage": "genimage_sd14", "cocofake": "cocofake", "folder": "folder", "csv": "csv"}
+
+
+@dataclass(frozen=True)
+class RealBenchmarkConfig:
+    """Which benchmark to read, where, and which folders become train / val / test."""
+
+    kind: Literal["forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"]
+    root: str  # benchmark folder (kind csv: the list file); relative paths from the working dir
+    preset: str | None = None  # None: the kind's default (DEFAULT_PRESETS)
+    tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics tree to read
+    train_generators: tuple[str, ...] | None = None  # replaces the preset's train/val generators
+    test_generators: tuple[str, ...] | None = None  # replaces the preset's test generators
+    checksums: bool = False  # sha256 of every file (reads whole files)
+    verify: Literal["header", "decode"] = "header"  # decode: also catch truncated pixel data
+    max_per_class: int | None = None  # at most N rows per (split, subset, generator, label)
+    seed: int = 0  # subsampling and cocoFake fake choice
+    check_leakage: bool = True  # raise if one source lands in two splits
+    harmonise: HarmoniseConfig | None = None  # also write harmonised copies (prepare_real_benchmark)
+
+    def __post_init__(self) -> None:
+        check(bool(self.root), "root", "a benchmark folder (or list file for kind csv)", self.root)
+        name = self.preset_name
+        check(name in PRESETS, "preset", ", ".join(sorted(PRESETS)), self.preset)
+        check(PRESETS[name]["kind"] == self.kind, "preset",
+              f"a {self.kind} preset: {', '.join(sorted(k for k, v in PRESETS.items() if v['kind'] == self.kind))}", self.preset)
+        check(self.max_per_class is None or self.max_per_class > 0, "max_per_class", "a positive integer or null", self.max_per_class)
+        for key in ("train_generators", "test_generators"):
+            value = getattr(self, key)
+            check(value is None or len(value) > 0, key, "a non-empty list of generator names, or null", value)
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset or DEFAULT_PRESETS[self.kind]
+
+
+def split_rules(cfg: RealBenchmarkConfig) -> dict[str, dict[str, Any]]:
+    """The preset's rules with the generator overrides applied."""
+    rules = copy.deepcopy(PRESETS[cfg.preset_name]["splits"])
+    for splits, gens in ((("train", "val"), cfg.train_generators), (("test",), cfg.test_generators)):
+        for split in splits:
+            if gens is not None and split in rules:
+                rules[split]["generator"] = [g.lower() for g in gens]
+    return rules
+
+
+def _shared_real(f: walk.LabelledFolder) -> bool:
+    return f.label == 0 and f.generator == "real"
+
+
+def _matches(f: walk.LabelledFolder, rule: dict[str, Any]) -> bool:
+    return (f.group in rule.get("group", [f.group]) and f.subset in rule.get("subset", [f.subset])
+            and (_shared_real(f) or f.generator in rule.get("generator", [f.generator])))
+
+
+def assign_folders(folders: list[walk.LabelledFolder], rules: dict[str, dict[str, Any]]) -> list[tuple[walk.LabelledFolder, list[tuple[str, float, float]]]]:
+    """Each selected folder with its (split, lo, hi) targets. A shared real folder is kept for
+    a split only when a fake folder of the same group and subset was selected for it."""
+    fake_keys = {s: {(f.group, f.subset) for f in folders if not _shared_real(f) and _matches(f, r)} for s, r in rules.items()}
+    out = []
+    for f in folders:
+        targets = []
+        for split, rule in rules.items():
+            if _matches(f, rule) and (not _shared_real(f) or "generator" not in rule or (f.group, f.subset) in fake_keys[split]):
+                lo, hi = rule.get("source_range", (0.0, 1.0))
+                targets.append((split, float(lo), float(hi)))
+        targets.sort(key=lambda t: t[1])
+        for (s1, _, hi1), (s2, lo2, _) in zip(targets, targets[1:]):
+            if lo2 < hi1:
+                raise ConfigError("preset", f"folder {f.rel!r} is selected for both {s1} and {s2}; give the splits disjoint groups or source ranges")
+        if targets:
+            out.append((f, targets))
+    return out
+
+
+def _pick_split(targets: list[tuple[str, float, float]], source: str) -> str | None:
+    if len(targets) == 1 and targets[0][1:] == (0.0, 1.0):
+        return targets[0][0]
+    h = walk.unit_hash("split", source)
+    return next((s for s, lo, hi in targets if lo <= h < hi), None)
+
+
+def _write_candidates(cfg: RealBenchmarkConfig, out_path: Path) -> tuple[str, dict[str, int]]:
+    """Steps 1-3; returns the image root and discovery counts."""
+    if cfg.kind == "csv":
+        image_root, rows = folder.read_list(cfg.root)
+        allowed = {"train": cfg.train_generators, "val": cfg.train_generators, "test": cfg.test_generators}
+        with walk.ChunkedCsvWriter(out_path, CANDIDATE_COLUMNS) as w:
+            for row in rows:
+                if _keep_listed(row, allowed[row[5]]):
+                    w.write(row)
+        return image_root, {"rows_listed": w.rows_written}
+    root = os.fspath(cfg.root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: benchmark root does not exist; set this real_benchmarks entry's root in params.yaml to the folder holding {ADAPTERS[cfg.kind].LAYOUT}")
+    mod = ADAPTERS[cfg.kind]
+    found = list(mod.find_folders(root, cfg))
+    if not found:
+        raise ManifestError(f"{root}: no labelled folders found for kind {cfg.kind!r}; expected {mod.LAYOUT} (see docs/benchmarks.md)")
+    assigned = assign_folders(found, split_rules(cfg))
+    if not assigned:
+        seen = sorted({(f.group, f.subset, f.generator) for f in found})[:20]
+        raise ManifestError(f"{root}: preset {cfg.preset_name!r} selected none of the {len(found)} folders found (group, subset, generator: {seen}); check the preset and the generator overrides")
+    with walk.ChunkedCsvWriter(out_path, CANDIDATE_COLUMNS) as w:
+        for f, targets in assigned:
+            for path in walk.iter_image_files(os.path.join(root, f.rel)):
+                rel = walk.rel_posix(path, root)
+                source = mod.source_of(f, rel)
+                split = _pick_split(targets, source)
+                if split is not None:
+                    w.write((f"{mod.BENCHMARK}/{rel}", rel, f.label, f.generator, source, split, mod.BENCHMARK, f.subset))
+    return root, {"folders_found": len(found), "folders_selected": len(assigned)}
+
+
+def _keep_listed(row: tuple, allowed: tuple[str, ...] | None) -> bool:
+    label, generator = row[2], row[3]
+    return allowed is None or (label == 0 and generator == "real") or generator in {g.lower() for g in allowed}
+
+
+def _read_csv(path: Path, int_cols: tuple[str, ...]) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for col in int_cols:
+        df[col] = df[col].astype(int)
+    return df
+
+
+def subsample(df: pd.DataFrame, max_per_class: int, seed: int) -> pd.DataFrame:
+    """At most ``max_per_class`` rows per (split, subset, generator, label), chosen by a seeded
+    hash of the source (so paired reals and fakes are kept or dropped together)."""
+    key = df["source"].map(lambda s: walk.unit_hash(seed, "subsample", s))
+    df = df.assign(_k=key).sort_values(["_k", "id"], kind="stable")
+    return df.groupby(["split", "subset", "generator", "label"], sort=False).head(max_per_class).drop(columns="_k")
+
+
+def _probe_all(cand: pd.DataFrame, image_root: str, cfg: RealBenchmarkConfig, rows_path: Path, bad_path: Path) -> None:
+    """Step 5: header of every candidate, streamed out; bad files listed, never raised."""
+    with walk.ChunkedCsvWriter(rows_path, ROW_COLUMNS) as out, walk.ChunkedCsvWriter(bad_path, ("path", "reason")) as bad:
+        for r in cand.itertuples(index=False):
+            try:
+                h = walk.probe_image(os.path.join(image_root, r.path), cfg.checksums, cfg.verify)
+            except walk.BadFile as exc:
+                bad.write((r.path, exc.reason))
+                continue
+            out.write((r.id, r.path, r.label, r.generator, r.source, r.split, h.width, h.height, h.format, h.sha256, r.benchmark, r.subset))
+
+
+def build_manifest(cfg: RealBenchmarkConfig) -> pd.DataFrame:
+    """The manifest of ``cfg``'s benchmark, sorted by id. ``attrs``: ``root`` (folder the paths
+    are relative to), ``bad_files`` (sorted list of (path, reason)) and ``stats`` (counts, seconds)."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hrr-manifest-") as tmp:
+        tmp_dir = Path(tmp)
+        image_root, stats = _write_candidates(cfg, tmp_dir / "candidates.csv")
+        cand = _read_csv(tmp_dir / "candidates.csv", ("label",)).drop_duplicates("id")
+        stats["candidates"] = len(cand)
+        t1 = time.perf_counter()
+        hooks = ADAPTERS.get(cfg.kind)
+        if hasattr(hooks, "select"):
+            cand = hooks.select(cand, cfg)
+        if cfg.max_per_class is not None:
+            cand = subsample(cand, cfg.max_per_class, cfg.seed)
+        _probe_all(cand, image_root, cfg, tmp_dir / "rows.csv", tmp_dir / "bad.csv")
+        df = _read_csv(tmp_dir / "rows.csv", ("label", "width", "height"))
+        bad_df = pd.read_csv(tmp_dir / "bad.csv", dtype=str, keep_default_na=False).sort_values("path")
+        bad = [(p, r) for p, r in zip(bad_df["path"], bad_df["reason"])]
+    if hasattr(hooks, "finish"):
+        df = hooks.finish(df, cfg)
+    if df.empty:
+        hint = f"; first bad file: {bad[0][0]} ({bad[0][1]})" if bad else ""
+        raise ManifestError(f"{cfg.root}: no usable images for preset {cfg.preset_name!r}{hint}")
+    df = validate_manifest(df, f"{cfg.kind} manifest").sort_values("id", kind="stable").reset_index(drop=True)
+    if cfg.check_leakage:
+        check_no_leakage(df, f"{cfg.kind} manifest (set check_leakage: false to keep it anyway)")
+    stats.update(probed=len(cand), rows=len(df), bad_files=len(bad), walk_s=round(t1 - t0, 3),
+                 probe_s=round(time.perf_counter() - t1, 3),
+                 counts={f"{s}/{lab}": int(n) for (s, lab), n in df.groupby(["split", "label"]).size().items()})
+    df.attrs.update(root=image_root, bad_files=bad, stats=stats)
+    return df
+
+
+def write_bad_files(bad: list[tuple[str, str]], path: str | os.PathLike) -> Path:
+    """Write a ``path,reason`` CSV (header only when nothing was bad) atomically."""
+    table = pd.DataFrame(list(bad), columns=["path", "reason"])
+    return atomic_write_bytes(path, table.to_csv(index=False, lineterminator="\n").encode())
+
+
+def write_benchmark_manifest(cfg: RealBenchmarkConfig, path: str | os.PathLike) -> Path:
+    """Build and write ``path`` (CSV), ``bad_files.csv`` and ``<stem>.meta.json`` (resolved
+    config, root, counts) beside it. Use one folder per benchmark."""
+    df = build_manifest(cfg)
+    path = write_manifest(df, path)
+    write_bad_files(df.attrs["bad_files"], path.parent / "bad_files.csv")
+    atomic_write_json(path.with_name(path.stem + ".meta.json"),
+                      {"config": to_dict(cfg), "preset": PRESETS[cfg.preset_name], "root": df.attrs["root"], "stats": df.attrs["stats"]})
+    return path
+
+
+def read_benchmark_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a manifest written by :func:`write_benchmark_manifest`; ``attrs["root"]`` is the
+    benchmark folder its paths are relative to (from the ``.meta.json`` beside it)."""
+    path = Path(path)
+    df = read_manifest(path)
+    meta = path.with_name(path.stem + ".meta.json")
+    root = json.loads(meta.read_text()).get("root") if meta.is_file() else None
+    if root is not None:
+        df.attrs["root"] = root
+    return df
+
+
+def prepare_real_benchmark(cfg: RealBenchmarkConfig, out_dir: str | os.PathLike) -> Path:
+    """The prepare stage of one real benchmark: ``out_dir/manifest.csv`` (+ bad_files.csv,
+    manifest.meta.json) and, when ``cfg.harmonise`` is set, harmonised copies under
+    ``out_dir/harmonised/`` with their own manifest.csv (paths relative to that folder).
+    Returns the manifest the experiments should read."""
+    out_dir = Path(out_dir)
+    raw = write_benchmark_manifest(cfg, out_dir / "manifest.csv")
+    if cfg.harmonise is None:
+        return raw
+    df = read_benchmark_manifest(raw)
+    hdir = out_dir / "harmonised"
+    harmonised = harmonise_manifest(df, df.attrs["root"], hdir, cfg.harmonise)
+    path = write_manifest(harmonised, hdir / "manifest.csv")
+    atomic_write_json(hdir / "manifest.meta.json", {"config": to_dict(cfg), "source_manifest": str(raw)})
+    return path
