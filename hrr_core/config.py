@@ -89,7 +89,11 @@ class Config:
         from hrr_core.training.loop import TrainConfig
 
         overrides = self.methods[method].train_overrides
-        return from_dict(TrainConfig, deep_merge(self.train, overrides), f"methods.{method}.train_overrides" if overrides else "train")
+        for where, section in (("train", self.train), (f"methods.{method}.train_overrides", overrides)):
+            if "device" in section:
+                raise ConfigError(f"{where}.device", "set the top-level `device:` instead; every stage uses that one")
+        merged = deep_merge(deep_merge(self.train, overrides), {"device": self.device.split(":")[0]})
+        return from_dict(TrainConfig, merged, f"methods.{method}.train_overrides" if overrides else "train")
 
     def model_config(self, method: str):
         m = self.methods[method]

@@ -15,6 +15,8 @@ from PIL import Image, ImageOps
 # A decompression bomb (a tiny file that decodes to gigapixels) is refused, not decoded.
 MAX_IMAGE_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class ImageLoadError(ValueError):
@@ -38,6 +40,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

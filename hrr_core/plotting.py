@@ -99,8 +99,8 @@ def size_figure(results: pd.DataFrame, metric: str = "acc") -> plt.Figure:
 
 def history_figure(history: pd.DataFrame) -> plt.Figure:
     """Training curves from a per-epoch history (columns epoch, method and metric names)."""
-    value_cols = [c for c in history.columns if c not in ("epoch", "method")]
-    long = history.melt(id_vars=["epoch", "method"], value_vars=value_cols, var_name="metric")
+    value_cols = [c for c in history.columns if "/" in c and history[c].notna().any()]  # train/*, val/*, model/*
+    long = history.melt(id_vars=["epoch", "method"], value_vars=value_cols, var_name="metric").dropna()
     g = sns.relplot(data=long, x="epoch", y="value", hue="method", col="metric", col_wrap=3, kind="line",
                     height=2.6, facet_kws={"sharey": False}, marker="o")
     return g.figure

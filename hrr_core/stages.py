@@ -137,7 +137,6 @@ def _image_loader(df: pd.DataFrame, batch_size: int, shuffle: bool, seed: int, n
 def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
     """Train ``methods.<method>`` on its training generators (train split), selecting on val."""
     from hrr_core.models.registry import build_model, build_objective
-    from hrr_core.training.logging import open_live
     from hrr_core.training.loop import fit
 
     paths = stage_paths(root)
@@ -153,11 +152,11 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
     run_config = {"method": method, "kind": m.kind, "model": to_dict(mcfg), "train": to_dict(tcfg),
                   "train_generators": list(m.train_generators), "profile": cfg.profile,
                   "data": {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df), "n_val": len(val_df)}}
-    with open_live(out / "live") as live:
-        result = fit(model, objective, train_loader, val_loader, tcfg, out, resume=False, live=live, run_config=run_config)
+    result = fit(model, objective, train_loader, val_loader, tcfg, out, resume=False, live=out / "live", run_config=run_config)
     history = pd.DataFrame(result.history).assign(method=method)
     atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
-    metrics = {"best_val_ap": round(float(result.best_val_ap), 4), "best_epoch": int(result.best_epoch), "steps": int(result.steps),
+    metrics = {"best_val_ap": None if result.best_val_ap is None else round(float(result.best_val_ap), 4),
+               "best_epoch": result.best_epoch, "steps": int(result.steps),
                "n_train": len(train_df), "n_val": len(val_df), "train_generators": list(m.train_generators)}
     atomic_write_json(paths.metrics / "train" / f"{method}.json", metrics)
     return {"metrics": metrics, "history": history}
@@ -177,8 +176,9 @@ def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> di
     load_weights(paths.model_dir(method) / "best", model)
     device = resolve_device(cfg.device)
     test_df = manifest[manifest["split"] == "test"]
-    ids, scores, _ = predict_loader(model, _image_loader(test_df, ecfg.batch_size, False, 0), device)
-    scored = pd.DataFrame({"id": ids, "score": np.asarray(scores, dtype=np.float64)})
+    ids, logits, _ = predict_loader(model, _image_loader(test_df, ecfg.batch_size, False, 0), device)
+    probs = torch.sigmoid(torch.as_tensor(np.asarray(logits, dtype=np.float64))).numpy()
+    scored = pd.DataFrame({"id": ids, "logit": np.asarray(logits, dtype=np.float64), "score": probs})
     out = paths.results_dir(method)
     atomic_write_bytes(out / "scores.csv", scored.to_csv(index=False).encode())
     families = list(families_of(manifest))
