@@ -164,10 +164,10 @@ def build_benchmark(photos: pd.DataFrame, load_photo, cfg: BenchmarkConfig, zoo_
     groups = dict(zip(photos["id"], photos["group"]))
     rows = write_reals(real, groups, out_dir, cfg)
     log(f"reals: {len(rows)} crops, {len(real.gen_train)} generator-training crops ({time.perf_counter() - t0:.1f}s)")
-    stats = {}
+    stats, shared = {}, {}  # shared: models two families use (the latent LDM of ldm_img2img / ldm_sample)
     for i, family in enumerate(cfg.families):
         t1 = time.perf_counter()
-        gen = build_generator(family, zoo_cfg)
+        gen = build_generator(family, zoo_cfg, shared)
         fit_stats = gen.fit(real.gen_train.to(device), device, torch.Generator().manual_seed(seed + 101 * (i + 1)))
         gen.save(out_dir / "generators" / family)
         fit_s = time.perf_counter() - t1
