@@ -66,6 +66,7 @@ class Config:
     train: dict[str, Any]
     evaluate: EvaluateConfig
     methods: dict[str, MethodConfig]
+    retrospection: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", ">= 0", self.seed)
@@ -76,6 +77,7 @@ class Config:
             check(not unknown, f"methods.{name}.train_generators", f"families of benchmark.families {list(self.benchmark.families)}", sorted(unknown))
         # the nested sections are validated by their own dataclasses
         self.zoo_config()
+        self.retrospection_config()
         for name in self.methods:
             self.train_config(name)
             self.model_config(name)
@@ -84,6 +86,15 @@ class Config:
         from hrr_core.benchmark.generators import ZooConfig
 
         return from_dict(ZooConfig, self.zoo, "zoo")
+
+    def retrospection_config(self):
+        from hrr_core.retrospection import RetrospectionConfig
+
+        return from_dict(RetrospectionConfig, self.retrospection, "retrospection")
+
+    def hrr_methods(self) -> list[str]:
+        """Methods whose inputs are cached MSR representations."""
+        return [name for name, m in self.methods.items() if m.kind == "hrr"]
 
     def train_config(self, method: str):
         from hrr_core.training.loop import TrainConfig

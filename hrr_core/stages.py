@@ -49,6 +49,14 @@ class StagePaths:
         return self.root / "results" / method
 
     @property
+    def retrospection(self) -> Path:
+        return self.root / "data" / "retrospection"
+
+    @property
+    def retrospection_ldm(self) -> Path:
+        return self.root / "models" / "retrospection_ldm"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics"
 
@@ -134,6 +142,51 @@ def _image_loader(df: pd.DataFrame, batch_size: int, shuffle: bool, seed: int, n
                       persistent_workers=num_workers > 0)
 
 
+def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch_size: int, shuffle: bool, seed: int, workers: int = 0):
+    """Images for image-input methods; cached MSR representations for HRR methods."""
+    if cfg.methods[method].kind != "hrr":
+        return _image_loader(df, batch_size, shuffle, seed, workers)
+    from torch.utils.data import DataLoader
+
+    from hrr_core.data.datasets import SizeBucketBatchSampler, collate
+    from hrr_core.retrospection import RetrospectionDataset, cache_key
+
+    key = cache_key(cfg.model_config(method).msr, cfg.retrospection_config())
+    ds = RetrospectionDataset(df, paths.retrospection / key)
+    sampler = SizeBucketBatchSampler(ds.sizes, batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
+
+
+def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.DataFrame:
+    """What one HRR method reads: train/val sets of its generators and the whole test split."""
+    gens = cfg.methods[method].train_generators
+    parts = [training_set(manifest, gens, "train"), training_set(manifest, gens, "val"), manifest[manifest["split"] == "test"]]
+    return pd.concat(parts).drop_duplicates("id")
+
+
+def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> dict:
+    """Train (or load) the retrospection LDM on train-split reals, then cache the MSR
+    representation of every image each HRR method needs, keyed by its MSR config."""
+    from hrr_core.retrospection import compute_cache, prepare_ldm
+
+    paths = stage_paths(root)
+    rcfg = cfg.retrospection_config()
+    seed_everything(rcfg.seed)
+    manifest = read_manifest(paths.manifest(cfg))
+    device = resolve_device(cfg.device)
+    train_reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
+    needs_ldm = any(cfg.model_config(m).msr.resolved().retrospection for m in cfg.hrr_methods())
+    ldm, ldm_stats = (prepare_ldm(rcfg, _load_images(absolute_paths(train_reals).tolist()), paths.retrospection_ldm, device)
+                      if needs_ldm else (None, {"source": "none: no method uses retrospection"}))
+    costs = {}
+    for method in cfg.hrr_methods():
+        msr = cfg.model_config(method).msr
+        costs[method] = compute_cache(retrospection_rows(cfg, manifest, method), ldm, msr, rcfg, paths.retrospection, echo)
+    metrics = {"ldm": ldm_stats, "methods": costs}
+    atomic_write_json(paths.metrics / "retrospect.json", metrics)
+    return metrics
+
+
 def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
     """Train ``methods.<method>`` on its training generators (train split), selecting on val."""
     from hrr_core.models.registry import build_model, build_objective
@@ -146,8 +199,8 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
     train_df, val_df = training_set(manifest, m.train_generators, "train"), training_set(manifest, m.train_generators, "val")
     model = build_model(m.kind, mcfg)
     objective = build_objective(m.kind, mcfg)
-    train_loader = _image_loader(train_df, tcfg.batch_size, True, tcfg.seed, tcfg.num_workers)
-    val_loader = _image_loader(val_df, tcfg.batch_size, False, tcfg.seed, tcfg.num_workers)
+    train_loader = _loader(cfg, method, train_df, paths, tcfg.batch_size, True, tcfg.seed, tcfg.num_workers)
+    val_loader = _loader(cfg, method, val_df, paths, tcfg.batch_size, False, tcfg.seed, tcfg.num_workers)
     out = paths.model_dir(method)
     run_config = {"method": method, "kind": m.kind, "model": to_dict(mcfg), "train": to_dict(tcfg),
                   "train_generators": list(m.train_generators), "profile": cfg.profile,
@@ -176,7 +229,7 @@ def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> di
     load_weights(paths.model_dir(method) / "best", model)
     device = resolve_device(cfg.device)
     test_df = manifest[manifest["split"] == "test"]
-    ids, logits, _ = predict_loader(model, _image_loader(test_df, ecfg.batch_size, False, 0), device)
+    ids, logits, _ = predict_loader(model, _loader(cfg, method, test_df, paths, ecfg.batch_size, False, 0), device)
     probs = torch.sigmoid(torch.as_tensor(np.asarray(logits, dtype=np.float64))).numpy()
     scored = pd.DataFrame({"id": ids, "logit": np.asarray(logits, dtype=np.float64), "score": probs})
     out = paths.results_dir(method)

@@ -39,10 +39,10 @@ class ObjectiveConfig:
     lambda_omega: float = 1.0  # [G] proximal threshold = lr * lambda_omega * tau_j
 
     def __post_init__(self) -> None:
-        check(self.sigma > 0, "objective.sigma", "a positive width", self.sigma)
-        check(self.kl_temperature > 0, "objective.kl_temperature", "a positive temperature", self.kl_temperature)
+        check(self.sigma > 0, "sigma", "a positive width", self.sigma)
+        check(self.kl_temperature > 0, "kl_temperature", "a positive temperature", self.kl_temperature)
         for key in ("lambda_kl", "lambda_ce", "lambda_omega"):
-            check(getattr(self, key) >= 0, f"objective.{key}", "a weight >= 0", getattr(self, key))
+            check(getattr(self, key) >= 0, f"{key}", "a weight >= 0", getattr(self, key))
 
 
 def afr_loss(f: torch.Tensor, labels: torch.Tensor, cfg: ObjectiveConfig) -> torch.Tensor:

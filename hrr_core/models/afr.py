@@ -39,12 +39,12 @@ class AFRConfig:
     bn_momentum: float = 0.1
 
     def __post_init__(self) -> None:
-        check(self.num_anchors >= 1, "afr.num_anchors", "an integer >= 1", self.num_anchors)
-        check(self.rho > 0, "afr.rho", "a positive width", self.rho)
-        check(self.anchor_range > 0, "afr.anchor_range", "a positive number", self.anchor_range)
-        check(self.tau >= 0, "afr.tau", "a number >= 0", self.tau)
-        check(self.init_std >= 0, "afr.init_std", "a number >= 0", self.init_std)
-        check(0 < self.bn_momentum <= 1, "afr.bn_momentum", "a number in (0, 1]", self.bn_momentum)
+        check(self.num_anchors >= 1, "num_anchors", "an integer >= 1", self.num_anchors)
+        check(self.rho > 0, "rho", "a positive width", self.rho)
+        check(self.anchor_range > 0, "anchor_range", "a positive number", self.anchor_range)
+        check(self.tau >= 0, "tau", "a number >= 0", self.tau)
+        check(self.init_std >= 0, "init_std", "a number >= 0", self.init_std)
+        check(0 < self.bn_momentum <= 1, "bn_momentum", "a number in (0, 1]", self.bn_momentum)
 
 
 def group_soft_threshold(alpha: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:

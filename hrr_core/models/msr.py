@@ -68,20 +68,20 @@ class MSRConfig:
 
     def __post_init__(self) -> None:
         check(len(self.scale_factors) >= 1 and all(f > 0 for f in self.scale_factors),
-              "msr.scale_factors", "a non-empty list of positive factors, e.g. [0.5, 1.0, 2.0]", self.scale_factors)
-        check(self.base_size >= 8, "msr.base_size", "an integer >= 8", self.base_size)
+              "scale_factors", "a non-empty list of positive factors, e.g. [0.5, 1.0, 2.0]", self.scale_factors)
+        check(self.base_size >= 8, "base_size", "an integer >= 8", self.base_size)
         smallest = min(scale_sides(self))
-        check(1 <= self.input_size <= smallest, "msr.input_size",
+        check(1 <= self.input_size <= smallest, "input_size",
               f"1..{smallest} (the smallest scale side, base_size * min(scale_factors)); "
               "raise base_size or lower input_size", self.input_size)
-        check(self.max_upscale >= 1.0, "msr.max_upscale", "a number >= 1", self.max_upscale)
-        check(self.noise_std >= 0, "msr.noise_std", "a number >= 0", self.noise_std)
+        check(self.max_upscale >= 1.0, "max_upscale", "a number >= 1", self.max_upscale)
+        check(self.noise_std >= 0, "noise_std", "a number >= 0", self.noise_std)
         for key in ("sharpen_rho", "dog_rho_fine", "dog_rho_coarse"):
-            check(getattr(self, key) > 0, f"msr.{key}", "a positive Gaussian width", getattr(self, key))
-        check(self.dog_rho_fine != self.dog_rho_coarse, "msr.dog_rho_coarse",
+            check(getattr(self, key) > 0, f"{key}", "a positive Gaussian width", getattr(self, key))
+        check(self.dog_rho_fine != self.dog_rho_coarse, "dog_rho_coarse",
               "a width different from dog_rho_fine (their difference is the edge map)", self.dog_rho_coarse)
-        check(0.0 <= self.strength <= 1.0, "msr.strength", "a number in [0, 1]", self.strength)
-        check(self.num_steps >= 1, "msr.num_steps", "an integer >= 1", self.num_steps)
+        check(0.0 <= self.strength <= 1.0, "strength", "a number in [0, 1]", self.strength)
+        check(self.num_steps >= 1, "num_steps", "an integer >= 1", self.num_steps)
 
     @property
     def num_scales(self) -> int:

@@ -47,7 +47,7 @@ def test_weighted_thresholds_and_omega():
 
 def test_config_checks():
     assert from_dict(AFRConfig, {"num_anchors": 4, "rho": 0.25}, "afr").num_anchors == 4
-    with pytest.raises(ConfigError, match="afr.rho"):
+    with pytest.raises(ConfigError, match="rho"):
         AFRConfig(rho=0.0)
     with pytest.raises(ConfigError, match="afr.num_anchor"):
         from_dict(AFRConfig, {"num_anchor": 4}, "afr")

@@ -44,7 +44,7 @@ def tiny_ldm():
 def test_config_from_dict_and_errors():
     cfg = from_dict(MSRConfig, {"scale_factors": [0.5, 1, 2], "base_size": 64, "input_size": 32}, "msr")
     assert cfg.num_scales == 3 and cfg.scale_factors == (0.5, 1.0, 2.0)
-    with pytest.raises(ConfigError, match="msr.input_size"):
+    with pytest.raises(ConfigError, match="input_size"):
         MSRConfig(base_size=64, input_size=64)  # the 0.5x scale is only 32 px
     with pytest.raises(ConfigError, match="msr.representation"):
         from_dict(MSRConfig, {"representation": "diff"}, "msr")

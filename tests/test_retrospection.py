@@ -1,0 +1,74 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from hrr_core.models.ldm import LatentDiffusion, LDMConfig
+from hrr_core.models.msr import MSRConfig
+from hrr_core.retrospection import RetrospectionConfig, RetrospectionDataset, cache_key, compute_cache, prepare_ldm, read_index
+
+TINY = LDMConfig(space="pixel", norm_num_groups=4, unet_block_out_channels=(8, 8), unet_steps=2, unet_batch_size=2, train_crop=16, max_train_timestep=300, seed=3)
+MSR = MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, num_steps=1, strength=0.2)
+
+
+def manifest(tmp_path, n=5):
+    rows = []
+    for k in range(n):
+        size = (40, 56)[k % 2]
+        Image.fromarray((np.random.default_rng(k).random((size, size, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{k}.png")
+        rows.append({"id": f"img{k}", "path": f"{k}.png", "label": k % 2, "width": size, "height": size})
+    df = pd.DataFrame(rows)
+    df.attrs["root"] = str(tmp_path)
+    return df
+
+
+@pytest.fixture(scope="module")
+def ldm():
+    return LatentDiffusion.create(TINY).eval()
+
+
+def test_cache_key_tracks_msr_ldm_and_seed_only():
+    cfg = RetrospectionConfig(ldm=TINY)
+    assert cache_key(MSR, cfg) == cache_key(MSR, RetrospectionConfig(ldm=TINY, batch_size=7, shard_size=3))
+    assert cache_key(MSR, cfg) != cache_key(MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, num_steps=2), cfg)
+    assert cache_key(MSR, cfg) != cache_key(MSR, RetrospectionConfig(ldm=TINY, seed=1))
+    assert cache_key(MSR, cfg) != cache_key(MSR, RetrospectionConfig(ldm=LDMConfig(space="pixel", seed=4)))
+
+
+def test_compute_cache_is_incremental_deterministic_and_readable(tmp_path, ldm):
+    df = manifest(tmp_path)
+    cfg = RetrospectionConfig(ldm=TINY, batch_size=2, shard_size=2)
+    first = compute_cache(df.iloc[:3], ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)
+    assert first["computed"] == 3
+    again = compute_cache(df, ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)
+    assert again["computed"] == 2 and again["cached"] == 5
+    folder = tmp_path / "cache" / cache_key(MSR, cfg)
+    assert sorted(read_index(folder)["id"]) == [f"img{k}" for k in range(5)]
+    ds = RetrospectionDataset(df, folder)
+    item = ds[0]
+    assert item["inputs"].shape == (2, 3, 32, 32) and item["inputs"].dtype == torch.float32
+    other = compute_cache(df.iloc[:3], ldm, MSR, cfg, tmp_path / "other", log=lambda *_: None)
+    assert other["computed"] == 3
+    ds2 = RetrospectionDataset(df.iloc[:3], tmp_path / "other" / cache_key(MSR, cfg))
+    assert all(torch.equal(ds[i]["inputs"], ds2[i]["inputs"]) for i in range(2))
+
+
+def test_dataset_names_missing_images(tmp_path, ldm):
+    df = manifest(tmp_path, 3)
+    cfg = RetrospectionConfig(ldm=TINY)
+    compute_cache(df.iloc[:1], ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)
+    with pytest.raises(ValueError, match="dvc repro retrospect"):
+        RetrospectionDataset(df, tmp_path / "cache" / cache_key(MSR, cfg))
+
+
+def test_prepare_ldm_trains_once_and_reloads(tmp_path):
+    cfg = RetrospectionConfig(ldm=TINY)
+    images = [torch.rand(3, 24, 24) for _ in range(4)]
+    ldm1, stats = prepare_ldm(cfg, images, tmp_path / "ldm", torch.device("cpu"))
+    assert stats["source"] == "trained" and stats["unet"]["steps"] == 2
+    ldm2, stats2 = prepare_ldm(cfg, images, tmp_path / "ldm", torch.device("cpu"))
+    assert stats2 == stats
+    x = torch.rand(1, 3, 32, 32)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(ldm1.img2img(x, 0.2, 1, g()), ldm2.img2img(x, 0.2, 1, g()))
