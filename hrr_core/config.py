@@ -45,13 +45,16 @@ class MethodConfig:
     """One detector of the study (``methods.<name>:``): its kind, its model config, the
     generators it trains on, and overrides of the shared ``train:`` section."""
 
-    kind: Literal["classifier", "hrr"] = "classifier"
+    kind: Literal["classifier", "hrr", "baseline"] = "classifier"
+    baseline: str | None = None  # with kind: baseline, one of hrr_core.models.baselines.BASELINES
     model: dict[str, Any] = field(default_factory=dict)
     train_generators: tuple[str, ...] = ("pixel_ddpm",)
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check(len(self.train_generators) > 0, "train_generators", "a non-empty list of generator families", self.train_generators)
+        check((self.kind == "baseline") == (self.baseline is not None), "baseline",
+              "a baseline name exactly when kind is 'baseline' (e.g. npr, cnnspot, univfd, spectrum_lr)", self.baseline)
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,13 @@ class Config:
         m = self.methods[method]
         if m.kind == "classifier":
             from hrr_core.models.classifier import ClassifierConfig as cls
-        else:
+        elif m.kind == "hrr":
             from hrr_core.models.hrr import HRRConfig as cls
+        else:
+            from hrr_core.models.baselines import BASELINES
+
+            check(m.baseline in BASELINES, f"methods.{method}.baseline", ", ".join(sorted(BASELINES)), m.baseline)
+            cls = BASELINES[m.baseline][0]
         return from_dict(cls, m.model, f"methods.{method}.model")
 
     def to_dict(self) -> dict:

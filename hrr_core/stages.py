@@ -131,21 +131,27 @@ def run_prepare(cfg: Config, root: str | Path | None = None, echo=print) -> dict
     return {"manifest": manifest, "card": card, "metrics": metrics}
 
 
-def _image_loader(df: pd.DataFrame, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0):
+def _image_loader(df: pd.DataFrame, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, transform=None):
     from torch.utils.data import DataLoader
 
     from hrr_core.data.datasets import ManifestImageDataset, SizeBucketBatchSampler, collate
 
-    ds = ManifestImageDataset(df)
+    ds = ManifestImageDataset(df, transform=transform)
     sampler = SizeBucketBatchSampler(ds.sizes, batch_size, shuffle=shuffle, seed=seed)
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
                       persistent_workers=num_workers > 0)
 
 
-def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch_size: int, shuffle: bool, seed: int, workers: int = 0):
-    """Images for image-input methods; cached MSR representations for HRR methods."""
-    if cfg.methods[method].kind != "hrr":
-        return _image_loader(df, batch_size, shuffle, seed, workers)
+def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch_size: int, shuffle: bool, seed: int,
+            workers: int = 0, train: bool = False):
+    """Images for image-input methods (with the method's train-time augmentation when
+    ``train``); cached MSR representations for HRR methods."""
+    m = cfg.methods[method]
+    if m.kind != "hrr":
+        from hrr_core.models.registry import train_transform
+
+        transform = train_transform(m.kind, cfg.model_config(method), m.baseline, seed) if train else None
+        return _image_loader(df, batch_size, shuffle, seed, workers, transform)
     from torch.utils.data import DataLoader
 
     from hrr_core.data.datasets import SizeBucketBatchSampler, collate
@@ -189,7 +195,7 @@ def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> d
 
 def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
     """Train ``methods.<method>`` on its training generators (train split), selecting on val."""
-    from hrr_core.models.registry import build_model, build_objective
+    from hrr_core.models.registry import build_model, build_objective, is_scorer
     from hrr_core.training.loop import fit
 
     paths = stage_paths(root)
@@ -197,12 +203,14 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
     seed_everything(tcfg.seed)
     manifest = read_manifest(paths.manifest(cfg))
     train_df, val_df = training_set(manifest, m.train_generators, "train"), training_set(manifest, m.train_generators, "val")
-    model = build_model(m.kind, mcfg)
-    objective = build_objective(m.kind, mcfg)
-    train_loader = _loader(cfg, method, train_df, paths, tcfg.batch_size, True, tcfg.seed, tcfg.num_workers)
-    val_loader = _loader(cfg, method, val_df, paths, tcfg.batch_size, False, tcfg.seed, tcfg.num_workers)
     out = paths.model_dir(method)
-    run_config = {"method": method, "kind": m.kind, "model": to_dict(mcfg), "train": to_dict(tcfg),
+    if is_scorer(m.kind, m.baseline):
+        return _fit_scorer(cfg, method, train_df, val_df, paths)
+    model = build_model(m.kind, mcfg, m.baseline)
+    objective = build_objective(m.kind, mcfg)
+    train_loader = _loader(cfg, method, train_df, paths, tcfg.batch_size, True, tcfg.seed, tcfg.num_workers, train=True)
+    val_loader = _loader(cfg, method, val_df, paths, tcfg.batch_size, False, tcfg.seed, tcfg.num_workers)
+    run_config = {"method": method, "kind": m.kind, "baseline": m.baseline, "model": to_dict(mcfg), "train": to_dict(tcfg),
                   "train_generators": list(m.train_generators), "profile": cfg.profile,
                   "data": {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df), "n_val": len(val_df)}}
     result = fit(model, objective, train_loader, val_loader, tcfg, out, resume=False, live=out / "live", run_config=run_config)
@@ -215,23 +223,62 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
     return {"metrics": metrics, "history": history}
 
 
-def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> dict:
-    """Score every test image with the best checkpoint; write scores, the tidy results table,
-    metrics (macro means + per generator) and ROC points per test generator."""
+def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, paths: StagePaths) -> dict:
+    """Fit a training-free / scikit-learn baseline on the train split; report val AP."""
+    from hrr_core.evaluation.metrics import binary_metrics
     from hrr_core.models.registry import build_model
+
+    m = cfg.methods[method]
+    model = build_model(m.kind, cfg.model_config(method), m.baseline)
+    model.fit(_load_images(absolute_paths(train_df).tolist()), train_df["label"].to_numpy())
+    out = paths.model_dir(method)
+    model.save(out / "best")
+    val = binary_metrics(model.score(_load_images(absolute_paths(val_df).tolist())), val_df["label"].to_numpy())
+    history = pd.DataFrame([{"epoch": 1, "val/ap": val["ap"], "val/acc": val["acc"], "method": method}])
+    atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
+    metrics = {"best_val_ap": round(val["ap"], 4), "best_epoch": 1, "steps": 0, "n_train": len(train_df), "n_val": len(val_df),
+               "train_generators": list(m.train_generators)}
+    atomic_write_json(paths.metrics / "train" / f"{method}.json", metrics)
+    return {"metrics": metrics, "history": history}
+
+
+def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths) -> pd.DataFrame:
+    """Scores of every row of ``df`` under the trained ``method``: columns id, logit, score
+    (probability of being generated)."""
+    from hrr_core.models.registry import build_model, is_scorer
     from hrr_core.training.checkpoint import load_weights
     from hrr_core.training.loop import predict_loader
 
+    m, ecfg = cfg.methods[method], cfg.evaluate
+    mcfg = cfg.model_config(method)
+    loader = _loader(cfg, method, df, paths, ecfg.batch_size, False, 0)
+    if is_scorer(m.kind, m.baseline):
+        from hrr_core.models.baselines import BASELINES
+
+        model = BASELINES[m.baseline][1].load(paths.model_dir(method) / "best")
+        ids, probs = [], []
+        for batch in loader:
+            ids += batch["ids"]
+            probs.append(np.asarray(model.score(batch["inputs"]), dtype=np.float64))
+        probs = np.concatenate(probs)
+        logits = np.log(np.clip(probs, 1e-12, 1)) - np.log(np.clip(1 - probs, 1e-12, 1))
+    else:
+        model = build_model(m.kind, mcfg, m.baseline)
+        load_weights(paths.model_dir(method) / "best", model)
+        ids, logits, _ = predict_loader(model, loader, resolve_device(cfg.device))
+        logits = np.asarray(logits, dtype=np.float64)
+        probs = torch.sigmoid(torch.as_tensor(logits)).numpy()
+    return pd.DataFrame({"id": ids, "logit": logits, "score": probs})
+
+
+def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> dict:
+    """Score every test image with the best checkpoint; write scores, the tidy results table,
+    metrics (macro means + per generator) and ROC points per test generator."""
     paths = stage_paths(root)
-    m, tcfg, ecfg = cfg.methods[method], cfg.train_config(method), cfg.evaluate
+    m, ecfg = cfg.methods[method], cfg.evaluate
     manifest = read_manifest(paths.manifest(cfg))
-    model = build_model(m.kind, cfg.model_config(method))
-    load_weights(paths.model_dir(method) / "best", model)
-    device = resolve_device(cfg.device)
     test_df = manifest[manifest["split"] == "test"]
-    ids, logits, _ = predict_loader(model, _loader(cfg, method, test_df, paths, ecfg.batch_size, False, 0), device)
-    probs = torch.sigmoid(torch.as_tensor(np.asarray(logits, dtype=np.float64))).numpy()
-    scored = pd.DataFrame({"id": ids, "logit": np.asarray(logits, dtype=np.float64), "score": probs})
+    scored = score_split(cfg, method, test_df, paths)
     out = paths.results_dir(method)
     atomic_write_bytes(out / "scores.csv", scored.to_csv(index=False).encode())
     families = list(families_of(manifest))

@@ -42,15 +42,15 @@ class VAEFamilyConfig:
     latent_channels: int = 8
     layers_per_block: int = 1
     norm_num_groups: int = 8
-    steps: int = 600
+    steps: int = 400
     batch_size: int = 16
-    crop: int = 48
+    crop: int = 32  # training crops; the nets are convolutional and run at any size
     lr: float = 1e-3
     l1_weight: float = 1.0
     fft_weight: float = 0.1
     kl_weight: float = 1e-6
     adv_weight: float = 0.05  # short hinge-GAN term against a patch discriminator
-    adv_start: int = 300
+    adv_start: int = 200
     gen_batch_size: int = 32
 
     def __post_init__(self) -> None:
@@ -75,16 +75,16 @@ class LatentLDMFamilyConfig:
     unet_block_out_channels: tuple[int, ...] = (32, 64, 64)
     unet_attention: bool = False
     norm_num_groups: int = 8
-    crop: int = 48
-    vae_steps: int = 600
-    unet_steps: int = 400
+    crop: int = 32
+    vae_steps: int = 400
+    unet_steps: int = 600
     batch_size: int = 16
     lr: float = 1e-3
     l1_weight: float = 1.0
     fft_weight: float = 0.1
     kl_weight: float = 1e-6
     adv_weight: float = 0.05
-    adv_start: int = 300
+    adv_start: int = 200
     strength: float = 0.3
     ddim_steps: int = 3
     gen_batch_size: int = 32
@@ -109,8 +109,8 @@ class PixelDDPMFamilyConfig:
     unet_block_out_channels: tuple[int, ...] = (32, 64, 64)
     norm_num_groups: int = 8
     max_train_timestep: int = 300
-    crop: int = 48
-    steps: int = 500
+    crop: int = 32
+    steps: int = 400
     batch_size: int = 16
     lr: float = 1e-3
     strength: float = 0.15
@@ -137,14 +137,14 @@ class GANUpsamplerFamilyConfig:
     width: int = 48
     num_blocks: int = 4
     disc_width: int = 32
-    crop: int = 48
-    steps: int = 600
+    crop: int = 32
+    steps: int = 1000
     batch_size: int = 16
     lr: float = 5e-4
     l1_weight: float = 1.0
     fft_weight: float = 0.1
     adv_weight: float = 0.02
-    adv_start: int = 200
+    adv_start: int = 400
     gen_batch_size: int = 32
 
     def __post_init__(self) -> None:
