@@ -33,3 +33,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or a plain single process): the one that writes outputs under torchrun/Accelerate."""
+    return int(os.environ.get("RANK", "0")) == 0

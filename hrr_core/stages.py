@@ -25,7 +25,7 @@ from hrr_core.evaluation.metrics import roc_points
 from hrr_core.evaluation.protocol import generator_set, results_table, summary, training_set
 from hrr_core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, image_to_array, load_image
 from hrr_core.paths import project_root, resolve
-from hrr_core.runtime import resolve_device, seed_everything
+from hrr_core.runtime import is_main_process, resolve_device, seed_everything
 
 log = logging.getLogger("hrr")
 
@@ -193,8 +193,9 @@ def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> d
     return metrics
 
 
-def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
-    """Train ``methods.<method>`` on its training generators (train split), selecting on val."""
+def run_train(cfg: Config, method: str, root: str | Path | None = None, resume: bool = False) -> dict:
+    """Train ``methods.<method>`` on its training generators (train split), selecting on val;
+    ``resume`` continues an interrupted run from ``models/<method>/last``."""
     from hrr_core.models.registry import build_model, build_objective, is_scorer
     from hrr_core.training.loop import fit
 
@@ -213,8 +214,10 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None) -> dict:
     run_config = {"method": method, "kind": m.kind, "baseline": m.baseline, "model": to_dict(mcfg), "train": to_dict(tcfg),
                   "train_generators": list(m.train_generators), "profile": cfg.profile,
                   "data": {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df), "n_val": len(val_df)}}
-    result = fit(model, objective, train_loader, val_loader, tcfg, out, resume=False, live=out / "live", run_config=run_config)
+    result = fit(model, objective, train_loader, val_loader, tcfg, out, resume=resume, live=out / "live", run_config=run_config)
     history = pd.DataFrame(result.history).assign(method=method)
+    if not is_main_process():  # other ranks of a multi-GPU run: rank 0 writes
+        return {"metrics": {}, "history": history}
     atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
     metrics = {"best_val_ap": None if result.best_val_ap is None else round(float(result.best_val_ap), 4),
                "best_epoch": result.best_epoch, "steps": int(result.steps),
@@ -284,7 +287,8 @@ def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> di
     families = list(families_of(manifest))
     table = results_table(scored, manifest, method, m.train_generators, families, ecfg.threshold, ecfg.n_boot, cfg.seed, ecfg.by_size)
     atomic_write_bytes(out / "results.csv", table.to_csv(index=False).encode())
-    atomic_write_json(paths.metrics / "evaluate" / f"{method}.json", summary(table)[method])
+    atomic_write_json(paths.metrics / "evaluate" / f"{method}.json",
+                      {**summary(table)[method], "profile": cfg.profile, "train_generators": list(m.train_generators)})
     merged = test_df.merge(scored, on="id")
     for fam in families:
         part = generator_set(merged, fam)
