@@ -198,3 +198,34 @@ def photo_table(seed_table: pd.DataFrame, cfg: BenchmarkConfig) -> pd.DataFrame:
 
 def families_of(manifest: pd.DataFrame) -> Sequence[str]:
     return sorted(set(manifest.loc[manifest["label"] == 1, "generator"]))
+
+
+def export_folder_view(manifest: pd.DataFrame, dest: Path, split: str = "test") -> Path:
+    """Write ``dest/<generator>/{0_real,1_fake}/`` for one split, the layout other detectors'
+    code reads (ForenSynths style). Files are hard links to the benchmark's files where the
+    filesystem allows (copies otherwise), so the view costs no space; reals shared by every
+    generator appear under each generator's ``0_real``."""
+    import os
+    import shutil
+
+    from hrr_core.data.manifest import absolute_paths
+
+    dest = Path(dest)
+    part = manifest[manifest["split"] == split]
+    paths = dict(zip(part["id"], absolute_paths(part)))
+    reals = part[(part["label"] == 0) & (part["generator"] == REAL)]
+    for family in families_of(part):
+        fakes = part[(part["label"] == 1) & (part["generator"] == family)]
+        for sub, rows in (("0_real", reals), ("1_fake", fakes)):
+            folder = dest / family / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            for rid in rows["id"]:
+                src = Path(paths[rid])
+                target = folder / src.name
+                if target.exists():
+                    continue
+                try:
+                    os.link(src, target)
+                except OSError:
+                    shutil.copy2(src, target)
+    return dest
