@@ -23,6 +23,12 @@ from hrr_core.confutil import ConfigError, check, deep_merge, from_dict, to_dict
 from hrr_core.paths import resolve
 
 PROFILES = ("smoke", "default", "full")
+ABLATION_PREFIX = "ablation-"
+
+
+def ablation_method(row: str) -> str:
+    """The method name an ablation row trains and reports under."""
+    return f"{ABLATION_PREFIX}{row}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class Config:
     evaluate: EvaluateConfig
     methods: dict[str, MethodConfig]
     retrospection: dict[str, Any] = field(default_factory=dict)
+    ablations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ablation_run: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", ">= 0", self.seed)
@@ -84,6 +92,11 @@ class Config:
         for name in self.methods:
             self.train_config(name)
             self.model_config(name)
+        unknown = set(self.ablation_run) - set(self.ablations)
+        check(not unknown, "ablation_run", f"names of ablations: {sorted(self.ablations)}", sorted(unknown))
+        check(not self.ablations or "hrr" in self.methods, "ablations", "rows only with a methods.hrr entry to vary", sorted(self.ablations))
+        for name in self.ablations:
+            self.model_config(ablation_method(name))
 
     def zoo_config(self):
         from hrr_core.benchmark.generators import ZooConfig
@@ -97,20 +110,32 @@ class Config:
 
     def hrr_methods(self) -> list[str]:
         """Methods whose inputs are cached MSR representations."""
-        return [name for name, m in self.methods.items() if m.kind == "hrr"]
+        names = [name for name, m in self.methods.items() if m.kind == "hrr"]
+        return names + [ablation_method(row) for row in self.ablation_run]
 
     def train_config(self, method: str):
         from hrr_core.training.loop import TrainConfig
 
-        overrides = self.methods[method].train_overrides
+        overrides = self.method(method).train_overrides
         for where, section in (("train", self.train), (f"methods.{method}.train_overrides", overrides)):
             if "device" in section:
                 raise ConfigError(f"{where}.device", "set the top-level `device:` instead; every stage uses that one")
         merged = deep_merge(deep_merge(self.train, overrides), {"device": self.device.split(":")[0]})
         return from_dict(TrainConfig, merged, f"methods.{method}.train_overrides" if overrides else "train")
 
+    def method(self, name: str) -> MethodConfig:
+        """``methods.<name>``, or the HRR variant of ablation row ``ablation-<row>``."""
+        if name.startswith(ABLATION_PREFIX) and name[len(ABLATION_PREFIX):] in self.ablations:
+            base = self.methods["hrr"]
+            model = deep_merge(base.model, self.ablations[name[len(ABLATION_PREFIX):]])
+            return MethodConfig(kind="hrr", model=model, train_generators=base.train_generators, train_overrides=base.train_overrides)
+        if name not in self.methods:
+            raise ConfigError(f"methods.{name}", f"no such method; known: {', '.join(self.methods)}")
+        return self.methods[name]
+
     def model_config(self, method: str):
-        m = self.methods[method]
+        m = self.method(method)
+        where = f"ablations.{method[len(ABLATION_PREFIX):]}" if method.startswith(ABLATION_PREFIX) else f"methods.{method}.model"
         if m.kind == "classifier":
             from hrr_core.models.classifier import ClassifierConfig as cls
         elif m.kind == "hrr":
@@ -120,7 +145,7 @@ class Config:
 
             check(m.baseline in BASELINES, f"methods.{method}.baseline", ", ".join(sorted(BASELINES)), m.baseline)
             cls = BASELINES[m.baseline][0]
-        return from_dict(cls, m.model, f"methods.{method}.model")
+        return from_dict(cls, m.model, where)
 
     def to_dict(self) -> dict:
         return to_dict(self)

@@ -104,3 +104,16 @@ def history_figure(history: pd.DataFrame) -> plt.Figure:
     g = sns.relplot(data=long, x="epoch", y="value", hue="method", col="metric", col_wrap=3, kind="line",
                     height=2.6, facet_kws={"sharey": False}, marker="o")
     return g.figure
+
+
+def ablation_figure(rows: pd.DataFrame) -> plt.Figure:
+    """Mean ACC and AP over test generators per ablation row (``row, acc, ap``), full HRR first."""
+    long = rows.melt(id_vars=["row"], value_vars=["acc", "ap"], var_name="metric")
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 3.6))
+    sns.barplot(data=long, x="row", y="value", hue="metric", ax=ax)
+    ax.set_ylim(0, 1.02)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("")
+    ax.set_title("HRR ablations: mean over test generators")
+    ax.tick_params(axis="x", rotation=30)
+    return fig

@@ -17,7 +17,8 @@ from hrr_core.paths import project_root
 START, END = "<!-- RESULTS:START -->", "<!-- RESULTS:END -->"
 FIGURES = [("figures/metrics_per_generator.png", "ACC and AP per test generator, 95% bootstrap intervals"),
            ("figures/size.png", "accuracy by image size"), ("figures/roc.png", "ROC per test generator"),
-           ("figures/sample_grid.png", "the same content, real and every generator"), ("figures/training.png", "training curves")]
+           ("figures/ablations.png", "HRR ablations"), ("figures/sample_grid.png", "the same content, real and every generator"),
+           ("figures/training.png", "training curves")]
 
 
 def _fmt(x) -> str:
@@ -28,6 +29,8 @@ def render_results(root: Path) -> str:
     """Markdown for the Results section from ``metrics/`` (empty note when nothing ran yet)."""
     ev_dir = root / "metrics" / "evaluate"
     evals = {p.stem: json.loads(p.read_text()) for p in sorted(ev_dir.glob("*.json"))} if ev_dir.is_dir() else {}
+    ablations = {k.removeprefix("ablation-"): v for k, v in evals.items() if k.startswith("ablation-") and "mean" in v}
+    evals = {k: v for k, v in evals.items() if not k.startswith("ablation-")}
     if not evals:
         return "_No results yet: run `dvc repro`, then `python -m hrr_core.report`._"
     profile = sorted({e.get("profile", "?") for e in evals.values()})
@@ -50,6 +53,13 @@ def render_results(root: Path) -> str:
         lines.append(f"| {method} | {'+'.join(e.get('train_generators', []))} | {_fmt(m['acc'])} | {_fmt(m['real_acc'])} | "
                      f"{_fmt(m['fake_acc'])} | {_fmt(m['ap'])} | {_fmt(m['auc'])} | " + " | ".join(_fmt(e.get(g, {}).get("ap")) for g in gens) + " |")
     lines += ["", "Per-size numbers and 95% intervals: `results/<method>/results.csv`; `dvc metrics show` prints every figure.", ""]
+    if ablations and "hrr" in evals:
+        lines += ["### HRR ablations", "", "Each row changes one part of `methods.hrr` (`ablations:` in params.yaml); rows of "
+                  "`ablation_run` ran in this profile, the others are listed in `metrics/evaluate/ablation-*.json` as skipped.", "",
+                  "| row | mean ACC | mean AP | mean AUC |", "|---|---|---|---|"]
+        for name, e in [("full HRR", evals["hrr"]), *ablations.items()]:
+            lines.append(f"| {name} | {_fmt(e['mean']['acc'])} | {_fmt(e['mean']['ap'])} | {_fmt(e['mean']['auc'])} |")
+        lines.append("")
     lines += [f"![{cap}]({path})" for path, cap in FIGURES if (root / path).exists()]
     return "\n".join(lines)
 

@@ -146,7 +146,7 @@ def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch
             workers: int = 0, train: bool = False):
     """Images for image-input methods (with the method's train-time augmentation when
     ``train``); cached MSR representations for HRR methods."""
-    m = cfg.methods[method]
+    m = cfg.method(method)
     if m.kind != "hrr":
         from hrr_core.models.registry import train_transform
 
@@ -165,7 +165,7 @@ def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch
 
 def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.DataFrame:
     """What one HRR method reads: train/val sets of its generators and the whole test split."""
-    gens = cfg.methods[method].train_generators
+    gens = cfg.method(method).train_generators
     parts = [training_set(manifest, gens, "train"), training_set(manifest, gens, "val"), manifest[manifest["split"] == "test"]]
     return pd.concat(parts).drop_duplicates("id")
 
@@ -184,6 +184,9 @@ def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> d
     needs_ldm = any(cfg.model_config(m).msr.resolved().retrospection for m in cfg.hrr_methods())
     ldm, ldm_stats = (prepare_ldm(rcfg, _load_images(absolute_paths(train_reals).tolist()), paths.retrospection_ldm, device)
                       if needs_ldm else (None, {"source": "none: no method uses retrospection"}))
+    if ldm is None:  # the stage's declared outputs exist either way
+        atomic_write_text(paths.retrospection_ldm / "NONE.txt", ldm_stats["source"] + "\n")
+    paths.retrospection.mkdir(parents=True, exist_ok=True)
     costs = {}
     for method in cfg.hrr_methods():
         msr = cfg.model_config(method).msr
@@ -200,7 +203,7 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None, resume: 
     from hrr_core.training.loop import fit
 
     paths = stage_paths(root)
-    m, tcfg, mcfg = cfg.methods[method], cfg.train_config(method), cfg.model_config(method)
+    m, tcfg, mcfg = cfg.method(method), cfg.train_config(method), cfg.model_config(method)
     seed_everything(tcfg.seed)
     manifest = read_manifest(paths.manifest(cfg))
     train_df, val_df = training_set(manifest, m.train_generators, "train"), training_set(manifest, m.train_generators, "val")
@@ -223,7 +226,21 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None, resume: 
                "best_epoch": result.best_epoch, "steps": int(result.steps),
                "n_train": len(train_df), "n_val": len(val_df), "train_generators": list(m.train_generators)}
     atomic_write_json(paths.metrics / "train" / f"{method}.json", metrics)
+    _write_card(cfg, method, train_df, val_df, paths)
     return {"metrics": metrics, "history": history}
+
+
+def _write_card(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, paths: StagePaths) -> None:
+    """Make ``models/<method>`` self-describing for hrr-detect: config, preprocessing, and the
+    threshold calibrated on validation scores (never test)."""
+    from hrr_core.predict import write_card_for_method
+
+    scored = score_split(cfg, method, val_df, paths)
+    labels = val_df.set_index("id").loc[scored["id"], "label"]
+    summary = {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df), "n_val": len(val_df),
+               "train_generators": list(cfg.method(method).train_generators)}
+    ldm = paths.retrospection_ldm if cfg.method(method).kind == "hrr" and cfg.model_config(method).msr.resolved().retrospection else None
+    write_card_for_method(cfg, method, paths.model_dir(method), scored["score"], labels, summary, retrospection_ldm_dir=ldm)
 
 
 def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, paths: StagePaths) -> dict:
@@ -231,7 +248,7 @@ def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.Dat
     from hrr_core.evaluation.metrics import binary_metrics
     from hrr_core.models.registry import build_model
 
-    m = cfg.methods[method]
+    m = cfg.method(method)
     model = build_model(m.kind, cfg.model_config(method), m.baseline)
     model.fit(_load_images(absolute_paths(train_df).tolist()), train_df["label"].to_numpy())
     out = paths.model_dir(method)
@@ -242,6 +259,7 @@ def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.Dat
     metrics = {"best_val_ap": round(val["ap"], 4), "best_epoch": 1, "steps": 0, "n_train": len(train_df), "n_val": len(val_df),
                "train_generators": list(m.train_generators)}
     atomic_write_json(paths.metrics / "train" / f"{method}.json", metrics)
+    _write_card(cfg, method, train_df, val_df, paths)
     return {"metrics": metrics, "history": history}
 
 
@@ -252,7 +270,7 @@ def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths) -
     from hrr_core.training.checkpoint import load_weights
     from hrr_core.training.loop import predict_loader
 
-    m, ecfg = cfg.methods[method], cfg.evaluate
+    m, ecfg = cfg.method(method), cfg.evaluate
     mcfg = cfg.model_config(method)
     loader = _loader(cfg, method, df, paths, ecfg.batch_size, False, 0)
     if is_scorer(m.kind, m.baseline):
@@ -278,7 +296,7 @@ def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> di
     """Score every test image with the best checkpoint; write scores, the tidy results table,
     metrics (macro means + per generator) and ROC points per test generator."""
     paths = stage_paths(root)
-    m, ecfg = cfg.methods[method], cfg.evaluate
+    m, ecfg = cfg.method(method), cfg.evaluate
     manifest = read_manifest(paths.manifest(cfg))
     test_df = manifest[manifest["split"] == "test"]
     scored = score_split(cfg, method, test_df, paths)
@@ -297,10 +315,21 @@ def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> di
     return {"results": table, "scores": scored}
 
 
+def ablation_table(root: Path) -> pd.DataFrame:
+    """Mean metrics of full HRR and of every ablation row that ran (skipped rows left out)."""
+    rows = []
+    for f in sorted((root / "metrics" / "evaluate").glob("*.json")):
+        if f.stem == "hrr" or f.stem.startswith("ablation-"):
+            data = json.loads(f.read_text())
+            if "mean" in data:
+                rows.append({"row": "full HRR" if f.stem == "hrr" else f.stem.removeprefix("ablation-"), **data["mean"]})
+    return pd.DataFrame(rows)
+
+
 def run_figures(cfg: Config, root: str | Path | None = None) -> dict:
     """Figures from every method's results: metric bars with CIs, ROC curves, size curves,
-    training curves."""
-    from hrr_core.plotting import history_figure, metric_bars, roc_figure, save_figure, size_figure
+    training curves, and the ablation bars."""
+    from hrr_core.plotting import ablation_figure, history_figure, metric_bars, roc_figure, save_figure, size_figure
 
     paths = stage_paths(root)
     methods = list(cfg.methods)
@@ -312,6 +341,28 @@ def run_figures(cfg: Config, root: str | Path | None = None) -> dict:
     history = pd.concat([pd.read_csv(paths.model_dir(m) / "history.csv") for m in methods])
     figures = {"metrics_per_generator.png": metric_bars(results), "roc.png": roc_figure(pd.concat(rocs)),
                "size.png": size_figure(results), "training.png": history_figure(history)}
+    ablations = ablation_table(paths.root)
+    if len(ablations):
+        figures["ablations.png"] = ablation_figure(ablations)
     for name, fig in figures.items():
         save_figure(fig, paths.figures / name)
-    return {"figures": [str(paths.figures / n) for n in figures], "results": results}
+    return {"figures": [str(paths.figures / n) for n in figures], "results": results, "ablations": ablations}
+
+
+def run_ablation(cfg: Config, row: str, root: str | Path | None = None) -> dict:
+    """Train and evaluate one HRR ablation row (``ablations.<row>`` applied to methods.hrr),
+    or, for a row the profile does not run (``ablation_run``), write outputs that say so."""
+    from hrr_core.config import ablation_method
+
+    paths = stage_paths(root)
+    method = ablation_method(row)
+    if row not in cfg.ablation_run:
+        note = f"skipped: ablation {row!r} is not in ablation_run of profile {cfg.profile!r} ({list(cfg.ablation_run)})"
+        for folder in (paths.model_dir(method), paths.results_dir(method), paths.plots / "roc" / method):
+            atomic_write_text(folder / "SKIPPED.txt", note + "\n")
+        for kind in ("train", "evaluate"):
+            atomic_write_json(paths.metrics / kind / f"{method}.json", {"skipped": note, "profile": cfg.profile})
+        return {"skipped": note}
+    trained = run_train(cfg, method, root)
+    evaluated = run_evaluate(cfg, method, root)
+    return {"metrics": trained["metrics"], "results": evaluated["results"]}
