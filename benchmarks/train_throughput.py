@@ -58,19 +58,43 @@ def _small_resnet(image_size: int) -> nn.Module:
     return BinaryClassifier(ClassifierConfig(backbone=BackboneConfig(name="small_resnet", pretrained=False)))
 
 
+def _params_model(method: str):
+    """The model of ``methods.<method>`` in params.yaml (default profile)."""
+    from hrr_core.config import load_config
+    from hrr_core.models.registry import build_model
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "params.yaml", "default")
+    m = cfg.method(method)
+    return build_model(m.kind, cfg.model_config(method), m.baseline), cfg.model_config(method)
+
+
+def _hrr(image_size: int) -> nn.Module:
+    return _params_model("hrr")[0]
+
+
+def _hrr_input_shape(image_size: int) -> tuple[int, ...]:
+    """HRR trains on cached MSR representations: (K, C', S, S) per image."""
+    from hrr_core.models.msr import representation_channels
+
+    msr = _params_model("hrr")[1].msr.resolved()
+    return (msr.num_scales, representation_channels(msr), msr.input_size, msr.input_size)
+
+
 MODELS: dict[str, Callable[[int], nn.Module]] = {
     "small_resnet": _small_resnet,  # BinaryClassifier on SmallResNet(width 24, depth 1), ~0.7 M parameters
     "tiny_cnn": lambda image_size: TinyCNN(),
-    # "hrr": lambda image_size: HRRDetector(HRRConfig(...)),  # add when hrr_core.models.hrr is wired
+    "cnn": lambda image_size: _params_model("cnn")[0],  # methods.cnn: EfficientNet-Lite0 classifier
+    "hrr": _hrr,  # methods.hrr on its cached representations (the size argument is ignored: MSR fixes S)
 }
+INPUT_SHAPES: dict[str, Callable[[int], tuple[int, ...]]] = {"hrr": _hrr_input_shape}
 
 
 class RandomImages(torch.utils.data.Dataset):
     """``length`` samples cycling through a fixed pool of random images (no per-item RNG cost)."""
 
-    def __init__(self, length: int, image_size: int, pool: int = 64):
+    def __init__(self, length: int, shape: tuple[int, ...], pool: int = 64):
         g = torch.Generator().manual_seed(0)
-        self.x = torch.rand(pool, 3, image_size, image_size, generator=g)
+        self.x = torch.rand(pool, *shape, generator=g)
         self.y = torch.randint(0, 2, (pool,), generator=g).float()
         self.length = length
 
@@ -101,7 +125,8 @@ def measure(model_name: str, image_size: int, amp: str, args: argparse.Namespace
     seconds = 0.0
     for steps in (args.warmup, args.steps):
         model = MODELS[model_name](image_size)
-        data = RandomImages(steps * args.batch_size, image_size)
+        shape = INPUT_SHAPES.get(model_name, lambda size: (3, size, size))(image_size)
+        data = RandomImages(steps * args.batch_size, shape)
         loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

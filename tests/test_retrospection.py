@@ -72,3 +72,18 @@ def test_prepare_ldm_trains_once_and_reloads(tmp_path):
     x = torch.rand(1, 3, 32, 32)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     assert torch.equal(ldm1.img2img(x, 0.2, 1, g()), ldm2.img2img(x, 0.2, 1, g()))
+
+
+def test_pretrained_diffusers_parts_are_loaded_not_trained(tmp_path):
+    """Real benchmarks point retrospection at a local diffusers checkpoint (e.g. SD's unet/ and
+    vae/); here a tiny randomly initialised one saved in that format."""
+    from hrr_core.models.ldm import build_unet, build_vae
+
+    latent = LDMConfig(space="latent", norm_num_groups=4, vae_block_out_channels=(8, 8), unet_block_out_channels=(8, 8), seed=5)
+    build_vae(latent).save_pretrained(tmp_path / "sd" / "vae")
+    build_unet(latent, latent.vae_latent_channels).save_pretrained(tmp_path / "sd" / "unet")
+    cfg = RetrospectionConfig(pretrained_vae_dir=str(tmp_path / "sd" / "vae"), pretrained_unet_dir=str(tmp_path / "sd" / "unet"))
+    ldm, stats = prepare_ldm(cfg, [], tmp_path / "unused", torch.device("cpu"))
+    assert stats == {"source": "pretrained"} and ldm.vae is not None and not (tmp_path / "unused").exists()
+    out = compute_cache(manifest(tmp_path, 2), ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)
+    assert out["computed"] == 2
