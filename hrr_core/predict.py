@@ -42,7 +42,7 @@ import hrr_core
 from hrr_core.confutil import ConfigError, from_dict, to_dict
 from hrr_core.data.transforms import to_tensor, to_uint8
 from hrr_core.data.walk import IMAGE_EXTENSIONS
-from hrr_core.io import ImageLoadError, atomic_write_json, image_to_array, load_image
+from hrr_core.io import ImageLoadError, atomic_write_json, image_to_array, load_image, sha256_file
 
 CARD_FILE = "detector.json"
 CARD_FORMAT = "hrr-detector"
@@ -70,19 +70,11 @@ def display_path(path: str | os.PathLike) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _folder_digest(folder: Path) -> str:
     """sha256 over the names and contents of the files of ``folder`` (the trained weights)."""
     digest = hashlib.sha256()
     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{f.relative_to(folder).as_posix()}:{file_sha256(f)}\n".encode())
+        digest.update(f"{f.relative_to(folder).as_posix()}:{sha256_file(f)}\n".encode())
     return digest.hexdigest()
 
 
@@ -339,7 +331,7 @@ class Detector:
         for i in idx:
             try:
                 img = to_tensor(image_to_array(load_image(paths[i])))  # (3, H, W)
-                seed = int(file_sha256(paths[i])[:16], 16) if self.kind == "hrr" else 0
+                seed = int(sha256_file(paths[i])[:16], 16) if self.kind == "hrr" else 0
             except ImageLoadError as exc:
                 failures[i] = exc.reason + (f"; {exc.fix}" if exc.fix else "")
                 continue

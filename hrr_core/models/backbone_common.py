@@ -72,6 +72,16 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+def init_conv_bn(m: nn.Module) -> None:
+    """The ResNet-style initialisation of one module: Kaiming-normal (fan-out) convolutions,
+    BatchNorm weight 1 and bias 0; other modules are left alone."""
+    if isinstance(m, nn.Conv2d):
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
 def early_norm(enabled: bool, channels: int) -> nn.Module:
     """The ``instance_norm_early`` ablation switch: ``InstanceNorm2d(affine=False)`` on the stem's
     output maps (stage 1 in the EfficientNet and ResNet papers' tables), which strips each image's

@@ -21,6 +21,7 @@ from hrr_core.models.backbone_common import (
     DropPath,
     InputNormalization,
     early_norm,
+    init_conv_bn,
     global_pool,
     load_state_dict_checked,
     package_file,
@@ -126,11 +127,7 @@ class EfficientNetLite0(nn.Module):
 
     def _init_weights(self) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+            init_conv_bn(m)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> (B, 1280, ceil(H/32), ceil(W/32)) final feature map."""

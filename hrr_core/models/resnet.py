@@ -19,6 +19,7 @@ from hrr_core.models.backbone_common import (
     DropPath,
     InputNormalization,
     early_norm,
+    init_conv_bn,
     global_pool,
     load_state_dict_checked,
     read_state_dict,
@@ -111,11 +112,7 @@ class _ResNetBase(nn.Module):
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+            init_conv_bn(m)
             if zero_init_residual and isinstance(m, (BasicBlock, Bottleneck)):
                 nn.init.zeros_(m.last_bn().weight)
 

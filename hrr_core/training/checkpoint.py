@@ -17,7 +17,6 @@ save or load if a crash lands between the two renames).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -34,7 +33,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 import hrr_core
-from hrr_core.io import atomic_write_json
+from hrr_core.io import atomic_write_json, sha256_file
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -93,14 +92,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- files
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
@@ -140,7 +131,7 @@ def _write_files(tmp: Path, model: torch.nn.Module, state: dict[str, Any], meta:
     (tmp / STATE_FILE).write_bytes(_state_bytes(state))
     for name in (MODEL_FILE, STATE_FILE):
         _fsync_file(tmp / name)
-    meta["files"] = {n: {"sha256": _sha256(tmp / n), "bytes": (tmp / n).stat().st_size} for n in (MODEL_FILE, STATE_FILE)}
+    meta["files"] = {n: {"sha256": sha256_file(tmp / n), "bytes": (tmp / n).stat().st_size} for n in (MODEL_FILE, STATE_FILE)}
     atomic_write_json(tmp / META_FILE, meta)  # written last: a folder with meta.json is complete
     for name in (MODEL_FILE, STATE_FILE, META_FILE):
         os.chmod(tmp / name, 0o644)  # temp files are created owner-only
@@ -242,7 +233,7 @@ def _verify_file(path: Path, expected: dict[str, Any] | None, fix: str) -> None:
     size = path.stat().st_size
     if size != expected["bytes"]:
         raise CheckpointError(path, f"truncated or altered: {size} bytes, expected {expected['bytes']}", fix)
-    if _sha256(path) != expected["sha256"]:
+    if sha256_file(path) != expected["sha256"]:
         raise CheckpointError(path, "corrupt: sha256 differs from meta.json", fix)
 
 

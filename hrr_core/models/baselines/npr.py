@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrr_core.confutil import check
+from hrr_core.models.backbone_common import init_conv_bn
 from hrr_core.models.baselines.common import check_images
 from hrr_core.models.outputs import DetectorOutput
 from hrr_core.models.resnet import IMAGENET_STD, BasicBlock, Bottleneck
@@ -100,11 +101,7 @@ class NPR(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(ch, 1)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+            init_conv_bn(m)
 
     def forward(self, x: torch.Tensor) -> DetectorOutput:
         check_images(x)
