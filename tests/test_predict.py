@@ -32,13 +32,7 @@ TINY_MSR = MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, max_
 TINY_LDM = LDMConfig(space="pixel", norm_num_groups=4, unet_block_out_channels=(8, 8), max_train_timestep=300, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared CPU: one thread is fastest."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- tiny checkpoints

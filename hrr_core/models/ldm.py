@@ -167,6 +167,20 @@ def _history_stats(losses: list[float], seconds: float) -> dict:
             "loss_final": sum(tail) / len(tail) if tail else float("nan")}
 
 
+def optimise_with_adversary(opt: torch.optim.Optimizer, loss: torch.Tensor, adversary, step: int,
+                            real: torch.Tensor, fake: torch.Tensor) -> float | None:
+    """One generator step: from ``adversary.start`` on, add ``adversary.weight`` times its
+    generator loss, step ``opt``, then give the discriminator its step; returns the
+    discriminator's loss, or None when the adversary is off (None, weight 0, or too early)."""
+    use_adv = adversary is not None and adversary.weight > 0 and step >= adversary.start
+    if use_adv:
+        loss = loss + adversary.weight * adversary.generator_loss(fake)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return adversary.discriminator_step(real, fake.detach()) if use_adv else None
+
+
 def train_vae(vae: AutoencoderKL, images: Images, cfg: LDMConfig, device: torch.device,
               generator: torch.Generator, adversary=None) -> dict:
     """Train ``vae`` on random crops of ``images`` (in [0, 1]) with L1 (or MSE) + FFT + KL, then
@@ -186,14 +200,9 @@ def train_vae(vae: AutoencoderKL, images: Images, cfg: LDMConfig, device: torch.
         x_hat = vae.decode(z).sample
         loss = vae_recon_loss(x_hat, x, cfg) + cfg.vae_kl_weight * post.kl().mean()
         losses.append(float(loss.detach()))
-        use_adv = adversary is not None and adversary.weight > 0 and step >= adversary.start
-        if use_adv:
-            loss = loss + adversary.weight * adversary.generator_loss(x_hat)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if use_adv:
-            disc_losses.append(adversary.discriminator_step(x, x_hat.detach()))
+        disc = optimise_with_adversary(opt, loss, adversary, step, x, x_hat)
+        if disc is not None:
+            disc_losses.append(disc)
     vae.eval()
     with torch.no_grad():
         x = random_batch(images, min(64, 4 * cfg.vae_batch_size), cfg.train_crop, generator).to(device) * 2 - 1

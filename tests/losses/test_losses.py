@@ -12,13 +12,7 @@ from hrr_core.models.afr import AdditiveFeatureRefinement, AFRConfig
 from hrr_core.models.outputs import DetectorOutput
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster than several on a shared, busy CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_correntropy_tends_to_squared_loss_and_is_bounded():

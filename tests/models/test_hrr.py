@@ -15,13 +15,7 @@ from hrr_core.models.msr import MSRConfig
 MSR = dict(base_size=64, input_size=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster than several on a shared, busy CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyBackbone(nn.Module):

@@ -15,13 +15,7 @@ TINY_LDM = dict(norm_num_groups=4, vae_block_out_channels=(8, 8), vae_latent_cha
                 unet_block_out_channels=(8, 16), max_train_timestep=400)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster than several on a shared, busy CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _img(h, w, seed=0, c=3):

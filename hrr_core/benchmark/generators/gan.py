@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from hrr_core.models.ldm import fft_loss, random_batch
+from hrr_core.models.ldm import fft_loss, optimise_with_adversary, random_batch
 
 
 class PatchDiscriminator(nn.Module):
@@ -108,14 +108,9 @@ def train_upsampler(net: UpsamplerNet, adversary: Adversary, images, cfg, device
         fake = net(downsample_half(x))
         loss = cfg.l1_weight * (fake - x).abs().mean() + cfg.fft_weight * fft_loss(fake, x)
         rec.append(float(loss.detach()))
-        use_adv = cfg.adv_weight > 0 and step >= cfg.adv_start
-        if use_adv:
-            loss = loss + cfg.adv_weight * adversary.generator_loss(fake)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if use_adv:
-            adv.append(adversary.discriminator_step(x, fake.detach()))
+        disc = optimise_with_adversary(opt, loss, adversary, step, x, fake)
+        if disc is not None:
+            adv.append(disc)
     net.eval()
     tail = rec[-max(1, len(rec) // 10):]
     return {"steps": len(rec), "seconds": round(time.perf_counter() - t0, 2),
