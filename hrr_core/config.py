@@ -20,6 +20,7 @@ import yaml
 
 from hrr_core.benchmark.build import BenchmarkConfig
 from hrr_core.confutil import ConfigError, check, deep_merge, from_dict, to_dict
+from hrr_core.evaluation.robustness import RobustnessConfig
 from hrr_core.paths import resolve
 
 PROFILES = ("smoke", "default", "full")
@@ -44,6 +45,25 @@ class EvaluateConfig:
         check(0.0 < self.threshold < 1.0, "threshold", "a probability in (0, 1)", self.threshold)
         check(self.n_boot >= 0, "n_boot", ">= 0 (0 disables intervals)", self.n_boot)
         check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """``study:``: what stage ``study@<method>`` adds to the main train/evaluate run: more
+    training seeds (the headline's mean ± std), a cross-generator matrix (train on each family
+    of ``cross_train`` alone, test on all) and test-time robustness of the main model on a
+    fixed, content-matched sample of the test split (``max_images``; null = all of it)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    cross_train: tuple[str, ...] = ()
+    max_images: int | None = 240
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+
+    def __post_init__(self) -> None:
+        check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0, "seeds",
+              "distinct seeds >= 0, at least one (three or more for a mean ± std)", self.seeds)
+        check(len(set(self.cross_train)) == len(self.cross_train), "cross_train", "distinct families", self.cross_train)
+        check(self.max_images is None or self.max_images >= 10, "max_images", ">= 10 or null (all test images)", self.max_images)
 
 
 @dataclass(frozen=True)
@@ -78,14 +98,18 @@ class Config:
     retrospection: dict[str, Any] = field(default_factory=dict)
     ablations: dict[str, dict[str, Any]] = field(default_factory=dict)
     ablation_run: tuple[str, ...] = ()
+    study: StudyConfig = field(default_factory=StudyConfig)
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", ">= 0", self.seed)
         check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
         check(len(self.methods) > 0, "methods", "at least one method", self.methods)
+        check("study" not in self.methods, "methods.study", "another name: models/study and results/study hold the study stage's runs", "study")
         for name, m in self.methods.items():
             unknown = set(m.train_generators) - set(self.benchmark.families)
             check(not unknown, f"methods.{name}.train_generators", f"families of benchmark.families {list(self.benchmark.families)}", sorted(unknown))
+        unknown = set(self.study.cross_train) - set(self.benchmark.families)
+        check(not unknown, "study.cross_train", f"families of benchmark.families {list(self.benchmark.families)}", sorted(unknown))
         # the nested sections are validated by their own dataclasses
         self.zoo_config()
         self.retrospection_config()

@@ -117,3 +117,91 @@ def ablation_figure(rows: pd.DataFrame) -> plt.Figure:
     ax.set_title("HRR ablations: mean over test generators")
     ax.tick_params(axis="x", rotation=30)
     return fig
+
+
+def cross_generator_heatmap(study: pd.DataFrame, metric: str = "ap") -> plt.Figure:
+    """One train × test heatmap of ``metric`` per method (clean test set, seed of the main run)."""
+    none = study[study["condition"] == "none"]
+    methods = sorted(none["method"].unique())
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods), 0.5 * none["train"].nunique() + 2.4), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        part = none[none["method"] == method]
+        part = part[part["seed"] == part["seed"].min()]
+        grid = part.pivot_table(index="train", columns="test", values=metric)
+        sns.heatmap(grid, vmin=0.5, vmax=1.0, annot=True, fmt=".2f", cmap="viridis", cbar=False, ax=ax, annot_kws={"fontsize": 7})
+        ax.set_title(f"{method}: {metric.upper()}", fontsize=10)
+        ax.set_xlabel("test generator"), ax.set_ylabel("trained on")
+        ax.tick_params(axis="x", rotation=40)
+    fig.tight_layout()
+    return fig
+
+
+def robustness_figure(curves: pd.DataFrame, bias: pd.DataFrame, metric: str = "ap") -> plt.Figure:
+    """Curves ``method, condition, level, <metric>`` (one panel per condition) and a last panel
+    of clean vs harmonised ``metric`` per method (the bias audit)."""
+    conds = [c for c in ("rescale", "jpeg", "blur", "downscale") if c in set(curves["condition"])]
+    fig, axes = plt.subplots(1, len(conds) + 1, figsize=(3.8 * (len(conds) + 1), 3.6), squeeze=False)
+    xlabels = {"rescale": "scale factor (x stored size)", "jpeg": "JPEG quality (100 = clean)", "blur": "Gaussian sigma (px)",
+               "downscale": "downscale factor (1 = clean)"}
+    for ax, cond in zip(axes[0], conds):
+        sns.lineplot(data=curves[curves["condition"] == cond], x="level", y=metric, hue="method", marker="o", ax=ax, legend=ax is axes[0][0])
+        if ax is axes[0][0]:
+            ax.legend(fontsize=7, loc="lower left")
+        ax.set_ylim(0.4, 1.02), ax.set_xlabel(xlabels[cond]), ax.set_title(cond)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        if cond == "jpeg":
+            ax.invert_xaxis()
+    ax = axes[0][-1]
+    if len(bias):
+        sns.barplot(data=bias, x="method", y=metric, hue="condition", ax=ax)
+        ax.tick_params(axis="x", rotation=40)
+    ax.set_ylim(0, 1.02), ax.set_title("bias audit: one size + one codec")
+    fig.suptitle(f"Robustness of the main model, mean {metric.upper()} over test generators (both classes transformed alike)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def pr_figure(pr: pd.DataFrame) -> plt.Figure:
+    """Precision-recall curves from records ``method, test, recall, precision``."""
+    methods = sorted(pr["method"].unique())
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        sns.lineplot(data=pr[pr["method"] == method], x="recall", y="precision", hue="test", ax=ax, estimator=None, sort=False,
+                     legend=ax is axes[0][0], drawstyle="steps-post")
+        ax.set_title(f"PR: {method}"), ax.set_xlim(0, 1), ax.set_ylim(0, 1.02)
+    fig.tight_layout()
+    return fig
+
+
+def afr_sparsity_figure(rows: pd.DataFrame) -> plt.Figure:
+    """AFR dimensions kept (fraction) and mean AP against the sparsity weight lambda_omega
+    (records ``lambda_omega, active_fraction, ap, row``)."""
+    rows = rows.sort_values("lambda_omega")
+    x = np.log2(rows["lambda_omega"].to_numpy() + 0.125)  # log axis with lambda = 0 on it
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    ax.plot(x, rows["active_fraction"], "o-", label="AFR dims kept (fraction)")
+    ax.plot(x, rows["ap"], "s--", label="mean AP")
+    ax.set_xticks(x, [f"{v:g}" for v in rows["lambda_omega"]])
+    ax.set_xlabel("sparsity weight lambda_omega"), ax.set_ylim(0, 1.02), ax.legend(fontsize=8)
+    ax.set_title("AFR sparsity against its weight")
+    return fig
+
+
+def residual_grid(images: list[np.ndarray], residuals: np.ndarray, names: Sequence[str], scales: Sequence[float]) -> plt.Figure:
+    """Rows: one image each (``names``); columns: the image, then its retrospection residual
+    |x~_s - x^_s| at every scale s (``residuals`` (B, K, 3, S, S), shown as mean over channels)."""
+    k = residuals.shape[1]
+    fig, axes = plt.subplots(len(images), k + 1, figsize=(1.8 * (k + 1), 1.8 * len(images)), squeeze=False)
+    vmax = float(np.percentile(residuals.mean(axis=2), 99)) or 1.0
+    for r, (img, name) in enumerate(zip(images, names)):
+        axes[r, 0].imshow(img)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+        for j in range(k):
+            axes[r, j + 1].imshow(residuals[r, j].mean(axis=0), cmap="magma", vmin=0, vmax=vmax)
+            if r == 0:
+                axes[r, j + 1].set_title(f"residual, scale {scales[j]:g}", fontsize=8)
+        for ax in axes[r]:
+            ax.set_xticks([]), ax.set_yticks([])
+    axes[0, 0].set_title("image", fontsize=8)
+    fig.suptitle("HRR retrospection residuals (same content: real, then each generator)", fontsize=10)
+    return fig

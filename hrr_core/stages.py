@@ -164,8 +164,9 @@ def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch
 
 
 def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.DataFrame:
-    """What one HRR method reads: train/val sets of its generators and the whole test split."""
-    gens = cfg.method(method).train_generators
+    """What one HRR method reads: train/val sets of its generators (and of every family the
+    study trains on alone, ``study.cross_train``) and the whole test split."""
+    gens = list(dict.fromkeys([*cfg.method(method).train_generators, *(cfg.study.cross_train if method in cfg.methods else ())]))
     parts = [training_set(manifest, gens, "train"), training_set(manifest, gens, "val"), manifest[manifest["split"] == "test"]]
     return pd.concat(parts).drop_duplicates("id")
 
@@ -199,17 +200,29 @@ def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> d
 def run_train(cfg: Config, method: str, root: str | Path | None = None, resume: bool = False) -> dict:
     """Train ``methods.<method>`` on its training generators (train split), selecting on val;
     ``resume`` continues an interrupted run from ``models/<method>/last``."""
+    paths = stage_paths(root)
+    metrics, history, train_df, val_df = fit_method(cfg, method, paths, paths.model_dir(method), resume)
+    if not is_main_process():  # other ranks of a multi-GPU run: rank 0 writes
+        return {"metrics": {}, "history": history}
+    atomic_write_json(paths.metrics / "train" / f"{method}.json", metrics)
+    _write_card(cfg, method, train_df, val_df, paths)
+    return {"metrics": metrics, "history": history}
+
+
+def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: bool = False):
+    """Train ``method`` (seed ``train.seed`` after its overrides) into ``out`` (best/, last/,
+    history.csv); return (metrics, history, train rows, val rows)."""
     from hrr_core.models.registry import build_model, build_objective, is_scorer
+    from hrr_core.training.checkpoint import load_weights
     from hrr_core.training.loop import fit
 
-    paths = stage_paths(root)
     m, tcfg, mcfg = cfg.method(method), cfg.train_config(method), cfg.model_config(method)
     seed_everything(tcfg.seed)
     manifest = read_manifest(paths.manifest(cfg))
     train_df, val_df = training_set(manifest, m.train_generators, "train"), training_set(manifest, m.train_generators, "val")
-    out = paths.model_dir(method)
     if is_scorer(m.kind, m.baseline):
-        return _fit_scorer(cfg, method, train_df, val_df, paths)
+        metrics, history = _fit_scorer(cfg, method, train_df, val_df, out)
+        return metrics, history, train_df, val_df
     model = build_model(m.kind, mcfg, m.baseline)
     objective = build_objective(m.kind, mcfg)
     train_loader = _loader(cfg, method, train_df, paths, tcfg.batch_size, True, tcfg.seed, tcfg.num_workers, train=True)
@@ -219,15 +232,16 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None, resume: 
                   "data": {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df), "n_val": len(val_df)}}
     result = fit(model, objective, train_loader, val_loader, tcfg, out, resume=resume, live=out / "live", run_config=run_config)
     history = pd.DataFrame(result.history).assign(method=method)
-    if not is_main_process():  # other ranks of a multi-GPU run: rank 0 writes
-        return {"metrics": {}, "history": history}
-    atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
     metrics = {"best_val_ap": None if result.best_val_ap is None else round(float(result.best_val_ap), 4),
-               "best_epoch": result.best_epoch, "steps": int(result.steps),
+               "best_epoch": result.best_epoch, "steps": int(result.steps), "seed": tcfg.seed,
                "n_train": len(train_df), "n_val": len(val_df), "train_generators": list(m.train_generators)}
-    atomic_write_json(paths.metrics / "train" / f"{method}.json", metrics)
-    _write_card(cfg, method, train_df, val_df, paths)
-    return {"metrics": metrics, "history": history}
+    if m.kind == "hrr" and getattr(model, "afr", None) is not None:  # which AFR dimensions survived (best weights)
+        load_weights(out / "best", model)
+        metrics["afr"] = {"active_dims": model.afr.active_dims(), "dims": int(model.afr.group_norms().numel()),
+                          "lambda_omega": float(mcfg.objective.lambda_omega)}
+    if is_main_process():
+        atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
+    return metrics, history, train_df, val_df
 
 
 def _write_card(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, paths: StagePaths) -> None:
@@ -243,29 +257,26 @@ def _write_card(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.Dat
     write_card_for_method(cfg, method, paths.model_dir(method), scored["score"], labels, summary, retrospection_ldm_dir=ldm)
 
 
-def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, paths: StagePaths) -> dict:
-    """Fit a training-free / scikit-learn baseline on the train split; report val AP."""
+def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, out: Path) -> tuple[dict, pd.DataFrame]:
+    """Fit a training-free / scikit-learn baseline on the train split into ``out``; report val AP."""
     from hrr_core.evaluation.metrics import binary_metrics
     from hrr_core.models.registry import build_model
 
     m = cfg.method(method)
     model = build_model(m.kind, cfg.model_config(method), m.baseline)
     model.fit(_load_images(absolute_paths(train_df).tolist()), train_df["label"].to_numpy())
-    out = paths.model_dir(method)
     model.save(out / "best")
     val = binary_metrics(model.score(_load_images(absolute_paths(val_df).tolist())), val_df["label"].to_numpy())
     history = pd.DataFrame([{"epoch": 1, "val/ap": val["ap"], "val/acc": val["acc"], "method": method}])
     atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
-    metrics = {"best_val_ap": round(val["ap"], 4), "best_epoch": 1, "steps": 0, "n_train": len(train_df), "n_val": len(val_df),
-               "train_generators": list(m.train_generators)}
-    atomic_write_json(paths.metrics / "train" / f"{method}.json", metrics)
-    _write_card(cfg, method, train_df, val_df, paths)
-    return {"metrics": metrics, "history": history}
+    metrics = {"best_val_ap": round(val["ap"], 4), "best_epoch": 1, "steps": 0, "seed": cfg.train_config(method).seed,
+               "n_train": len(train_df), "n_val": len(val_df), "train_generators": list(m.train_generators)}
+    return metrics, history
 
 
-def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths) -> pd.DataFrame:
-    """Scores of every row of ``df`` under the trained ``method``: columns id, logit, score
-    (probability of being generated)."""
+def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, model_dir: Path | None = None) -> pd.DataFrame:
+    """Scores of every row of ``df`` under the trained ``method`` (its weights from ``model_dir``,
+    default ``models/<method>``): columns id, logit, score (probability of being generated)."""
     from hrr_core.models.registry import build_model, is_scorer
     from hrr_core.training.checkpoint import load_weights
     from hrr_core.training.loop import predict_loader
@@ -276,7 +287,7 @@ def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths) -
     if is_scorer(m.kind, m.baseline):
         from hrr_core.models.baselines import BASELINES
 
-        model = BASELINES[m.baseline][1].load(paths.model_dir(method) / "best")
+        model = BASELINES[m.baseline][1].load((model_dir or paths.model_dir(method)) / "best")
         ids, probs = [], []
         for batch in loader:
             ids += batch["ids"]
@@ -285,7 +296,7 @@ def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths) -
         logits = np.log(np.clip(probs, 1e-12, 1)) - np.log(np.clip(1 - probs, 1e-12, 1))
     else:
         model = build_model(m.kind, mcfg, m.baseline)
-        load_weights(paths.model_dir(method) / "best", model)
+        load_weights((model_dir or paths.model_dir(method)) / "best", model)
         ids, logits, _ = predict_loader(model, loader, resolve_device(cfg.device))
         logits = np.asarray(logits, dtype=np.float64)
         probs = torch.sigmoid(torch.as_tensor(logits)).numpy()
@@ -327,9 +338,11 @@ def ablation_table(root: Path) -> pd.DataFrame:
 
 
 def run_figures(cfg: Config, root: str | Path | None = None) -> dict:
-    """Figures from every method's results: metric bars with CIs, ROC curves, size curves,
-    training curves, and the ablation bars."""
+    """Figures from every method's results: metric bars with CIs, ROC and PR curves, size
+    curves, training curves, the ablation bars, and the study's figures (cross-generator
+    heatmap, robustness curves and bias audit, AFR sparsity, retrospection residuals)."""
     from hrr_core.plotting import ablation_figure, history_figure, metric_bars, roc_figure, save_figure, size_figure
+    from hrr_core.study import study_figures
 
     paths = stage_paths(root)
     methods = list(cfg.methods)
@@ -344,6 +357,7 @@ def run_figures(cfg: Config, root: str | Path | None = None) -> dict:
     ablations = ablation_table(paths.root)
     if len(ablations):
         figures["ablations.png"] = ablation_figure(ablations)
+    figures.update(study_figures(cfg, paths, read_manifest(paths.manifest(cfg))))
     for name, fig in figures.items():
         save_figure(fig, paths.figures / name)
     return {"figures": [str(paths.figures / n) for n in figures], "results": results, "ablations": ablations}

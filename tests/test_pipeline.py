@@ -64,7 +64,15 @@ def test_repro_produces_every_output(smoke_repo):
         ev = json.loads((repo / "metrics" / "evaluate" / f"{method}.json").read_text())
         assert 0.0 <= ev["mean"]["ap"] <= 1.0
         assert (repo / "models" / method / "best").is_dir() and (repo / "models" / method / "detector.json").is_file()
-    for name in ("sample_grid", "metrics_per_generator", "roc", "size", "training", "ablations"):
+        study = json.loads((repo / "metrics" / "study" / f"{method}.json").read_text())
+        assert study["seeds"] == [0, 1] and study["headline"]["ap"]["std"] is not None
+        assert set(study["matrix"]) == {"ldm_img2img", "pixel_ddpm"} and "bias_audit_drop" in study
+        assert {"clean", "rescale", "jpeg", "blur", "downscale", "harmonise"} <= set(study["robustness"])
+        table = (repo / "results" / "study" / method / "study.csv").read_text().splitlines()
+        assert table[0].startswith("method,train,test,size,condition,level,seed,n,threshold,acc")
+        assert (repo / "plots" / "study" / method / "jpeg.csv").is_file()
+    for name in ("sample_grid", "metrics_per_generator", "roc", "size", "training", "ablations", "pr", "cross_generator",
+                 "robustness", "afr_sparsity", "residuals"):
         assert (repo / "figures" / f"{name}.png").stat().st_size > 1000
     assert "# Embedded benchmark: dataset card" in (repo / "reports" / "dataset_card.md").read_text()
 

@@ -80,3 +80,13 @@ def roc_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 200) ->
     fpr, tpr, thr = roc_curve(labels, scores)
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).round().astype(int))
     return [{"fpr": float(fpr[i]), "tpr": float(tpr[i]), "threshold": float(min(thr[i], 1.0))} for i in keep]
+
+
+def pr_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 200) -> list[dict[str, float]]:
+    """Precision-recall curve (fake = positive) as records ``{recall, precision}``, thinned."""
+    from sklearn.metrics import precision_recall_curve
+
+    scores, labels = _check(scores, labels)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    keep = np.unique(np.linspace(0, len(recall) - 1, min(max_points, len(recall))).round().astype(int))
+    return [{"recall": float(recall[i]), "precision": float(precision[i])} for i in keep]

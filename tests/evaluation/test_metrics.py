@@ -53,3 +53,12 @@ def test_roc_points_thinned_and_monotone():
     assert len(pts) <= 50
     fpr = [p["fpr"] for p in pts]
     assert fpr == sorted(fpr) and fpr[0] == 0 and fpr[-1] == 1
+
+
+def test_pr_points_perfect_and_thinned():
+    from hrr_core.evaluation.metrics import pr_points
+
+    pts = pr_points(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1]))
+    assert {"recall": 1.0, "precision": 1.0} in pts  # a perfect ranking reaches full recall at precision 1
+    rng = np.random.default_rng(0)
+    assert len(pr_points(rng.random(1000), rng.integers(0, 2, 1000), max_points=50)) <= 50

@@ -1,0 +1,245 @@
+"""Stage ``study@<method>``: what one train/evaluate run cannot say.
+
+1. Seeds: the method is retrained with every seed of ``study.seeds`` on its own training
+   generators (the main model of ``train@<method>`` is the run of seed ``train.seed``); the
+   headline is the mean ± sample std over seeds of the macro-mean metrics.
+2. Cross-generator matrix: retrained on each family of ``study.cross_train`` alone (seed
+   ``train.seed``) and tested on every family.
+3. Robustness of the main model, on a fixed stratified sample of the test split, under each
+   condition of :mod:`hrr_core.evaluation.robustness` (rescaling, JPEG, blur, downscaling and
+   the bias-audit harmonisation), applied identically to both classes. Scoring goes through the
+   detector card (:func:`hrr_core.predict.load_detector`), so HRR re-renders every perturbed image.
+
+Everything lands in one tidy table, ``results/study/<method>/study.csv``: method × train ×
+test × size × condition × level × seed with every metric and its bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hrr_core.benchmark.build import families_of
+from hrr_core.config import Config
+from hrr_core.confutil import deep_merge
+from hrr_core.data.manifest import absolute_paths, read_manifest
+from hrr_core.data.transforms import to_tensor
+from hrr_core.evaluation.metrics import METRIC_NAMES
+from hrr_core.evaluation.protocol import results_table
+from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
+from hrr_core.stages import StagePaths, fit_method, score_split, stage_paths
+
+log = logging.getLogger("hrr")
+HEADLINE = ("acc", "real_acc", "fake_acc", "ap", "auc")
+
+
+def study_dir(paths: StagePaths, method: str) -> Path:
+    return paths.root / "results" / "study" / method
+
+
+def study_model_dir(paths: StagePaths, method: str, train: tuple[str, ...], seed: int) -> Path:
+    return paths.root / "models" / "study" / method / f"{'+'.join(train)}-s{seed}"
+
+
+def variant(cfg: Config, method: str, train: tuple[str, ...], seed: int) -> Config:
+    """``cfg`` with ``methods.<method>`` trained on ``train`` with seed ``seed``."""
+    m = cfg.methods[method]
+    changed = dataclasses.replace(m, train_generators=tuple(train), train_overrides=deep_merge(m.train_overrides, {"seed": seed}))
+    return dataclasses.replace(cfg, methods={**cfg.methods, method: changed})
+
+
+def study_runs(cfg: Config, method: str) -> list[tuple[tuple[str, ...], int]]:
+    """(train generators, seed) of every model the study scores; the main model first."""
+    main, seed0 = tuple(cfg.method(method).train_generators), cfg.train_config(method).seed
+    runs = [(main, seed0)] + [(main, s) for s in cfg.study.seeds] + [((f,), seed0) for f in cfg.study.cross_train]
+    return list(dict.fromkeys(runs))
+
+
+def robustness_sample(test: pd.DataFrame, max_images: int | None, seed: int) -> pd.DataFrame:
+    """A fixed sample of the test split with every (label, generator, size) group equally
+    represented (as far as each group allows); all of it when ``max_images`` is None."""
+    if max_images is None or len(test) <= max_images:
+        return test
+    groups = test.groupby(["label", "generator", "width"], sort=True)
+    per_group = max(1, max_images // groups.ngroups)
+    return pd.concat([g.sample(min(per_group, len(g)), random_state=seed) for _, g in groups]).sort_values("id")
+
+
+def _score_condition(detector, arrays: list[np.ndarray], transform, batch_size: int) -> np.ndarray:
+    """Probabilities for ``arrays`` (uint8) after ``transform``, batched by shape."""
+    tensors = [to_tensor(transform(a)) for a in arrays]  # (3, H', W') each
+    probs = np.empty(len(tensors))
+    by_shape: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        by_shape.setdefault(tuple(t.shape), []).append(i)
+    for idx in by_shape.values():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s:s + batch_size]
+            probs[chunk] = detector.predict_images([tensors[i] for i in chunk])
+    return probs
+
+
+def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print) -> list[pd.DataFrame]:
+    """One tidy block per condition: the main model scored on the perturbed sample."""
+    from hrr_core.predict import load_detector
+
+    scfg, ecfg = cfg.study, cfg.evaluate
+    sample = robustness_sample(manifest[manifest["split"] == "test"], scfg.max_images, cfg.seed)
+    arrays = [image_to_array(load_image(p)) for p in absolute_paths(sample)]
+    detector = load_detector(paths.model_dir(method), cfg.device)
+    main, seed0 = cfg.method(method).train_generators, cfg.train_config(method).seed
+    families, rows = list(families_of(manifest)), []
+    for condition, level in scfg.robustness.conditions():
+        with torch.inference_mode():
+            probs = _score_condition(detector, arrays, scfg.robustness.transform(condition, level), ecfg.batch_size)
+        scores = pd.DataFrame({"id": sample["id"].to_numpy(), "score": probs})
+        table = results_table(scores, manifest, method, main, families, ecfg.threshold, ecfg.n_boot, cfg.seed, False)
+        rows.append(table.assign(condition=condition, level=level, seed=seed0))
+        echo(f"{method}: {condition} {level:g}: mean AP {table['ap'].mean():.3f} on {len(sample)} images")
+    return rows
+
+
+def _seed_and_matrix_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print) -> list[pd.DataFrame]:
+    test = manifest[manifest["split"] == "test"]
+    families, ecfg, rows = list(families_of(manifest)), cfg.evaluate, []
+    for k, (train, seed) in enumerate(study_runs(cfg, method)):
+        if k == 0:  # the main model, trained by train@<method>
+            model_dir, run_cfg = paths.model_dir(method), cfg
+        else:
+            model_dir, run_cfg = study_model_dir(paths, method, train, seed), variant(cfg, method, train, seed)
+            fit_method(run_cfg, method, paths, model_dir)
+        scored = score_split(run_cfg, method, test, paths, model_dir)
+        table = results_table(scored, manifest, method, train, families, ecfg.threshold, ecfg.n_boot, cfg.seed, False)
+        rows.append(table.assign(condition="none", level=0.0, seed=seed))
+        echo(f"{method}: trained on {'+'.join(train)}, seed {seed}: mean AP {table['ap'].mean():.3f}")
+    return rows
+
+
+def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
+    """The study's ``dvc metrics``: headline mean ± std over seeds, the matrix (AP), the mean AP
+    per robustness condition and level, and the bias-audit drop."""
+    main, seed0 = "+".join(cfg.method(method).train_generators), cfg.train_config(method).seed
+    none = study[study["condition"] == "none"]
+    per_seed = none[none["train"] == main].groupby("seed")[list(HEADLINE)].mean()  # macro mean per seed
+    headline = {m: {"mean": round(float(per_seed[m].mean()), 4),
+                    "std": round(float(per_seed[m].std(ddof=1)), 4) if len(per_seed) > 1 else None} for m in HEADLINE}
+    matrix = {}
+    for train, g in none[none["seed"] == seed0].groupby("train"):
+        matrix[train] = {**{r["test"]: round(float(r["ap"]), 4) for _, r in g.iterrows()}, "mean": round(float(g["ap"].mean()), 4)}
+    robust = study[~study["condition"].isin(["none"])]
+    by_cond = robust.groupby(["condition", "level"])[["acc", "ap"]].mean()
+    robustness = {}
+    for (cond, level), r in by_cond.iterrows():
+        robustness.setdefault(cond, {})[f"{level:g}"] = {"acc": round(float(r["acc"]), 4), "ap": round(float(r["ap"]), 4)}
+    out = {"profile": cfg.profile, "train_generators": list(cfg.method(method).train_generators),
+           "seeds": sorted(int(s) for s in per_seed.index), "headline": headline, "matrix": matrix, "robustness": robustness}
+    if "clean" in robustness and "harmonise" in robustness:
+        clean, harm = robustness["clean"]["0"], next(iter(robustness["harmonise"].values()))
+        out["bias_audit_drop"] = {k: round(clean[k] - harm[k], 4) for k in ("acc", "ap")}
+    return out
+
+
+def run_study(cfg: Config, method: str, root: str | Path | None = None, echo=print) -> dict:
+    """Seeds, cross-generator matrix and robustness of ``method``; writes the tidy table,
+    ``metrics/study/<method>.json`` and one curve CSV per condition under ``plots/study/<method>/``."""
+    paths = stage_paths(root)
+    manifest = read_manifest(paths.manifest(cfg))
+    robust = robustness_rows(cfg, method, paths, manifest, echo)
+    rows = _seed_and_matrix_rows(cfg, method, paths, manifest, echo) + robust
+    study = pd.concat(rows, ignore_index=True)
+    lead = ["method", "train", "test", "size", "condition", "level", "seed", "n", "threshold"]
+    study = study[lead + [c for c in study.columns if c not in lead]]
+    out = study_dir(paths, method)
+    atomic_write_bytes(out / "study.csv", study.to_csv(index=False).encode())
+    n_sample = len(robustness_sample(manifest[manifest["split"] == "test"], cfg.study.max_images, cfg.seed))
+    metrics = {**summarise(study, cfg, method), "robustness_images": n_sample}
+    atomic_write_json(paths.metrics / "study" / f"{method}.json", metrics)
+    robust = study[study["condition"] != "none"]
+    clean = robust[robust["condition"] == "clean"].groupby("test")[list(METRIC_NAMES)].mean()
+    for cond, g in robust[~robust["condition"].isin(["clean", "harmonise"])].groupby("condition"):  # curves
+        curve = g.groupby("level")[["acc", "ap", "auc"]].mean().reset_index()
+        curve = pd.concat([pd.DataFrame([{"level": _identity_level(cond), **clean[["acc", "ap", "auc"]].mean().to_dict()}]), curve])
+        atomic_write_bytes(paths.plots / "study" / method / f"{cond}.csv", curve.sort_values("level").to_csv(index=False).encode())
+    return {"study": study, "metrics": metrics}
+
+
+def _identity_level(condition: str) -> float:
+    """The level at which a condition leaves the image as stored (where its curve starts)."""
+    return {"rescale": 1.0, "jpeg": 100.0, "blur": 0.0, "downscale": 1.0}[condition]  # jpeg: clean drawn at q = 100
+
+
+# ---------------------------------------------------------------- figures
+
+
+def read_studies(paths: StagePaths, methods: list[str]) -> pd.DataFrame:
+    """Every method's tidy study table that exists (empty frame when none ran)."""
+    parts = [pd.read_csv(study_dir(paths, m) / "study.csv", dtype={"size": str}) for m in methods
+             if (study_dir(paths, m) / "study.csv").exists()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def afr_sparsity_rows(root: Path) -> pd.DataFrame:
+    """lambda_omega, kept fraction of AFR dimensions and mean AP of every HRR run that recorded them."""
+    import json
+
+    rows = []
+    for f in sorted((root / "metrics" / "train").glob("*.json")):
+        afr = json.loads(f.read_text()).get("afr")
+        ev = root / "metrics" / "evaluate" / f.name
+        if afr and ev.exists() and "mean" in (e := json.loads(ev.read_text())):
+            rows.append({"row": f.stem, "lambda_omega": afr["lambda_omega"], "active_fraction": afr["active_dims"] / afr["dims"],
+                         "ap": e["mean"]["ap"]})
+    return pd.DataFrame(rows)
+
+
+def residual_examples(cfg: Config, paths: StagePaths, manifest: pd.DataFrame, method: str = "hrr", seed: int = 0):
+    """One test real of the largest size and the fake of every family made from it, with their
+    retrospection residuals at each MSR scale: (arrays, residuals (B, K, 3, S, S), names, scales)."""
+    from hrr_core.models.ldm import LatentDiffusion
+    from hrr_core.models.msr import retrospect
+
+    msr = dataclasses.replace(cfg.model_config(method).msr, representation="residual").resolved()
+    ldm = LatentDiffusion.load(paths.retrospection_ldm, torch.device("cpu")) if msr.retrospection else None
+    test = manifest[manifest["split"] == "test"]
+    reals = test[(test["label"] == 0) & (test["width"] == test["width"].max())].sort_values("id")
+    real = reals.iloc[len(reals) // 2]["id"]
+    ids = [real] + [f"{real}-{fam}" for fam in families_of(manifest)]
+    rows = test.set_index("id").reindex([i for i in ids if i in set(test["id"])]).reset_index()
+    arrays = [image_to_array(load_image(p)) for p in absolute_paths(rows)]
+    reps = retrospect([to_tensor(a) for a in arrays], ldm, msr, torch.Generator().manual_seed(seed))  # (B, K, 3, S, S)
+    names = ["real" if g == "real" else g for g in rows["generator"]]
+    return arrays, reps.float().numpy(), names, list(msr.scale_factors)
+
+
+def study_figures(cfg: Config, paths: StagePaths, manifest: pd.DataFrame) -> dict:
+    """The study's figures that have data: cross-generator heatmap, robustness curves with the
+    bias audit, PR curves, AFR sparsity against its weight, retrospection residuals."""
+    from hrr_core.evaluation.metrics import pr_points
+    from hrr_core.plotting import afr_sparsity_figure, cross_generator_heatmap, pr_figure, residual_grid, robustness_figure
+
+    methods, figures = list(cfg.methods), {}
+    study = read_studies(paths, methods)
+    if len(study):
+        figures["cross_generator.png"] = cross_generator_heatmap(study)
+        curves = [pd.read_csv(f).assign(method=m, condition=f.stem) for m in methods for f in sorted((paths.plots / "study" / m).glob("*.csv"))]
+        bias = study[study["condition"].isin(["clean", "harmonise"])].groupby(["method", "condition"], as_index=False)["ap"].mean()
+        figures["robustness.png"] = robustness_figure(pd.concat(curves) if curves else pd.DataFrame(columns=["condition"]), bias)
+    pr = []
+    test = manifest[manifest["split"] == "test"]
+    for m in methods:
+        scored = test.merge(pd.read_csv(paths.results_dir(m) / "scores.csv"), on="id")
+        for fam in families_of(manifest):
+            part = scored[(scored["label"] == 0) | (scored["generator"] == fam)]
+            pr.append(pd.DataFrame(pr_points(part["score"].to_numpy(), part["label"].to_numpy())).assign(method=m, test=fam))
+    figures["pr.png"] = pr_figure(pd.concat(pr))
+    sparsity = afr_sparsity_rows(paths.root)
+    if len(sparsity):
+        figures["afr_sparsity.png"] = afr_sparsity_figure(sparsity)
+    if "hrr" in cfg.methods and cfg.method("hrr").kind == "hrr":
+        figures["residuals.png"] = residual_grid(*residual_examples(cfg, paths, manifest))
+    return figures

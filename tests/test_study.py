@@ -1,0 +1,65 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from hrr_core.config import load_config
+from hrr_core.confutil import ConfigError
+from hrr_core.study import robustness_sample, study_runs, summarise, variant
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config("params.yaml", "default")
+
+
+def test_study_runs_put_the_main_model_first_without_duplicates(cfg):
+    runs = study_runs(cfg, "hrr")
+    main = (tuple(cfg.method("hrr").train_generators), cfg.train_config("hrr").seed)
+    assert runs[0] == main and len(runs) == len(set(runs))
+    assert {s for t, s in runs if t == main[0]} == set(cfg.study.seeds) | {main[1]}
+    assert {t for t, _ in runs} == {main[0]} | {(f,) for f in cfg.study.cross_train}
+
+
+def test_variant_changes_only_the_method_seed_and_generators(cfg):
+    v = variant(cfg, "cnn", ("gan_upsampler",), 7)
+    assert v.method("cnn").train_generators == ("gan_upsampler",) and v.train_config("cnn").seed == 7
+    assert cfg.method("cnn").train_generators == ("ldm_img2img",) and cfg.train_config("cnn").seed == 0
+    assert v.method("hrr") == cfg.method("hrr")
+
+
+def test_cross_train_must_name_benchmark_families():
+    with pytest.raises(ConfigError, match="study.cross_train"):
+        load_config("params.yaml", "default", {"study": {"cross_train": ["dalle"]}})
+
+
+def test_robustness_sample_is_stratified_and_fixed():
+    rows = [{"id": f"{g}{l}{w}-{i}", "label": l, "generator": g, "width": w}
+            for g, l in (("real", 0), ("a", 1), ("b", 1)) for w in (64, 128) for i in range(20)]
+    test = pd.DataFrame(rows)
+    s = robustness_sample(test, 60, seed=0)
+    assert len(s) == 60 and s.groupby(["generator", "width"]).size().eq(10).all()
+    assert s["id"].tolist() == robustness_sample(test, 60, seed=0)["id"].tolist()
+    assert len(robustness_sample(test, None, 0)) == len(test)
+
+
+def _row(train, test, seed, ap, condition="none", level=0.0, acc=0.5):
+    return {"method": "m", "train": train, "test": test, "size": "all", "condition": condition, "level": level, "seed": seed,
+            "acc": acc, "real_acc": acc, "fake_acc": acc, "ap": ap, "auc": ap}
+
+
+def test_summarise_hand_computed(cfg):
+    main = "+".join(cfg.method("cnn").train_generators)
+    rows = [_row(main, "x", 0, 0.8), _row(main, "y", 0, 0.6),   # seed 0 mean 0.7
+            _row(main, "x", 1, 0.9), _row(main, "y", 1, 0.7),   # seed 1 mean 0.8
+            _row("gan_upsampler", "x", 0, 0.5), _row("gan_upsampler", "y", 0, 0.7),
+            _row(main, "x", 0, 0.9, "clean"), _row(main, "y", 0, 0.7, "clean"),
+            _row(main, "x", 0, 0.6, "harmonise", 64.0), _row(main, "y", 0, 0.6, "harmonise", 64.0),
+            _row(main, "x", 0, 0.7, "jpeg", 50.0), _row(main, "y", 0, 0.5, "jpeg", 50.0)]
+    out = summarise(pd.DataFrame(rows), cfg, "cnn")
+    assert out["seeds"] == [0, 1]
+    assert out["headline"]["ap"]["mean"] == pytest.approx(0.75)
+    assert out["headline"]["ap"]["std"] == pytest.approx(np.std([0.7, 0.8], ddof=1), abs=1e-4)
+    assert out["matrix"]["gan_upsampler"] == {"x": 0.5, "y": 0.7, "mean": 0.6}
+    assert out["matrix"][main]["mean"] == pytest.approx(0.7)
+    assert out["robustness"]["jpeg"]["50"]["ap"] == pytest.approx(0.6)
+    assert out["bias_audit_drop"]["ap"] == pytest.approx(0.2)
