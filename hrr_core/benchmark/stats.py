@@ -106,14 +106,16 @@ def per_image_stats(manifest: pd.DataFrame, load: Callable[[str], np.ndarray] = 
     ``matched_mad`` (NaN for reals and for fakes without a matched real in ``manifest``)."""
     order = np.argsort(manifest["label"].to_numpy(), kind="stable")  # reals first, to match fakes
     df = manifest.iloc[order]
-    reals: dict[str, np.ndarray] = {}
+    fakes = df[df["label"] == 1]
+    wanted = {i.removesuffix(f"-{g}") for i, g in zip(fakes["id"].astype(str), fakes["generator"].astype(str))}
+    reals: dict[str, np.ndarray] = {}  # only reals some fake was made from are kept in memory
     rows = []
     for rid, gen, label, path in zip(df["id"].astype(str), df["generator"].astype(str), df["label"].astype(int),
                                      absolute_paths(df)):
         img = load(path)
         out = {"id": rid, "generator": gen, "label": int(label), "size": f"{img.shape[1]}x{img.shape[0]}",
                **image_stats(img), "matched_mad": np.nan}
-        if label == 0:
+        if label == 0 and rid in wanted:
             reals[rid] = img
         else:
             real = reals.get(rid.removesuffix(f"-{gen}"))
@@ -131,11 +133,13 @@ def _mean_std(values: pd.Series) -> dict | None:
 
 
 def summarise(per_image: pd.DataFrame) -> dict[str, dict]:
-    """Per generator (reals under their own generator name, e.g. ``real``): image count,
-    count per stored size, and mean/std of every statistic (``matched_mad`` None when no
-    fake of the generator has a matched real)."""
+    """Per generator (reals under their own generator name, e.g. ``real``, listed first):
+    image count, count per stored size, and mean/std of every statistic (``matched_mad`` None
+    when no fake of the generator has a matched real)."""
     out = {}
-    for gen, part in per_image.groupby("generator", sort=True):
+    groups = dict(list(per_image.groupby("generator", sort=True)))
+    for gen in sorted(groups, key=lambda g: (g != "real", g)):
+        part = groups[gen]
         sizes = part["size"].value_counts()
         entry = {"n": int(len(part)), "sizes": {k: int(sizes[k]) for k in sorted(sizes.index, key=_size_key)}}
         for col in (*STATS, "matched_mad"):

@@ -109,9 +109,9 @@ def test_markdown_and_dataset_card_section(manifest):
     stats = generator_image_stats(manifest)
     lines = stats_markdown(stats)
     rows = [ln for ln in lines if ln.startswith("| ") and not ln.startswith("| generator")]
-    assert [r.split(" | ")[0] for r in rows] == ["| other", "| plus5", "| real"]
-    assert "| 5.00 ± 0.00 |" in rows[1] and rows[2].endswith("| – |")
+    assert [r.split(" | ")[0] for r in rows] == ["| real", "| other", "| plus5"]  # reals first
+    assert "| 5.00 ± 0.00 |" in rows[2] and rows[0].endswith("| – |")
     gen_stats = {"plus5": {"fit_seconds": 1, "generate_seconds": 1, "psnr_db": 30.0}}
     card = dataset_card(manifest, bias_audit(manifest), gen_stats, {"plus5": 0.5}, {}, image_stats=stats)
-    assert "## Image statistics" in card and rows[1] in card
+    assert "## Image statistics" in card and rows[2] in card
     assert "## Image statistics" not in dataset_card(manifest, bias_audit(manifest), gen_stats, {"plus5": 0.5}, {})
