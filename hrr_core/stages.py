@@ -100,6 +100,7 @@ def family_difficulty(manifest: pd.DataFrame, families: list[str], seed: int) ->
 def run_prepare(cfg: Config, root: str | Path | None = None, echo=print) -> dict:
     """Build the embedded benchmark, audit it, and write its card, metrics and sample grid."""
     from hrr_core.benchmark.photos import load_seed_photo, load_seed_table, verify_seed_set
+    from hrr_core.benchmark.stats import generator_image_stats
     from hrr_core.plotting import sample_grid, save_figure
 
     paths = stage_paths(root)
@@ -117,13 +118,15 @@ def run_prepare(cfg: Config, root: str | Path | None = None, echo=print) -> dict
     audit = bias_audit(manifest)
     stats = json.loads((paths.data(cfg) / "generator_stats.json").read_text())
     difficulty = family_difficulty(manifest, list(families_of(manifest)), cfg.seed)
-    card = dataset_card(manifest, audit, stats, difficulty, to_dict(cfg.benchmark))
+    image_stats = generator_image_stats(manifest)  # every split, reals under "real"; seconds
+    card = dataset_card(manifest, audit, stats, difficulty, to_dict(cfg.benchmark), image_stats=image_stats)
     atomic_write_text(paths.reports / "dataset_card.md", card)
     metrics = {"images": len(manifest), "real": int((manifest["label"] == 0).sum()), "fake": int((manifest["label"] == 1).sum()),
                "photos": {s: int(manifest.loc[manifest["split"] == s, "source"].nunique()) for s in ("train", "val", "test")},
                "bias_audit_ok": audit["ok"],
                "families": {f: {"psnr_db": round(stats[f]["psnr_db"], 3), "trivial_ap": difficulty[f],
-                                "fit_seconds": stats[f]["fit_seconds"]} for f in stats}}
+                                "fit_seconds": stats[f]["fit_seconds"], "image": image_stats.get(f)} for f in stats},
+               "real_image": image_stats.get("real")}
     atomic_write_json(paths.metrics / "prepare.json", metrics)
     atomic_write_json(paths.reports / "bias_audit.json", audit)
     save_figure(sample_grid(manifest, list(cfg.benchmark.families)), paths.figures / "sample_grid.png")

@@ -200,16 +200,38 @@ def families_of(manifest: pd.DataFrame) -> Sequence[str]:
     return sorted(set(manifest.loc[manifest["label"] == 1, "generator"]))
 
 
-def export_folder_view(manifest: pd.DataFrame, dest: Path, split: str = "test") -> Path:
-    """Write ``dest/<generator>/{0_real,1_fake}/`` for one split, the layout other detectors'
-    code reads (ForenSynths style). Files are hard links to the benchmark's files where the
-    filesystem allows (copies otherwise), so the view costs no space; reals shared by every
-    generator appear under each generator's ``0_real``."""
+LINK_MODES = ("hardlink", "symlink", "copy")
+
+
+def _place(src: Path, target: Path, mode: str) -> None:
+    """Put ``src`` at ``target``: a hard link (a copy where the filesystem refuses one), an
+    absolute symbolic link, or a copy."""
     import os
     import shutil
 
+    if mode == "symlink":
+        os.symlink(src.resolve(), target)
+        return
+    if mode == "hardlink":
+        try:
+            os.link(src, target)
+            return
+        except OSError:  # another filesystem, or links not supported: copy instead
+            pass
+    shutil.copy2(src, target)
+
+
+def export_folder_view(manifest: pd.DataFrame, dest: Path, split: str = "test", mode: str = "hardlink") -> Path:
+    """Write ``dest/<generator>/{0_real,1_fake}/`` for one split, the layout other detectors'
+    code reads (ForenSynths style). ``mode`` (:data:`LINK_MODES`): hard links to the
+    benchmark's files where the filesystem allows (copies otherwise), so the view costs no
+    space; absolute symlinks; or copies. Reals shared by every generator appear under each
+    generator's ``0_real``. Files already at their target are kept. The CLI with checks and
+    an atomic swap is :mod:`hrr_core.benchmark.export`."""
     from hrr_core.data.manifest import absolute_paths
 
+    if mode not in LINK_MODES:
+        raise ValueError(f"mode must be one of {LINK_MODES}, got {mode!r}")
     dest = Path(dest)
     part = manifest[manifest["split"] == split]
     paths = dict(zip(part["id"], absolute_paths(part)))
@@ -222,10 +244,6 @@ def export_folder_view(manifest: pd.DataFrame, dest: Path, split: str = "test") 
             for rid in rows["id"]:
                 src = Path(paths[rid])
                 target = folder / src.name
-                if target.exists():
-                    continue
-                try:
-                    os.link(src, target)
-                except OSError:
-                    shutil.copy2(src, target)
+                if not target.exists():
+                    _place(src, target, mode)
     return dest

@@ -72,15 +72,17 @@ def _pkg(kind: str, package: str, version: str, package_licence: str, prefix: st
 
 
 _SK = "skimage/data/"
+# Middlebury states no licence; the only grant is the wheel's package-wide one (LICENSES.md).
+_MOTORCYCLE_LICENCE = "BSD-3-Clause as redistributed by scikit-image (Middlebury 2014 stereo; authors state none)"
 _SK_ROWS = [  # licence and author as stated in each scikit-image 0.26.0 loader docstring
     ("astronaut", _SK + "astronaut.png", "Public domain", "NASA (Eileen Collins)"),
     ("chelsea", _SK + "chelsea.png", "CC0-1.0", "Stefan van der Walt"),
     ("coffee", _SK + "coffee.png", "CC0-1.0", "Rachel Michetti (courtesy of Pikolo Espresso Bar)"),
     ("hubble_deep_field", _SK + "hubble_deep_field.jpg", "Public domain", "NASA"),
-    ("motorcycle_left", _SK + "motorcycle_left.png", "Not stated (Middlebury 2014 stereo benchmark)",
+    ("motorcycle_left", _SK + "motorcycle_left.png", _MOTORCYCLE_LICENCE,
      "N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, D. Scharstein (Middlebury College)",
      "skimage-motorcycle"),
-    ("motorcycle_right", _SK + "motorcycle_right.png", "Not stated (Middlebury 2014 stereo benchmark)",
+    ("motorcycle_right", _SK + "motorcycle_right.png", _MOTORCYCLE_LICENCE,
      "N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, D. Scharstein (Middlebury College)",
      "skimage-motorcycle"),
     ("retina", _SK + "retina.jpg", "CC0-1.0", "Mikael Häggström"),
@@ -91,7 +93,7 @@ _SK_ROWS = [  # licence and author as stated in each scikit-image 0.26.0 loader 
     ("coins", _SK + "coins.png", "No known copyright restrictions", "Brooklyn Museum"),
     ("grass", _SK + "grass.png", "CC0-1.0", "linolafett (DeviantArt)"),
     ("gravel", _SK + "gravel.png", "CC0-1.0", "CC0Textures (Gravel04)"),
-    ("moon", _SK + "moon.png", "Not stated", "unknown"),
+    ("moon", _SK + "moon.png", "BSD-3-Clause (scikit-image LICENSE.txt Files: *; author unknown)", "unknown"),
 ]
 _SL = "sklearn/datasets/images/"
 _SL_ROWS = [  # sklearn/datasets/images/README.txt
@@ -108,7 +110,7 @@ _MATE_ROWS = [(n.lower(), f"{_MATE}{n}.jpg", "GPL-2+", a) for n, a in [  # debia
     ("Wood", "Jean-François Fortin Tam"), ("YellowFlower", "Charles Barbin"),
 ]]
 _PLASMA_ROWS = [  # usr/share/wallpapers/<Name>/metadata.json (KPlugin.Authors, KPlugin.License)
-    (n.lower(), f"usr/share/wallpapers/{n}/contents/images/2560x1600.jpg", "LGPL-3.0 (metadata.json: LGPLv3)", a)
+    (n.lower(), f"usr/share/wallpapers/{n}/contents/images/2560x1600.jpg", "LGPL-3.0-only (metadata.json: LGPLv3)", a)
     for n, a in [
         ("BytheWater", "Maciej Wiklo"), ("ColdRipple", "Risto Saukonpää"), ("ColorfulCups", "Dmitri Popov"),
         ("DarkestHour", "Risto Saukonpää"), ("EveningGlow", "Ian Hex"), ("FallenLeaf", "Martin Klapetek"),
@@ -135,16 +137,16 @@ _LOMIRI_16_ROWS = [  # debian/copyright "Files: 16.04/<file>" stanzas
 ]
 _PALAPELI = "usr/share/palapeli/collection/"
 _PALAPELI_ROWS = [  # <name>.desktop: X-KDE-PluginInfo-Author / -License
-    ("castle-maintenon", _PALAPELI + "castle-maintenon.jpg", "GFDL (.desktop: FDL)", "Eric Pouhier"),
+    ("castle-maintenon", _PALAPELI + "castle-maintenon.jpg", "GFDL, no version stated (.desktop: FDL)", "Eric Pouhier"),
     ("cincinnati-bridge", _PALAPELI + "cincinnati-bridge.jpg", "Public domain", "Derek Jensen"),
     ("citrus-fruits", _PALAPELI + "citrus-fruits.jpg", "Public domain", "US Department of Agriculture"),
     ("european-honey-bee", _PALAPELI + "european-honey-bee.jpg", "Public domain", "John Severns"),
-    ("panther-chameleon-female", _PALAPELI + "panther-chameleon-female.jpg", "GFDL (.desktop: GNU-FDL)",
+    ("panther-chameleon-female", _PALAPELI + "panther-chameleon-female.jpg", "GFDL, no version stated (.desktop: GNU-FDL)",
      "B. Navez and others"),
 ]
 
 SOURCES: tuple[PhotoSource, ...] = tuple(
-    _pkg("pip", "scikit-image", "0.26.0", "BSD-3-Clause (code)", "skimage", _SK_ROWS)
+    _pkg("pip", "scikit-image", "0.26.0", "BSD-3-Clause (LICENSE.txt Files: *)", "skimage", _SK_ROWS)
     + _pkg("pip", "scikit-learn", "1.9.1", "CC-BY-2.0 (images README.txt)", "sklearn", _SL_ROWS)
     + _pkg("pip", "matplotlib", "3.11.2", "PSF-based matplotlib licence (code)", "mpl", [
         ("grace_hopper", "matplotlib/mpl-data/sample_data/grace_hopper.jpg",

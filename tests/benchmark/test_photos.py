@@ -79,6 +79,18 @@ def test_licences_file_exists_and_names_every_photo(table):
         assert f"`{f}`" in text
 
 
+def test_provenance_and_licences_md_agree_with_the_source_list(table):
+    """Licence, package licence and author: SOURCES, provenance.csv and the per-photo table of
+    LICENSES.md say the same for every photo."""
+    by_id = {s.id: s for s in SOURCES}
+    text = (SEED / "LICENSES.md").read_text(encoding="utf-8").splitlines()
+    for row in table.itertuples(index=False):
+        src = by_id[row.id]
+        assert (row.licence, row.package_licence, row.author) == (src.licence, src.package_licence, src.author), row.id
+        cells = [c.strip() for c in next(ln for ln in text if ln.startswith(f"| `{row.file}` |")).strip("|").split("|")]
+        assert (cells[1], cells[2]) == (row.licence, row.author), row.id
+
+
 def test_verify_reports_altered_missing_and_stray_files(tmp_path, table):
     shutil.copy(SEED / "provenance.csv", tmp_path)
     shutil.copy(SEED / "LICENSES.md", tmp_path)
