@@ -183,12 +183,14 @@ def read_studies(paths: StagePaths, methods: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def afr_sparsity_rows(root: Path) -> pd.DataFrame:
-    """lambda_omega, kept fraction of AFR dimensions and mean AP of every HRR run that recorded them."""
+def afr_sparsity_rows(root: Path, ablations: dict) -> pd.DataFrame:
+    """lambda_omega, kept fraction of AFR dimensions and mean AP of full HRR and of every
+    ablation row that changes nothing but lambda_omega (and ran)."""
     import json
 
+    sweep = ["hrr"] + [f"ablation-{k}" for k, v in ablations.items() if v == {"objective": {"lambda_omega": v.get("objective", {}).get("lambda_omega")}}]
     rows = []
-    for f in sorted((root / "metrics" / "train").glob("*.json")):
+    for f in [root / "metrics" / "train" / f"{name}.json" for name in sweep if (root / "metrics" / "train" / f"{name}.json").exists()]:
         afr = json.loads(f.read_text()).get("afr")
         ev = root / "metrics" / "evaluate" / f.name
         if afr and ev.exists() and "mean" in (e := json.loads(ev.read_text())):
@@ -237,7 +239,7 @@ def study_figures(cfg: Config, paths: StagePaths, manifest: pd.DataFrame) -> dic
             part = scored[(scored["label"] == 0) | (scored["generator"] == fam)]
             pr.append(pd.DataFrame(pr_points(part["score"].to_numpy(), part["label"].to_numpy())).assign(method=m, test=fam))
     figures["pr.png"] = pr_figure(pd.concat(pr))
-    sparsity = afr_sparsity_rows(paths.root)
+    sparsity = afr_sparsity_rows(paths.root, cfg.ablations)
     if len(sparsity):
         figures["afr_sparsity.png"] = afr_sparsity_figure(sparsity)
     if "hrr" in cfg.methods and cfg.method("hrr").kind == "hrr":

@@ -63,3 +63,19 @@ def test_summarise_hand_computed(cfg):
     assert out["matrix"][main]["mean"] == pytest.approx(0.7)
     assert out["robustness"]["jpeg"]["50"]["ap"] == pytest.approx(0.6)
     assert out["bias_audit_drop"]["ap"] == pytest.approx(0.2)
+
+
+def test_afr_sparsity_rows_keep_only_the_lambda_sweep(tmp_path):
+    import json
+
+    from hrr_core.study import afr_sparsity_rows
+
+    ablations = {"no_sparsity": {"objective": {"lambda_omega": 0.0}}, "omega_4": {"objective": {"lambda_omega": 4.0}},
+                 "no_msr": {"msr": {"enabled": False}}}
+    for name, lam, kept in (("hrr", 1.0, 40), ("ablation-no_sparsity", 0.0, 64), ("ablation-no_msr", 1.0, 30), ("ablation-omega_4", 4.0, 10)):
+        for kind, data in (("train", {"afr": {"active_dims": kept, "dims": 64, "lambda_omega": lam}}), ("evaluate", {"mean": {"ap": 0.8}})):
+            (tmp_path / "metrics" / kind).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "metrics" / kind / f"{name}.json").write_text(json.dumps(data))
+    rows = afr_sparsity_rows(tmp_path, ablations).sort_values("lambda_omega")
+    assert rows["row"].tolist() == ["ablation-no_sparsity", "hrr", "ablation-omega_4"]
+    assert rows["active_fraction"].tolist() == [1.0, 40 / 64, 10 / 64]
