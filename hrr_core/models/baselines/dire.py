@@ -100,6 +100,20 @@ def dire_from_config(x: torch.Tensor, ldm: Reconstructor, cfg: DIREReprConfig) -
     return dire_representation(x, ldm, cfg.num_steps, cfg.t_end, cfg.quantize, cfg.batch_size)
 
 
+def dire_images(images: list[torch.Tensor], ldm: Reconstructor, cfg: DIREReprConfig) -> list[torch.Tensor]:
+    """:func:`dire_from_config` for a list of (3, H, W) images of mixed sizes: images of one
+    size go through together (in input order), each residual comes back at its image's size."""
+    out: list[torch.Tensor | None] = [None] * len(images)
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(images):
+        by_size.setdefault(tuple(x.shape), []).append(i)
+    for idx in by_size.values():
+        residuals = dire_from_config(torch.stack([images[i] for i in idx]), ldm, cfg)  # (b, 3, H, W)
+        for i, r in zip(idx, residuals.unbind(0)):
+            out[i] = r
+    return out
+
+
 def build_dire(cfg: DIREConfig) -> BinaryClassifier:
     """DIRE's classifier: residual images (B, 3, H, W) in [0, 1] -> DetectorOutput logits (B,)."""
     return BinaryClassifier(cfg.classifier)

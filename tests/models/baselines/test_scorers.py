@@ -95,8 +95,11 @@ def test_aeroblade_refuses_pixel_space_and_missing_autoencoders():
     pixel = LatentDiffusion.create(LDMConfig(**TINY_PIXEL))
     with pytest.raises(ValueError, match="pixel-space"):
         AEROBLADE(AEROBLADEConfig(distance="l2"), autoencoders=[pixel])
-    with pytest.raises(ValueError, match="ldm_paths"):
-        AEROBLADE(AEROBLADEConfig(distance="l2"))
+    with pytest.raises(ValueError, match="at least one autoencoder"):
+        AEROBLADE(AEROBLADEConfig(distance="l2"), autoencoders=[])
+    untrained = AEROBLADE(AEROBLADEConfig(distance="l2"))  # fit would train its autoencoder on the reals
+    with pytest.raises(ValueError, match="call fit"):
+        untrained.score(torch.rand(1, 3, 32, 32))
 
 
 def test_spectrum_lr_fit_score_save_load(tmp_path):
