@@ -197,8 +197,8 @@ class AEROBLADE:
         return self
 
     def score(self, images: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) in [0, 1] -> (B,) probability of being generated."""
-        return sigmoid(self._logits(self.distances(images)))
+        """(B, 3, H, W) in [0, 1] (or a list of (3, H, W)) -> (B,) probability of being generated."""
+        return sigmoid(self._logits(self._distances_any(images)))
 
     def save(self, directory: str | os.PathLike) -> Path:
         """config.json + calibration.json, and the autoencoder ``fit`` trained (``autoencoder/``,
