@@ -169,6 +169,19 @@ def _copy_folder_atomic(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _carry_ldm(model_dir: Path, ldm, kind: str) -> None:
+    """Copy the diffusion model (a ``LatentDiffusion.save`` / diffusers folder, or a
+    ``LatentDiffusion``) into ``model_dir/retrospection_ldm/``: it travels with the checkpoint."""
+    if ldm is None:
+        raise ValueError(f"a {kind} detector with a diffusion model (HRR with msr.retrospection on, or DIRE) needs "
+                         "retrospection_ldm_dir (models/retrospection_ldm, or DIRE's representation.ldm_path)")
+    if isinstance(ldm, torch.nn.Module):
+        ldm.save(model_dir / f".{LDM_DIR}.new")
+        ldm = model_dir / f".{LDM_DIR}.new"
+    _copy_folder_atomic(Path(ldm), model_dir / LDM_DIR)
+    shutil.rmtree(model_dir / f".{LDM_DIR}.new", ignore_errors=True)
+
+
 def write_detector_card(model_dir, *, method: str, kind: str, baseline: str | None, model_config: dict,
                         train_generators, profile: str, threshold: float | None, val_metrics: dict,
                         data_summary: dict, retrospection_ldm_dir=None) -> Path:
@@ -201,14 +214,7 @@ def write_detector_card(model_dir, *, method: str, kind: str, baseline: str | No
         preprocessing["dire"] = {"on_the_fly": True, "representation": to_dict(cfg.representation), "ldm_dir": LDM_DIR,
                                  "note": "residual |x - DDIM reconstruction(x)| computed per image size, deterministic"}
     if uses_ldm(kind, baseline, cfg):
-        if retrospection_ldm_dir is None:
-            raise ValueError(f"{kind} {baseline or ''} with a diffusion model (HRR msr.retrospection on, or DIRE) needs "
-                             "retrospection_ldm_dir (models/retrospection_ldm or DIRE's representation.ldm_path)")
-        if isinstance(retrospection_ldm_dir, torch.nn.Module):  # the LDM travels with the checkpoint
-            retrospection_ldm_dir.save(model_dir / f".{LDM_DIR}.new")
-            retrospection_ldm_dir = model_dir / f".{LDM_DIR}.new"
-        _copy_folder_atomic(Path(retrospection_ldm_dir), model_dir / LDM_DIR)
-        shutil.rmtree(model_dir / f".{LDM_DIR}.new", ignore_errors=True)
+        _carry_ldm(model_dir, retrospection_ldm_dir, kind)
     card = {
         "format": CARD_FORMAT, "format_version": CARD_VERSION, "hrr_core_version": hrr_core.__version__,
         "model_id": f"{method}-{_folder_digest(best)[:12]}", "method": method, "kind": kind, "baseline": baseline,
