@@ -51,7 +51,7 @@ LDM_DIR = "retrospection_ldm"
 IMAGE_MIN_SIDE = 32  # the project-wide minimum of every image backbone and baseline
 MAX_BATCH_PIXELS = 1 << 25  # about 400 MB of float32 input per batch, whatever batch_size says
 INPUT_EXTENSIONS = (*IMAGE_EXTENSIONS, ".gif")  # what folder walks pick up (case-insensitive)
-UNSUPPORTED_BASELINES = {"dire": "its inputs are DIRE residuals computed through an LDM, not images"}
+UNSUPPORTED_BASELINES: dict[str, str] = {}  # baseline -> why it cannot score image files (none today)
 
 
 class DetectorLoadError(ValueError):
@@ -104,6 +104,14 @@ def minimum_side(kind: str, model_cfg: Any) -> int:
 
         return minimum_input_size(model_cfg.msr.resolved())
     return IMAGE_MIN_SIDE
+
+
+def uses_ldm(kind: str, baseline: str | None, model_cfg: Any) -> bool:
+    """True when the detector re-renders inputs through a diffusion model the card carries in
+    ``retrospection_ldm/``: HRR with retrospection on, and DIRE (its residual on the fly)."""
+    if kind == "hrr":
+        return bool(model_cfg.msr.resolved().retrospection)
+    return kind == "baseline" and baseline == "dire"
 
 
 def _inference_config(data: Any) -> Any:
@@ -161,6 +169,19 @@ def _copy_folder_atomic(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _carry_ldm(model_dir: Path, ldm, kind: str) -> None:
+    """Copy the diffusion model (a ``LatentDiffusion.save`` / diffusers folder, or a
+    ``LatentDiffusion``) into ``model_dir/retrospection_ldm/``: it travels with the checkpoint."""
+    if ldm is None:
+        raise ValueError(f"a {kind} detector with a diffusion model (HRR with msr.retrospection on, or DIRE) needs "
+                         "retrospection_ldm_dir (models/retrospection_ldm, or DIRE's representation.ldm_path)")
+    if isinstance(ldm, torch.nn.Module):
+        ldm.save(model_dir / f".{LDM_DIR}.new")
+        ldm = model_dir / f".{LDM_DIR}.new"
+    _copy_folder_atomic(Path(ldm), model_dir / LDM_DIR)
+    shutil.rmtree(model_dir / f".{LDM_DIR}.new", ignore_errors=True)
+
+
 def write_detector_card(model_dir, *, method: str, kind: str, baseline: str | None, model_config: dict,
                         train_generators, profile: str, threshold: float | None, val_metrics: dict,
                         data_summary: dict, retrospection_ldm_dir=None) -> Path:
@@ -189,14 +210,11 @@ def write_detector_card(model_dir, *, method: str, kind: str, baseline: str | No
             "on_the_fly": True, "msr": to_dict(cfg.msr), "uses_ldm": msr.retrospection,
             "ldm_dir": LDM_DIR if msr.retrospection else None,
             "seed": "per file: int(sha256(file bytes)[:16], 16)"}
-        if msr.retrospection:
-            if retrospection_ldm_dir is None:
-                raise ValueError("HRR with msr.retrospection on needs retrospection_ldm_dir (models/retrospection_ldm)")
-            if isinstance(retrospection_ldm_dir, torch.nn.Module):
-                retrospection_ldm_dir.save(model_dir / f".{LDM_DIR}.new")
-                retrospection_ldm_dir = model_dir / f".{LDM_DIR}.new"
-            _copy_folder_atomic(Path(retrospection_ldm_dir), model_dir / LDM_DIR)
-            shutil.rmtree(model_dir / f".{LDM_DIR}.new", ignore_errors=True)
+    if kind == "baseline" and baseline == "dire":
+        preprocessing["dire"] = {"on_the_fly": True, "representation": to_dict(cfg.representation), "ldm_dir": LDM_DIR,
+                                 "note": "residual |x - DDIM reconstruction(x)| computed per image size, deterministic"}
+    if uses_ldm(kind, baseline, cfg):
+        _carry_ldm(model_dir, retrospection_ldm_dir, kind)
     card = {
         "format": CARD_FORMAT, "format_version": CARD_VERSION, "hrr_core_version": hrr_core.__version__,
         "model_id": f"{method}-{_folder_digest(best)[:12]}", "method": method, "kind": kind, "baseline": baseline,
@@ -290,6 +308,10 @@ class Detector:
             reps = [retrospect([x.to(self.device)], self.ldm, self.config.msr, torch.Generator().manual_seed(s))
                     for x, s in zip(images, seeds)]  # each (1, K, C', S, S): one generator per image
             inputs = torch.cat(reps).to(self.device)  # (B, K, C', S, S)
+        elif self.ldm is not None:  # DIRE: the residual through the carried diffusion model
+            from hrr_core.models.baselines import dire_from_config
+
+            inputs = dire_from_config(torch.stack(images).to(self.device), self.ldm, self.config.representation)  # (B, 3, H, W)
         else:
             inputs = torch.stack(images).to(self.device)  # (B, 3, H, W)
         if self.is_scorer:
@@ -413,11 +435,11 @@ def load_detector(model_dir, device: str = "auto") -> Detector:
     except (CheckpointError, ValueError, OSError, RuntimeError) as exc:
         raise DetectorLoadError(best, f"cannot be loaded ({exc})", "re-run the train stage for this method") from None
     ldm = None
-    if kind == "hrr" and cfg.msr.resolved().retrospection:
-        from hrr_core.models.ldm import LatentDiffusion
+    if uses_ldm(kind, baseline, cfg):
+        from hrr_core.models.baselines.common import load_ldm
 
         try:
-            ldm = LatentDiffusion.load(model_dir / LDM_DIR, dev)
+            ldm = load_ldm(model_dir / LDM_DIR, dev)
         except (ValueError, OSError, RuntimeError) as exc:
             raise DetectorLoadError(model_dir / LDM_DIR, f"retrospection LDM cannot be loaded ({exc})",
                                     "copy the whole model folder, including retrospection_ldm/") from None

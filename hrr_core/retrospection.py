@@ -1,13 +1,16 @@
-"""HRR's retrospection as a cached stage: the frozen LDM, and per-image MSR representations
-computed once and stored keyed by a hash of their config.
+"""HRR's retrospection as a cached stage: the frozen LDM, and per-image representations
+computed once through it and stored keyed by a hash of their config: HRR's MSR
+representations and DIRE's reconstruction residuals share this one cache.
 
-Cache layout under ``root/<key>/`` (key = hash of the MSR config + the LDM's identity)::
+Cache layout under ``root/<key>/`` (key = hash of the representation config (MSR config or
+DIRE representation config) + the LDM's identity + the seed)::
 
     index.csv                    id, shard, shape of every cached image
-    shard_00000.safetensors      up to ``shard_size`` tensors (K, C', S, S) float16, keyed by id
-    config.json                  the MSR config, the LDM digest, the seed
+    shard_00000.safetensors      up to ``shard_size`` tensors float16, keyed by id
+                                 (MSR: (K, C', S, S); DIRE: (3, H, W) at the image's own size)
+    config.json                  the representation config, the LDM digest, the seed
 
-A change of the MSR config gives a new key and a new folder; images already cached under a
+A change of the representation config gives a new key and a new folder; images already cached under a
 key are never recomputed, so the stage's outputs persist across runs (``persist: true``).
 Representations are deterministic: images are processed in sorted-id batches of fixed size,
 each batch drawing noise from a generator seeded by ``(seed, first id of the batch)``.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,10 +70,28 @@ def ldm_digest(cfg: RetrospectionConfig) -> str:
     return _digest({"ldm": to_dict(cfg.ldm), "vae": cfg.pretrained_vae_dir, "unet": cfg.pretrained_unet_dir})
 
 
+def representation_key(name: str, rep_config, cfg: RetrospectionConfig) -> str:
+    """The folder name of one representation's cache: a hash of ``{name: its config}``, the
+    LDM and the seed (not of batch or shard sizes)."""
+    return _digest({name: to_dict(rep_config), "ldm": ldm_digest(cfg), "seed": cfg.seed})
+
+
 def cache_key(msr: MSRConfig, cfg: RetrospectionConfig) -> str:
     """The folder name of one MSR configuration's cache (changes with the MSR config, the LDM
     and the seed; not with batch or shard sizes)."""
-    return _digest({"msr": to_dict(msr.resolved()), "ldm": ldm_digest(cfg), "seed": cfg.seed})
+    return representation_key("msr", msr.resolved(), cfg)
+
+
+@dataclass(frozen=True)
+class Representation:
+    """What the cache stores for one method: ``name`` and ``config`` (hashed into the key) and
+    ``fn(images, generator) -> tensors``: a list of (3, H, W) images in [0, 1] on the model's
+    device -> one float tensor per image. ``scales`` divides the reported cost (MSR's K)."""
+
+    name: str
+    config: object
+    fn: Callable[[list[torch.Tensor], torch.Generator], list[torch.Tensor]]
+    scales: int = 1
 
 
 def prepare_ldm(cfg: RetrospectionConfig, train_images: list[torch.Tensor], out_dir: Path, device: torch.device) -> tuple[LatentDiffusion, dict]:
@@ -100,13 +122,22 @@ def _batch_seed(seed: int, first_id: str) -> int:
 
 
 def compute_cache(rows: pd.DataFrame, ldm: LatentDiffusion | None, msr: MSRConfig, cfg: RetrospectionConfig, root: Path, log=print) -> dict:
-    """Make sure every image of ``rows`` (a manifest slice) is cached under ``root/<key>``;
-    compute only the missing ones. Returns cost figures (ms per image and per scale)."""
-    folder = Path(root) / cache_key(msr, cfg)
+    """Make sure the MSR representation of every image of ``rows`` (a manifest slice) is cached
+    under ``root/<cache_key>``; compute only the missing ones. Returns cost figures."""
+    rep = Representation("msr", msr.resolved(), lambda images, g: list(retrospect(images, ldm, msr, g).unbind(0)),
+                         msr.num_scales)  # each (K, C', S, S)
+    return compute_representation_cache(rows, rep, cfg, root, ldm.device if ldm is not None else torch.device("cpu"), log)
+
+
+def compute_representation_cache(rows: pd.DataFrame, rep: Representation, cfg: RetrospectionConfig, root: Path,
+                                 device: torch.device, log=print) -> dict:
+    """Make sure every image of ``rows`` is cached under ``root/<representation_key>``; compute
+    only the missing ones, in sorted-id batches of ``cfg.batch_size``, each with a generator
+    seeded by (seed, first id). Returns cost figures (ms per image and per scale)."""
+    folder = Path(root) / representation_key(rep.name, rep.config, cfg)
     index = read_index(folder)
     todo = rows[~rows["id"].isin(index["id"])].sort_values("id")
-    paths = absolute_paths(todo).tolist()
-    ids = todo["id"].tolist()
+    paths, ids = absolute_paths(todo).tolist(), todo["id"].tolist()
     pending: dict[str, torch.Tensor] = {}
     new_index = [index]
     shard = int(index["shard"].max()) + 1 if len(index) else 0
@@ -115,20 +146,20 @@ def compute_cache(rows: pd.DataFrame, ldm: LatentDiffusion | None, msr: MSRConfi
         for start in range(0, len(ids), cfg.batch_size):
             batch_ids = ids[start : start + cfg.batch_size]
             generator = torch.Generator().manual_seed(_batch_seed(cfg.seed, batch_ids[0]))
-            images = [img.to(ldm.device if ldm is not None else "cpu") for img in _load(paths[start : start + cfg.batch_size])]
-            reps = retrospect(images, ldm, msr, generator).to("cpu", torch.float16)  # (B, K, C', S, S)
-            pending.update(zip(batch_ids, reps.unbind(0)))
+            images = [img.to(device) for img in _load(paths[start : start + cfg.batch_size])]
+            reps = [r.to("cpu", torch.float16) for r in rep.fn(images, generator)]
+            pending.update(zip(batch_ids, reps))
             if len(pending) >= cfg.shard_size or start + cfg.batch_size >= len(ids):
                 new_index.append(_write_shard(folder, shard, pending))
                 shard, pending = shard + 1, {}
-                log(f"retrospection {msr.num_scales} scales: {min(start + cfg.batch_size, len(ids))}/{len(ids)} images")
+                log(f"retrospection {rep.name}: {min(start + cfg.batch_size, len(ids))}/{len(ids)} images")
     seconds = time.perf_counter() - t0
     merged = pd.concat(new_index, ignore_index=True)
     atomic_write_bytes(folder / "index.csv", merged.to_csv(index=False).encode())
-    atomic_write_json(folder / "config.json", {"msr": to_dict(msr), "ldm_digest": ldm_digest(cfg), "seed": cfg.seed})
+    atomic_write_json(folder / "config.json", {rep.name: to_dict(rep.config), "ldm_digest": ldm_digest(cfg), "seed": cfg.seed})
     per_image = 1000 * seconds / max(1, len(ids))
     return {"key": folder.name, "computed": len(ids), "cached": len(merged), "ms_per_image": round(per_image, 2),
-            "ms_per_image_per_scale": round(per_image / msr.num_scales, 2)}
+            "ms_per_image_per_scale": round(per_image / rep.scales, 2)}
 
 
 def _write_shard(folder: Path, shard: int, tensors: dict[str, torch.Tensor]) -> pd.DataFrame:
@@ -148,7 +179,8 @@ def read_index(folder: Path) -> pd.DataFrame:
 
 
 class RetrospectionDataset(torch.utils.data.Dataset):
-    """Items ``{"inputs": (K, C', S, S) float32, "labels": float, "ids": str}`` read from a cache."""
+    """Items ``{"inputs": float32 tensor, "labels": float, "ids": str}`` read from a cache
+    (MSR: (K, C', S, S); DIRE: (3, H, W)); ``sizes`` per item for size-bucketed batches."""
 
     def __init__(self, manifest: pd.DataFrame, folder: str | Path):
         self.folder = Path(folder)
@@ -156,12 +188,11 @@ class RetrospectionDataset(torch.utils.data.Dataset):
         missing = sorted(set(manifest["id"]) - set(index.index))
         if missing:
             raise ValueError(f"{len(missing)} images are not in the retrospection cache {self.folder} (e.g. {missing[0]!r}); "
-                             "run the retrospect stage (dvc repro retrospect) for this MSR config")
+                             "run the retrospect stage (dvc repro retrospect) for this method's representation config")
         self.ids = manifest["id"].tolist()
         self.labels = manifest["label"].astype(np.float32).to_numpy()
         self.shards = index.loc[self.ids, "shard"].astype(int).tolist()
-        shape = tuple(int(s) for s in index.loc[self.ids[0], "shape"].split("x")) if self.ids else ()
-        self.sizes = [shape[-2:]] * len(self.ids)  # one shape: every batch stacks
+        self.sizes = [tuple(int(s) for s in shape.split("x"))[-2:] for shape in index.loc[self.ids, "shape"]]
         self._handles: dict[int, object] = {}
 
     def __len__(self) -> int:

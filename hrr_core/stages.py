@@ -148,9 +148,12 @@ def _image_loader(df: pd.DataFrame, batch_size: int, shuffle: bool, seed: int, n
 def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch_size: int, shuffle: bool, seed: int,
             workers: int = 0, train: bool = False):
     """Images for image-input methods (with the method's train-time augmentation when
-    ``train``); cached MSR representations for HRR methods."""
+    ``train``); cached representations for HRR (MSR) and DIRE (residuals) methods."""
+    from hrr_core.representations import cache_folder
+
     m = cfg.method(method)
-    if m.kind != "hrr":
+    folder = cache_folder(cfg, method, paths.retrospection)
+    if folder is None:
         from hrr_core.models.registry import train_transform
 
         transform = train_transform(m.kind, cfg.model_config(method), m.baseline, seed) if train else None
@@ -158,17 +161,16 @@ def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch
     from torch.utils.data import DataLoader
 
     from hrr_core.data.datasets import SizeBucketBatchSampler, collate
-    from hrr_core.retrospection import RetrospectionDataset, cache_key
+    from hrr_core.retrospection import RetrospectionDataset
 
-    key = cache_key(cfg.model_config(method).msr, cfg.retrospection_config())
-    ds = RetrospectionDataset(df, paths.retrospection / key)
+    ds = RetrospectionDataset(df, folder)
     sampler = SizeBucketBatchSampler(ds.sizes, batch_size, shuffle=shuffle, seed=seed)
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
 
 
 def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.DataFrame:
-    """What one HRR method reads: train/val sets of its generators (and of every family the
-    study trains on alone, ``study.cross_train``) and the whole test split."""
+    """What one cached-input method (HRR, DIRE) reads: train/val sets of its generators (and of
+    every family the study trains on alone, ``study.cross_train``) and the whole test split."""
     gens = list(dict.fromkeys([*cfg.method(method).train_generators, *(cfg.study.cross_train if method in cfg.methods else ())]))
     parts = [training_set(manifest, gens, "train"), training_set(manifest, gens, "val"), manifest[manifest["split"] == "test"]]
     return pd.concat(parts).drop_duplicates("id")
@@ -176,7 +178,9 @@ def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.D
 
 def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> dict:
     """Train (or load) the retrospection LDM on train-split reals, then cache the MSR
-    representation of every image each HRR method needs, keyed by its MSR config."""
+    representation of every image each HRR method needs, keyed by its MSR config, and the
+    residuals of every DIRE method, keyed by its representation config."""
+    from hrr_core.representations import compute_dire_cache, dire_methods, uses_retrospection_ldm
     from hrr_core.retrospection import compute_cache, prepare_ldm
 
     paths = stage_paths(root)
@@ -185,7 +189,7 @@ def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> d
     manifest = read_manifest(paths.manifest(cfg))
     device = resolve_device(cfg.device)
     train_reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
-    needs_ldm = any(cfg.model_config(m).msr.resolved().retrospection for m in cfg.hrr_methods())
+    needs_ldm = any(cfg.model_config(m).msr.resolved().retrospection for m in cfg.hrr_methods()) or uses_retrospection_ldm(cfg)
     ldm, ldm_stats = (prepare_ldm(rcfg, _load_images(absolute_paths(train_reals).tolist()), paths.retrospection_ldm, device)
                       if needs_ldm else (None, {"source": "none: no method uses retrospection"}))
     if ldm is None:  # the stage's declared outputs exist either way
@@ -195,6 +199,8 @@ def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> d
     for method in cfg.hrr_methods():
         msr = cfg.model_config(method).msr
         costs[method] = compute_cache(retrospection_rows(cfg, manifest, method), ldm, msr, rcfg, paths.retrospection, echo)
+    for method in dire_methods(cfg):
+        costs[method] = compute_dire_cache(cfg, method, retrospection_rows(cfg, manifest, method), ldm, paths.retrospection, device, echo)
     metrics = {"ldm": ldm_stats, "methods": costs}
     atomic_write_json(paths.metrics / "retrospect.json", metrics)
     return metrics
@@ -256,7 +262,9 @@ def _write_card(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.Dat
     labels = val_df.set_index("id").loc[scored["id"], "label"]
     summary = {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df), "n_val": len(val_df),
                "train_generators": list(cfg.method(method).train_generators)}
-    ldm = paths.retrospection_ldm if cfg.method(method).kind == "hrr" and cfg.model_config(method).msr.resolved().retrospection else None
+    from hrr_core.representations import card_ldm_dir
+
+    ldm = card_ldm_dir(cfg, method, paths.retrospection_ldm)
     write_card_for_method(cfg, method, paths.model_dir(method), scored["score"], labels, summary, retrospection_ldm_dir=ldm)
 
 

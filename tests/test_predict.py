@@ -245,7 +245,7 @@ def _broken_copy(src: Path, dst: Path, edit) -> Path:
 @pytest.mark.parametrize("edit, words", [
     (lambda c: c.update(format_version=99), "newer"),
     (lambda c: c.update(kind="transformer"), "unknown method kind"),
-    (lambda c: c.update(kind="baseline", baseline="dire"), "cannot score image files"),
+    (lambda c: c.update(kind="baseline", baseline="dire"), "cannot be used"),  # a DIRE card needs a DIRE config
     (lambda c: c["model_config"].update(colour="blue"), "unknown key"),
     (lambda c: c.update(format="something-else"), "not a detector card"),
     (lambda c: c.update(model_id="tiny_cnn-000000000000"), "stale card"),

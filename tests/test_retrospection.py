@@ -36,6 +36,11 @@ def test_cache_key_tracks_msr_ldm_and_seed_only():
     assert cache_key(MSR, cfg) != cache_key(MSR, RetrospectionConfig(ldm=LDMConfig(space="pixel", seed=4)))
 
 
+def test_msr_keys_are_unchanged_by_the_shared_representation_cache():
+    """Golden key from before DIRE shared the cache: existing MSR caches stay valid."""
+    assert cache_key(MSR, RetrospectionConfig(ldm=TINY)) == "eefe2cb282a176ae"
+
+
 def test_compute_cache_is_incremental_deterministic_and_readable(tmp_path, ldm):
     df = manifest(tmp_path)
     cfg = RetrospectionConfig(ldm=TINY, batch_size=2, shard_size=2)

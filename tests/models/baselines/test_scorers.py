@@ -66,6 +66,17 @@ def test_dire_deterministic_through_a_tiny_pixel_model(tmp_path):
         load_ldm(tmp_path)
 
 
+def test_dire_image_size_resizes_every_image_first():
+    from hrr_core.models.baselines import DIREReprConfig, dire_from_config, dire_images
+
+    cfg = DIREReprConfig(num_steps=1, image_size=32, quantize=False)
+    assert dire_from_config(torch.rand(2, 3, 40, 40), PerfectRecon(), cfg).shape == (2, 3, 32, 32)
+    out = dire_images([torch.rand(3, 40, 40), torch.rand(3, 64, 64)], PerfectRecon(), cfg)
+    assert [tuple(r.shape) for r in out] == [(3, 32, 32), (3, 32, 32)]
+    with pytest.raises(ValueError, match="image_size"):
+        DIREReprConfig(image_size=4)
+
+
 def test_dire_quantize_rounds_to_8_bits():
     class Shift(PerfectRecon):
         def ddim_invert_reconstruct(self, x, num_steps, t_end=None):
@@ -95,8 +106,11 @@ def test_aeroblade_refuses_pixel_space_and_missing_autoencoders():
     pixel = LatentDiffusion.create(LDMConfig(**TINY_PIXEL))
     with pytest.raises(ValueError, match="pixel-space"):
         AEROBLADE(AEROBLADEConfig(distance="l2"), autoencoders=[pixel])
-    with pytest.raises(ValueError, match="ldm_paths"):
-        AEROBLADE(AEROBLADEConfig(distance="l2"))
+    with pytest.raises(ValueError, match="at least one autoencoder"):
+        AEROBLADE(AEROBLADEConfig(distance="l2"), autoencoders=[])
+    untrained = AEROBLADE(AEROBLADEConfig(distance="l2"))  # fit would train its autoencoder on the reals
+    with pytest.raises(ValueError, match="call fit"):
+        untrained.score(torch.rand(1, 3, 32, 32))
 
 
 def test_spectrum_lr_fit_score_save_load(tmp_path):
