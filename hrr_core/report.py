@@ -46,7 +46,8 @@ def _headline(studies: dict) -> list[str]:
              "| method | trained on | seeds | mean AP | mean AUC | mean ACC | mean real-ACC | mean fake-ACC |", "|---|---|---|---|---|---|---|---|"]
     for m, st in studies.items():
         h = st["headline"]
-        lines.append(f"| {m} | {'+'.join(st['train_generators'])} | {len(st['seeds'])} | {_pm(h['ap'])} | {_pm(h['auc'])} | "
+        seeds = str(len(st["seeds"])) if len(st["seeds"]) > 1 else "1 (deterministic fit)"
+        lines.append(f"| {m} | {'+'.join(st['train_generators'])} | {seeds} | {_pm(h['ap'])} | {_pm(h['auc'])} | "
                      f"{_pm(h['acc'])} | {_pm(h['real_acc'])} | {_pm(h['fake_acc'])} |")
     return lines + [""]
 

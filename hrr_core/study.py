@@ -54,9 +54,14 @@ def variant(cfg: Config, method: str, train: tuple[str, ...], seed: int) -> Conf
 
 
 def study_runs(cfg: Config, method: str) -> list[tuple[tuple[str, ...], int]]:
-    """(train generators, seed) of every model the study scores; the main model first."""
-    main, seed0 = tuple(cfg.method(method).train_generators), cfg.train_config(method).seed
-    runs = [(main, seed0)] + [(main, s) for s in cfg.study.seeds] + [((f,), seed0) for f in cfg.study.cross_train]
+    """(train generators, seed) of every model the study scores; the main model first. Methods
+    fitted without a training loop (spectrum_lr, aeroblade) are deterministic: one seed."""
+    from hrr_core.models.registry import is_scorer
+
+    m = cfg.method(method)
+    main, seed0 = tuple(m.train_generators), cfg.train_config(method).seed
+    seeds = () if is_scorer(m.kind, m.baseline) else cfg.study.seeds
+    runs = [(main, seed0)] + [(main, s) for s in seeds] + [((f,), seed0) for f in cfg.study.cross_train]
     return list(dict.fromkeys(runs))
 
 

@@ -18,6 +18,7 @@ def test_study_runs_put_the_main_model_first_without_duplicates(cfg):
     assert runs[0] == main and len(runs) == len(set(runs))
     assert {s for t, s in runs if t == main[0]} == set(cfg.study.seeds) | {main[1]}
     assert {t for t, _ in runs} == {main[0]} | {(f,) for f in cfg.study.cross_train}
+    assert {s for _, s in study_runs(cfg, "spectrum_lr")} == {main[1]}  # deterministic fit: one seed
 
 
 def test_variant_changes_only_the_method_seed_and_generators(cfg):
