@@ -17,6 +17,7 @@ import torch
 
 from hrr_core.benchmark.audit import assert_unbiased, bias_audit, dataset_card
 from hrr_core.benchmark.build import build_benchmark, families_of, photo_table
+from hrr_core.benchmark.external import bind_benchmark
 from hrr_core.config import Config
 from hrr_core.confutil import to_dict
 from hrr_core.data.manifest import absolute_paths, check_no_leakage, read_manifest
@@ -103,6 +104,10 @@ def run_prepare(cfg: Config, root: str | Path | None = None, echo=print) -> dict
     from hrr_core.plotting import sample_grid, save_figure
 
     paths = stage_paths(root)
+    if not cfg.real_benchmark.is_embedded:  # real_benchmark.source selects an adapter (hrr_core.benchmark.external)
+        from hrr_core.benchmark.external import run_prepare_external
+
+        return run_prepare_external(cfg, paths, echo)
     seed_dir = resolve(cfg.benchmark.seed_dir, paths.root)
     problems = verify_seed_set(seed_dir)
     if problems:
@@ -179,6 +184,7 @@ def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> d
     rcfg = cfg.retrospection_config()
     seed_everything(rcfg.seed)
     manifest = read_manifest(paths.manifest(cfg))
+    cfg = bind_benchmark(cfg, manifest)
     device = resolve_device(cfg.device)
     train_reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
     needs_ldm = any(cfg.model_config(m).msr.resolved().retrospection for m in cfg.hrr_methods())
@@ -203,9 +209,10 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None, resume: 
     from hrr_core.training.loop import fit
 
     paths = stage_paths(root)
+    manifest = read_manifest(paths.manifest(cfg))
+    cfg = bind_benchmark(cfg, manifest)
     m, tcfg, mcfg = cfg.method(method), cfg.train_config(method), cfg.model_config(method)
     seed_everything(tcfg.seed)
-    manifest = read_manifest(paths.manifest(cfg))
     train_df, val_df = training_set(manifest, m.train_generators, "train"), training_set(manifest, m.train_generators, "val")
     out = paths.model_dir(method)
     if is_scorer(m.kind, m.baseline):
@@ -296,13 +303,14 @@ def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> di
     """Score every test image with the best checkpoint; write scores, the tidy results table,
     metrics (macro means + per generator) and ROC points per test generator."""
     paths = stage_paths(root)
-    m, ecfg = cfg.method(method), cfg.evaluate
     manifest = read_manifest(paths.manifest(cfg))
+    cfg = bind_benchmark(cfg, manifest)
+    m, ecfg = cfg.method(method), cfg.evaluate
     test_df = manifest[manifest["split"] == "test"]
     scored = score_split(cfg, method, test_df, paths)
     out = paths.results_dir(method)
     atomic_write_bytes(out / "scores.csv", scored.to_csv(index=False).encode())
-    families = list(families_of(manifest))
+    families = list(families_of(test_df))  # the test split's generators (the embedded build has every family in every split)
     table = results_table(scored, manifest, method, m.train_generators, families, ecfg.threshold, ecfg.n_boot, cfg.seed, ecfg.by_size)
     atomic_write_bytes(out / "results.csv", table.to_csv(index=False).encode())
     atomic_write_json(paths.metrics / "evaluate" / f"{method}.json",
