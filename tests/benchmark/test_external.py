@@ -1,5 +1,5 @@
 """real_benchmark: in params.yaml: typed config, prepare on a fixture tree, and the stages
-prepare -> train -> evaluate run on a ForenSynths-layout tree with the preset's generators."""
+prepare -> retrospect -> train -> evaluate run on a ForenSynths-layout tree with the preset's generators."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ _spec = importlib.util.spec_from_file_location("hrr_data_fixtures", ROOT / "test
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
-METHODS = ("cnn", "spectrum_lr")
+METHODS = ("cnn", "spectrum_lr", "hrr")
 
 
 def smoke_raw(real: dict | None = None, **top) -> dict:
@@ -94,14 +94,15 @@ def test_prepare_without_harmonisation_keeps_absolute_paths_and_warns_or_fails(t
 
 @pytest.fixture(scope="module")
 def forensynths_run(tmp_path_factory):
-    """prepare -> train -> evaluate of the cheap methods on a ForenSynths tree (relative root)."""
-    from hrr_core.stages import run_evaluate, run_prepare, run_train
+    """prepare -> retrospect -> train -> evaluate of the smoke methods on a ForenSynths tree (relative root)."""
+    from hrr_core.stages import run_evaluate, run_prepare, run_retrospect, run_train
 
     project = tmp_path_factory.mktemp("project")
     fx.make_forensynths(project / "bench" / "ForenSynths", n=3)
     real = {"source": "forensynths", "root": "bench/ForenSynths", "harmonise": {"resize": "center_crop", "size": 32}}  # spectrum_lr needs >= 32 px
     cfg = config_from_dict(smoke_raw(real, benchmark={"out_dir": "data/forensynths"}))
     prepared = run_prepare(cfg, project, echo=lambda *_: None)
+    run_retrospect(cfg, project, echo=lambda *_: None)
     for method in METHODS:
         run_train(cfg, method, project)
         run_evaluate(cfg, method, project)
@@ -119,6 +120,13 @@ def test_real_benchmark_prepare_writes_one_harmonised_manifest(forensynths_run):
     assert metrics["bias_audit_ok"] is True and metrics["timings"]["bad_files"] == 2  # biggan's empty + corrupt fakes
     assert (project / "figures" / "sample_grid.png").stat().st_size > 1000
     assert "# Real benchmark (forensynths, preset `forensynths_4class`)" in (project / "reports" / "dataset_card.md").read_text()
+
+
+def test_retrospection_covers_the_preset_train_sets_and_every_test_image(forensynths_run):
+    project, _ = forensynths_run
+    retro = json.loads((project / "metrics" / "retrospect.json").read_text())
+    assert retro["ldm"]["n_train_images"] == 12  # train reals of the 4 classes (3 each)
+    assert retro["methods"]["hrr"]["computed"] == 24 + 24 + 30  # progan train + val, the whole test split
 
 
 @pytest.mark.parametrize("method", METHODS)
