@@ -92,6 +92,18 @@ def test_prepare_without_harmonisation_keeps_absolute_paths_and_warns_or_fails(t
     assert json.loads((tmp_path / "reports" / "bias_audit.json").read_text())["ok"] is False  # written before failing
 
 
+def test_dire_preset_trains_on_adm_and_harmonisation_clears_the_audit(tmp_path):
+    from hrr_core.stages import run_prepare
+
+    fx.make_diffusionforensics(tmp_path / "DiffusionForensics", n=2, trees=("images",))
+    real = {"source": "diffusionforensics", "root": "DiffusionForensics", "harmonise": {"resize": "center_crop", "size": 16}}
+    out = run_prepare(config_from_dict(smoke_raw(real, benchmark={"out_dir": "data/dire"})), tmp_path, echo=lambda *_: None)
+    assert out["metrics"]["train_generators"] == ["adm"] and out["metrics"]["test_generators"] == ["adm", "ddpm", "sdv2"]
+    assert out["metrics"]["bias_audit_ok"] is True  # JPEG reals vs PNG fakes and 24 vs 16 px, removed
+    audit = json.loads((tmp_path / "reports" / "bias_audit.json").read_text())["per_generator"]
+    assert (audit["sdv2"]["n_real"], audit["adm"]["n_real"]) == (2, 8)  # celebahq reals only; lsun_bedroom (3 splits) + imagenet (test)
+
+
 @pytest.fixture(scope="module")
 def forensynths_run(tmp_path_factory):
     """prepare -> retrospect -> train -> evaluate of the smoke methods on a ForenSynths tree (relative root)."""
