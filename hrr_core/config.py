@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from hrr_core.benchmark.build import BenchmarkConfig
+from hrr_core.benchmark.external import RealBenchmarkSelection
 from hrr_core.confutil import ConfigError, check, deep_merge, from_dict, to_dict
 from hrr_core.evaluation.robustness import RobustnessConfig
 from hrr_core.paths import resolve
@@ -99,16 +100,17 @@ class Config:
     ablations: dict[str, dict[str, Any]] = field(default_factory=dict)
     ablation_run: tuple[str, ...] = ()
     study: StudyConfig = field(default_factory=StudyConfig)
+    real_benchmark: RealBenchmarkSelection = field(default_factory=RealBenchmarkSelection)  # source: embedded = benchmark:
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", ">= 0", self.seed)
         check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
         check(len(self.methods) > 0, "methods", "at least one method", self.methods)
         check("study" not in self.methods, "methods.study", "another name: models/study and results/study hold the study stage's runs", "study")
-        for name, m in self.methods.items():
-            unknown = set(m.train_generators) - set(self.benchmark.families)
+        for name, m in self.methods.items():  # a real benchmark's preset decides (hrr_core.benchmark.external.bind_benchmark)
+            unknown = set(m.train_generators) - set(self.benchmark.families) if self.real_benchmark.is_embedded else set()
             check(not unknown, f"methods.{name}.train_generators", f"families of benchmark.families {list(self.benchmark.families)}", sorted(unknown))
-        unknown = set(self.study.cross_train) - set(self.benchmark.families)
+        unknown = set(self.study.cross_train) - set(self.benchmark.families) if self.real_benchmark.is_embedded else set()
         check(not unknown, "study.cross_train", f"families of benchmark.families {list(self.benchmark.families)}", sorted(unknown))
         # the nested sections are validated by their own dataclasses
         self.zoo_config()

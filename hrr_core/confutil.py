@@ -94,8 +94,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             try:
                 return _coerce(value, option, key)
             except ConfigError as exc:
-                errors.append(exc.message)
-        raise ConfigError(key, "; ".join(errors) + (" (or null)" if type(None) in args else ""))
+                errors.append(exc)
+        where = errors[0].key if len(errors) == 1 else key  # one option (X | None): keep the nested key it named
+        raise ConfigError(where, "; ".join(e.message for e in errors) + (" (or null)" if type(None) in args else ""))
     if origin is Literal:
         if value not in args:
             raise ConfigError(key, f"got {value!r}; allowed: {', '.join(repr(a) for a in args)}")

@@ -17,6 +17,7 @@ import torch
 
 from hrr_core.benchmark.audit import assert_unbiased, bias_audit, dataset_card
 from hrr_core.benchmark.build import build_benchmark, families_of, photo_table
+from hrr_core.benchmark.external import bind_benchmark
 from hrr_core.config import Config
 from hrr_core.confutil import to_dict
 from hrr_core.data.manifest import absolute_paths, check_no_leakage, read_manifest
@@ -104,6 +105,10 @@ def run_prepare(cfg: Config, root: str | Path | None = None, echo=print) -> dict
     from hrr_core.plotting import sample_grid, save_figure
 
     paths = stage_paths(root)
+    if not cfg.real_benchmark.is_embedded:  # real_benchmark.source selects an adapter (hrr_core.benchmark.external)
+        from hrr_core.benchmark.external import run_prepare_external
+
+        return run_prepare_external(cfg, paths, echo)
     seed_dir = resolve(cfg.benchmark.seed_dir, paths.root)
     problems = verify_seed_set(seed_dir)
     if problems:
@@ -171,7 +176,9 @@ def _loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch
 def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.DataFrame:
     """What one cached-input method (HRR, DIRE) reads: train/val sets of its generators (and of
     every family the study trains on alone, ``study.cross_train``) and the whole test split."""
-    gens = list(dict.fromkeys([*cfg.method(method).train_generators, *(cfg.study.cross_train if method in cfg.methods else ())]))
+    trainable = set(manifest.loc[(manifest["split"] == "train") & (manifest["label"] == 1), "generator"])
+    cross = [f for f in cfg.study.cross_train if f in trainable] if method in cfg.methods else []  # study@ reports the rest
+    gens = list(dict.fromkeys([*cfg.method(method).train_generators, *cross]))
     parts = [training_set(manifest, gens, "train"), training_set(manifest, gens, "val"), manifest[manifest["split"] == "test"]]
     return pd.concat(parts).drop_duplicates("id")
 
@@ -187,6 +194,7 @@ def run_retrospect(cfg: Config, root: str | Path | None = None, echo=print) -> d
     rcfg = cfg.retrospection_config()
     seed_everything(rcfg.seed)
     manifest = read_manifest(paths.manifest(cfg))
+    cfg = bind_benchmark(cfg, manifest)
     device = resolve_device(cfg.device)
     train_reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
     needs_ldm = any(cfg.model_config(m).msr.resolved().retrospection for m in cfg.hrr_methods()) or uses_retrospection_ldm(cfg)
@@ -210,6 +218,7 @@ def run_train(cfg: Config, method: str, root: str | Path | None = None, resume: 
     """Train ``methods.<method>`` on its training generators (train split), selecting on val;
     ``resume`` continues an interrupted run from ``models/<method>/last``."""
     paths = stage_paths(root)
+    cfg = bind_benchmark(cfg, read_manifest(paths.manifest(cfg)))  # a real benchmark's preset picks the generators
     metrics, history, train_df, val_df = fit_method(cfg, method, paths, paths.model_dir(method), resume)
     if not is_main_process():  # other ranks of a multi-GPU run: rank 0 writes
         return {"metrics": {}, "history": history}
@@ -225,9 +234,9 @@ def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: b
     from hrr_core.training.checkpoint import load_weights
     from hrr_core.training.loop import fit
 
+    manifest = read_manifest(paths.manifest(cfg))
     m, tcfg, mcfg = cfg.method(method), cfg.train_config(method), cfg.model_config(method)
     seed_everything(tcfg.seed)
-    manifest = read_manifest(paths.manifest(cfg))
     train_df, val_df = training_set(manifest, m.train_generators, "train"), training_set(manifest, m.train_generators, "val")
     if is_scorer(m.kind, m.baseline):
         metrics, history = _fit_scorer(cfg, method, train_df, val_df, out)
@@ -318,13 +327,14 @@ def run_evaluate(cfg: Config, method: str, root: str | Path | None = None) -> di
     """Score every test image with the best checkpoint; write scores, the tidy results table,
     metrics (macro means + per generator) and ROC points per test generator."""
     paths = stage_paths(root)
-    m, ecfg = cfg.method(method), cfg.evaluate
     manifest = read_manifest(paths.manifest(cfg))
+    cfg = bind_benchmark(cfg, manifest)
+    m, ecfg = cfg.method(method), cfg.evaluate
     test_df = manifest[manifest["split"] == "test"]
     scored = score_split(cfg, method, test_df, paths)
     out = paths.results_dir(method)
     atomic_write_bytes(out / "scores.csv", scored.to_csv(index=False).encode())
-    families = list(families_of(manifest))
+    families = list(families_of(test_df))  # the test split's generators (the embedded build has every family in every split)
     table = results_table(scored, manifest, method, m.train_generators, families, ecfg.threshold, ecfg.n_boot, cfg.seed, ecfg.by_size)
     atomic_write_bytes(out / "results.csv", table.to_csv(index=False).encode())
     atomic_write_json(paths.metrics / "evaluate" / f"{method}.json",

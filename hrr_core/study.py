@@ -75,9 +75,12 @@ def robustness_sample(test: pd.DataFrame, max_images: int | None, seed: int) -> 
     return pd.concat([g.sample(min(per_group, len(g)), random_state=seed) for _, g in groups]).sort_values("id")
 
 
-def _score_condition(detector, arrays: list[np.ndarray], transform, batch_size: int) -> np.ndarray:
-    """Probabilities for ``arrays`` (uint8) after ``transform``, batched by shape."""
+def _score_condition(detector, arrays: list[np.ndarray], transform, batch_size: int) -> np.ndarray | None:
+    """Probabilities for ``arrays`` (uint8) after ``transform``, batched by shape; None when a
+    transformed image is smaller than the detector accepts (it does not upscale)."""
     tensors = [to_tensor(transform(a)) for a in arrays]  # (3, H', W') each
+    if min(min(t.shape[-2:]) for t in tensors) < detector.min_side:
+        return None
     probs = np.empty(len(tensors))
     by_shape: dict[tuple, list[int]] = {}
     for i, t in enumerate(tensors):
@@ -102,6 +105,9 @@ def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.Da
     for condition, level in scfg.robustness.conditions():
         with torch.inference_mode():
             probs = _score_condition(detector, arrays, scfg.robustness.transform(condition, level), ecfg.batch_size)
+        if probs is None:
+            echo(f"{method}: {condition} {level:g} skipped: images fall below the detector's minimum side ({detector.min_side} px)")
+            continue
         scores = pd.DataFrame({"id": sample["id"].to_numpy(), "score": probs})
         table = results_table(scores, manifest, method, main, families, ecfg.threshold, ecfg.n_boot, cfg.seed, False)
         rows.append(table.assign(condition=condition, level=level, seed=seed0))
@@ -154,6 +160,7 @@ def run_study(cfg: Config, method: str, root: str | Path | None = None, echo=pri
     ``metrics/study/<method>.json`` and one curve CSV per condition under ``plots/study/<method>/``."""
     paths = stage_paths(root)
     manifest = read_manifest(paths.manifest(cfg))
+    cfg = _bind(cfg, manifest, echo)
     robust = robustness_rows(cfg, method, paths, manifest, echo)
     rows = _seed_and_matrix_rows(cfg, method, paths, manifest, echo) + robust
     study = pd.concat(rows, ignore_index=True)
@@ -171,6 +178,20 @@ def run_study(cfg: Config, method: str, root: str | Path | None = None, echo=pri
         curve = pd.concat([pd.DataFrame([{"level": _identity_level(cond), **clean[["acc", "ap", "auc"]].mean().to_dict()}]), curve])
         atomic_write_bytes(paths.plots / "study" / method / f"{cond}.csv", curve.sort_values("level").to_csv(index=False).encode())
     return {"study": study, "metrics": metrics}
+
+
+def _bind(cfg: Config, manifest: pd.DataFrame, echo=print) -> Config:
+    """A real benchmark's preset picks the training generators; ``cross_train`` keeps only the
+    families that have fakes in the manifest's train split (the others are reported)."""
+    from hrr_core.benchmark.external import bind_benchmark
+
+    cfg = bind_benchmark(cfg, manifest)
+    trainable = set(manifest.loc[(manifest["split"] == "train") & (manifest["label"] == 1), "generator"])
+    missing = [f for f in cfg.study.cross_train if f not in trainable]
+    if missing:
+        echo(f"study.cross_train: {missing} have no training fakes in this benchmark; their matrix rows are left out")
+        cfg = dataclasses.replace(cfg, study=dataclasses.replace(cfg.study, cross_train=tuple(f for f in cfg.study.cross_train if f in trainable)))
+    return cfg
 
 
 def _identity_level(condition: str) -> float:

@@ -27,7 +27,13 @@ def _distribution(df: pd.DataFrame, col: str) -> dict[str, float]:
 def _reals_for(manifest: pd.DataFrame, generator: str) -> pd.DataFrame:
     reals = manifest[manifest["label"] == 0]
     own = reals[reals["generator"] == generator]
-    return own if len(own) else reals[reals["generator"] == REAL]
+    if len(own):
+        return own
+    shared = reals[reals["generator"] == REAL]
+    if "subset" in manifest.columns:  # real benchmarks: the shared reals of the fakes' subsets (as evaluation.protocol)
+        fakes = manifest[(manifest["label"] == 1) & (manifest["generator"] == generator)]
+        shared = shared[shared["subset"].isin(set(fakes["subset"]))]
+    return shared
 
 
 def bias_audit(manifest: pd.DataFrame, tolerance: float = 0.02) -> dict:

@@ -15,12 +15,15 @@ REAL = "real"
 
 def generator_set(manifest: pd.DataFrame, generator: str, split: str = "test") -> pd.DataFrame:
     """Rows of one generator's test set: its fakes plus the reals it is compared against
-    (reals tagged with that generator if any, else the shared reals)."""
+    (reals tagged with that generator if any, else the shared reals; with a ``subset`` column,
+    as real benchmarks have, only the shared reals of the fakes' subsets, e.g. DIRE's datasets)."""
     part = manifest[manifest["split"] == split]
     fakes = part[(part["label"] == 1) & (part["generator"] == generator)]
     reals = part[(part["label"] == 0) & (part["generator"] == generator)]
     if reals.empty:
         reals = part[(part["label"] == 0) & (part["generator"] == REAL)]
+        if "subset" in part.columns:
+            reals = reals[reals["subset"].isin(set(fakes["subset"]))]
     if fakes.empty or reals.empty:
         raise ValueError(f"test set for generator {generator!r} in split {split!r} has {len(reals)} reals and {len(fakes)} fakes; both are needed")
     return pd.concat([reals, fakes])

@@ -26,6 +26,15 @@ def test_sets_pair_fakes_with_shared_reals():
         generator_set(m, "nope")
 
 
+def test_shared_reals_come_from_the_fakes_subsets():
+    # DiffusionForensics: one shared real folder per dataset; celebahq's fakes meet celebahq's reals only
+    m = pd.DataFrame({"id": list("abcde"), "label": [0, 0, 1, 1, 1], "generator": ["real", "real", "adm", "sdv2", "adm"],
+                      "split": "test", "subset": ["lsun_bedroom", "celebahq", "lsun_bedroom", "celebahq", "imagenet"]})
+    assert sorted(generator_set(m, "sdv2")["id"]) == ["b", "d"]
+    assert sorted(generator_set(m, "adm")["id"]) == ["a", "c", "e"]
+    assert sorted(generator_set(m.drop(columns="subset"), "sdv2")["id"]) == ["a", "b", "d"]  # no subsets: every shared real
+
+
 def test_results_table_and_summary():
     m = manifest()
     scores = pd.DataFrame({"id": m["id"], "score": np.where(m["label"] == 1, 0.9, 0.1)})

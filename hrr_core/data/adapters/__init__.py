@@ -177,7 +177,7 @@ def _write_candidates(cfg: RealBenchmarkConfig, out_path: Path) -> tuple[str, di
         return image_root, {"rows_listed": w.rows_written}
     root = os.fspath(cfg.root)
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: benchmark root does not exist; set this real_benchmarks entry's root in params.yaml to the folder holding {ADAPTERS[cfg.kind].LAYOUT}")
+        raise FileNotFoundError(f"{root}: benchmark root does not exist; set real_benchmark.root in params.yaml (or dvc exp run -S real_benchmark.root=...) to the folder holding {ADAPTERS[cfg.kind].LAYOUT}")
     mod = ADAPTERS[cfg.kind]
     found = list(mod.find_folders(root, cfg))
     if not found:

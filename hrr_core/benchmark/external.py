@@ -1,0 +1,211 @@
+"""Real benchmarks in the pipeline: ``real_benchmark:`` in params.yaml selects what the stages run on.
+
+``source: embedded`` (the default) keeps the embedded benchmark (``benchmark:``, built by
+:mod:`hrr_core.benchmark.build`). Any other source names an adapter of
+:mod:`hrr_core.data.adapters`; the ``prepare`` stage then
+
+1. builds the adapter's manifest (the preset decides train / val / test), written with its
+   ``bad_files.csv`` and ``.meta.json`` under ``<benchmark.out_dir>/source/``;
+2. when ``harmonise`` is set, re-encodes both classes the same way into
+   ``<benchmark.out_dir>/harmonised/``;
+3. writes ``<benchmark.out_dir>/manifest.csv``, the one manifest later stages read, with the
+   embedded manifest's columns (paths relative to that folder, or absolute for an absolute root);
+4. runs the bias audit, writes the dataset card, ``metrics/prepare.json`` and a sample grid.
+
+Methods' ``train_generators`` name embedded families; with a real benchmark the preset decides
+instead: :func:`bind_benchmark` sets every method's train generators to the fake generators of
+the manifest's train split (what the preset, or ``real_benchmark.train_generators``, selected).
+
+Bias audit policy: ``bias_audit: warn`` (default) reports problems in the card, the audit JSON
+and ``bias_audit_ok`` without failing, because the published protocols are themselves biased
+(JPEG reals vs PNG fakes, generator-dependent sizes) and reproducing them un-harmonised is a
+row the study needs; ``fail`` raises after writing the reports (as the embedded build always does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+
+from hrr_core.benchmark.audit import assert_unbiased, bias_audit, counts_table
+from hrr_core.confutil import check, to_dict
+from hrr_core.data.adapters import KINDS, PRESETS, RealBenchmarkConfig, build_manifest, write_bad_files
+from hrr_core.data.harmonise import HarmoniseConfig, harmonise_manifest
+from hrr_core.data.manifest import absolute_paths, write_manifest
+from hrr_core.io import atomic_write_json, atomic_write_text
+from hrr_core.paths import resolve
+
+if TYPE_CHECKING:
+    from hrr_core.config import Config
+    from hrr_core.stages import StagePaths
+
+SOURCES = ("embedded",) + KINDS
+_ADAPTER_KEYS = ("preset", "tree", "train_generators", "test_generators", "checksums", "verify", "max_per_class", "seed",
+                 "check_leakage", "harmonise")
+
+
+@dataclass(frozen=True)
+class RealBenchmarkSelection:
+    """``real_benchmark:``: which benchmark the stages run on, where it is, how to harmonise it."""
+
+    source: Literal["embedded", "forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"] = "embedded"
+    root: str | None = None  # benchmark folder (csv: the list file); relative to the project root
+    preset: str | None = None  # null: the source's default preset
+    tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics only
+    train_generators: tuple[str, ...] | None = None  # replaces the preset's train/val generators
+    test_generators: tuple[str, ...] | None = None  # replaces the preset's test generators
+    checksums: bool = False
+    verify: Literal["header", "decode"] = "header"
+    max_per_class: int | None = None
+    seed: int = 0
+    check_leakage: bool = True
+    bias_audit: Literal["warn", "fail"] = "warn"
+    harmonise: HarmoniseConfig | None = field(default_factory=HarmoniseConfig)
+
+    def __post_init__(self) -> None:
+        if self.is_embedded:
+            return
+        check(bool(self.root), "root", f"the {self.source} folder (csv: the list file); set it in params.yaml or run "
+              f"`dvc exp run -S real_benchmark.root=/path/to/{self.source}`", self.root)
+        self.adapter_config()  # validates preset, generators and max_per_class, naming the key
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.source == "embedded"
+
+    def adapter_config(self, project_root: str | os.PathLike | None = None) -> RealBenchmarkConfig:
+        """The adapter's config; a relative ``root`` is resolved against ``project_root`` when given."""
+        root = str(resolve(self.root, project_root)) if project_root is not None else str(self.root)
+        return RealBenchmarkConfig(kind=self.source, root=root, **{k: getattr(self, k) for k in _ADAPTER_KEYS})
+
+
+def bind_benchmark(cfg: Config, manifest: pd.DataFrame) -> Config:
+    """``cfg`` with every method's ``train_generators`` set to the fake generators of the
+    manifest's train split when a real benchmark is selected; ``cfg`` itself otherwise."""
+    if cfg.real_benchmark.is_embedded:
+        return cfg
+    train = manifest[(manifest["split"] == "train") & (manifest["label"] == 1)]
+    gens = tuple(sorted(set(train["generator"])))
+    if not gens:
+        raise ValueError(f"real_benchmark: the manifest's train split holds no fakes (preset {cfg.real_benchmark.preset!r}); "
+                         "choose a preset or real_benchmark.train_generators that selects a training set")
+    methods = {name: dataclasses.replace(m, train_generators=gens) for name, m in cfg.methods.items()}
+    return dataclasses.replace(cfg, methods=methods)
+
+
+def _stage_rows(df: pd.DataFrame, out_dir: Path, jpeg_quality: int | None, keep_absolute: bool) -> pd.DataFrame:
+    """The adapter's (or harmonised) rows as the stages read them: paths relative to ``out_dir``
+    (absolute for files outside it when ``keep_absolute``: the user gave an absolute root) and
+    the embedded manifest's extra columns (``quality``, ``photo``, ``size``)."""
+    files = absolute_paths(df).map(Path)
+    rel = files.map(lambda p: p.as_posix() if keep_absolute and not _inside(p, out_dir) else Path(os.path.relpath(p, out_dir)).as_posix())
+    quality = [jpeg_quality if (jpeg_quality and f == "jpeg") else 0 for f in df["format"]]
+    return df.assign(path=list(rel), quality=quality, photo=df["source"], size=df["width"])
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
+def build_stage_manifest(sel: RealBenchmarkSelection, out_dir: Path, project_root: Path, echo=print) -> tuple[pd.DataFrame, dict]:
+    """Steps 1-3 of the module docstring; returns the stage manifest and build stats."""
+    acfg = sel.adapter_config(project_root)
+    t0 = time.perf_counter()
+    raw = build_manifest(acfg)
+    raw_root = raw.attrs["root"]
+    write_manifest(raw, out_dir / "source" / "manifest.csv")
+    write_bad_files(raw.attrs["bad_files"], out_dir / "source" / "bad_files.csv")
+    atomic_write_json(out_dir / "source" / "manifest.meta.json",
+                      {"config": to_dict(acfg), "preset": PRESETS[acfg.preset_name], "root": raw_root, "stats": raw.attrs["stats"]})
+    t1 = time.perf_counter()
+    echo(f"{sel.source}: {len(raw)} images, {len(raw.attrs['bad_files'])} bad files skipped ({t1 - t0:.1f} s)")
+    bad = list(raw.attrs["bad_files"])
+    if sel.harmonise is None:
+        rows = raw
+    else:
+        rows = harmonise_manifest(raw, raw_root, out_dir / "harmonised", sel.harmonise)
+        bad += rows.attrs["bad_files"]
+        echo(f"harmonised {len(rows)} images to {sel.harmonise.format} ({time.perf_counter() - t1:.1f} s)")
+    q = sel.harmonise.jpeg_quality if sel.harmonise is not None and sel.harmonise.format != "keep" else None
+    stage = _stage_rows(rows, out_dir, q, Path(str(sel.root)).expanduser().is_absolute())
+    write_manifest(stage, out_dir / "manifest.csv")
+    stage.attrs["root"] = str(out_dir)
+    stats = {"manifest_s": round(t1 - t0, 3), "harmonise_s": round(time.perf_counter() - t1, 3) if sel.harmonise else 0.0,
+             "bad_files": len(bad), **{k: raw.attrs["stats"][k] for k in ("walk_s", "probe_s")}}
+    return stage, stats
+
+
+def _generators(df: pd.DataFrame, split: str) -> list[str]:
+    return sorted(set(df.loc[(df["split"] == split) & (df["label"] == 1), "generator"]))
+
+
+def _card(sel: RealBenchmarkSelection, df: pd.DataFrame, audit: dict, stats: dict) -> str:
+    preset = sel.adapter_config().preset_name
+    lines = [f"# Real benchmark ({sel.source}, preset `{preset}`): dataset card", "",
+             "Generated by the `prepare` stage (`notebooks/01_prepare.ipynb`) from `real_benchmark:` in params.yaml; do not edit by hand.", "",
+             f"- preset: {PRESETS[preset]['about']}",
+             f"- images: {len(df)} ({int((df['label'] == 0).sum())} real, {int((df['label'] == 1).sum())} generated); "
+             f"bad files skipped: {stats['bad_files']} (listed in `source/bad_files.csv`, `harmonised/bad_files.csv`)",
+             f"- train generators: {', '.join(_generators(df, 'train'))}; test generators: {', '.join(_generators(df, 'test'))}",
+             f"- harmonisation: {json.dumps(to_dict(sel.harmonise)) if sel.harmonise else 'none (files as shipped)'}",
+             f"- formats: {', '.join(sorted(df['format'].unique()))}; bias audit: {'passed' if audit['ok'] else 'PROBLEMS (policy: ' + sel.bias_audit + ')'}",
+             "", "## Counts (generator × split × size)", "", counts_table(df).to_markdown(), "", "## Bias audit", ""]
+    lines += [f"- {p}" for p in audit["problems"]] or ["Every generator's fakes match their reals in size, format and codec quality."]
+    lines += ["", "## Configuration", "", "```json", json.dumps(to_dict(sel), indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)
+
+
+def sample_grid(df: pd.DataFrame, n_rows: int = 3, seed: int = 0):
+    """Columns: the test reals, then each test generator's fakes; ``n_rows`` random images each."""
+    import matplotlib.pyplot as plt
+
+    from hrr_core.io import image_to_array, load_image
+
+    test = df[df["split"] == "test"]
+    cols = [("real", test[test["label"] == 0])] + [(g, test[(test["label"] == 1) & (test["generator"] == g)]) for g in _generators(df, "test")]
+    fig, axes = plt.subplots(n_rows, len(cols), figsize=(1.8 * len(cols), 1.8 * n_rows), squeeze=False)
+    for c, (name, part) in enumerate(cols):
+        picks = absolute_paths(part.sample(min(n_rows, len(part)), random_state=seed)).tolist()
+        for r in range(n_rows):
+            ax = axes[r, c]
+            if r < len(picks):
+                ax.imshow(image_to_array(load_image(picks[r])))
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+    fig.suptitle("test split: reals and each generator's fakes (not content-matched)", fontsize=10)
+    return fig
+
+
+def run_prepare_external(cfg: Config, paths: StagePaths, echo=print) -> dict:
+    """The ``prepare`` stage for ``cfg.real_benchmark``; same outputs as the embedded build."""
+    from hrr_core.plotting import save_figure
+
+    sel, out_dir = cfg.real_benchmark, paths.data(cfg)
+    df, stats = build_stage_manifest(sel, out_dir, paths.root, echo)
+    audit = bias_audit(df)
+    card = _card(sel, df, audit, stats)
+    atomic_write_text(paths.reports / "dataset_card.md", card)
+    metrics = {"source": sel.source, "preset": sel.adapter_config().preset_name, "images": len(df),
+               "real": int((df["label"] == 0).sum()), "fake": int((df["label"] == 1).sum()),
+               "sources": {s: int(df.loc[df["split"] == s, "source"].nunique()) for s in ("train", "val", "test")},
+               "train_generators": _generators(df, "train"), "test_generators": _generators(df, "test"),
+               "harmonised": sel.harmonise is not None, "bias_audit_ok": audit["ok"], "bias_audit_policy": sel.bias_audit,
+               "timings": stats}
+    atomic_write_json(paths.metrics / "prepare.json", metrics)
+    atomic_write_json(paths.reports / "bias_audit.json", audit)
+    save_figure(sample_grid(df), paths.figures / "sample_grid.png")
+    if audit["ok"]:
+        echo("bias audit: passed")
+    elif sel.bias_audit == "fail":
+        assert_unbiased(audit)  # after writing the reports, so a failure can be inspected
+    else:
+        echo("bias audit: WARNING (real_benchmark.bias_audit: warn)\n  " + "\n  ".join(audit["problems"]))
+    return {"manifest": df, "card": card, "metrics": metrics}
