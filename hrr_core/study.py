@@ -30,7 +30,7 @@ from hrr_core.confutil import deep_merge
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.data.transforms import to_tensor
 from hrr_core.evaluation.metrics import METRIC_NAMES
-from hrr_core.evaluation.protocol import results_table
+from hrr_core.evaluation.protocol import generator_set, results_table
 from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
 from hrr_core.stages import StagePaths, fit_method, score_split, stage_paths
 
@@ -101,7 +101,7 @@ def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.Da
     arrays = [image_to_array(load_image(p)) for p in absolute_paths(sample)]
     detector = load_detector(paths.model_dir(method), cfg.device)
     main, seed0 = cfg.method(method).train_generators, cfg.train_config(method).seed
-    families, rows = list(families_of(manifest)), []
+    families, rows = list(families_of(manifest[manifest["split"] == "test"])), []  # the test split's generators
     for condition, level in scfg.robustness.conditions():
         with torch.inference_mode():
             probs = _score_condition(detector, arrays, scfg.robustness.transform(condition, level), ecfg.batch_size)
@@ -117,7 +117,7 @@ def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.Da
 
 def _seed_and_matrix_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print) -> list[pd.DataFrame]:
     test = manifest[manifest["split"] == "test"]
-    families, ecfg, rows = list(families_of(manifest)), cfg.evaluate, []
+    families, ecfg, rows = list(families_of(test)), cfg.evaluate, []
     for k, (train, seed) in enumerate(study_runs(cfg, method)):
         if k == 0:  # the main model, trained by train@<method>
             model_dir, run_cfg = paths.model_dir(method), cfg
@@ -261,8 +261,8 @@ def study_figures(cfg: Config, paths: StagePaths, manifest: pd.DataFrame) -> dic
     test = manifest[manifest["split"] == "test"]
     for m in methods:
         scored = test.merge(pd.read_csv(paths.results_dir(m) / "scores.csv"), on="id")
-        for fam in families_of(manifest):
-            part = scored[(scored["label"] == 0) | (scored["generator"] == fam)]
+        for fam in families_of(test):
+            part = generator_set(scored, fam)  # the reals this generator is compared against, as in evaluate
             pr.append(pd.DataFrame(pr_points(part["score"].to_numpy(), part["label"].to_numpy())).assign(method=m, test=fam))
     figures["pr.png"] = pr_figure(pd.concat(pr))
     sparsity = afr_sparsity_rows(paths.root, cfg.ablations)
