@@ -193,10 +193,11 @@ def afr_report(detector) -> tuple[pd.DataFrame, plt.Figure | None, str]:
     return table, fig, note
 
 
-def compare_or_note(repo: str | Path, rev_a: str, rev_b: str, folder: str = "metrics/evaluate") -> pd.DataFrame | str:
-    """:func:`hrr_core.explore.compare_commits`, or the reason it cannot run (not a git
-    checkout, unknown revision) as text for the notebook to print."""
+def compare_or_note(repo: str | Path, rev_a: str, rev_b: str, folder: str = "metrics/evaluate",
+                    changed_only: bool = True) -> pd.DataFrame | str:
+    """:func:`hrr_core.explore.compare_commits` (by default only the metrics that changed), or
+    the reason it cannot run (not a git checkout, unknown revision) as text to print."""
     try:
-        return compare_commits(repo, rev_a, rev_b, folder)
+        return compare_commits(repo, rev_a, rev_b, folder, changed_only)
     except ValueError as exc:
         return f"no commit comparison: {exc}"
