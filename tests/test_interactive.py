@@ -101,3 +101,14 @@ def test_results_root_prefers_the_project_when_it_holds_results(project):
     for m in ("cnn", "hrr"):
         _write_evaluate_outputs(project, m)
     assert interactive.results_root(project) == project.resolve()
+
+
+def test_the_python3_kernel_is_this_environment():
+    """README: JupyterLab launched from the venv runs notebooks on the venv's own python3 kernel."""
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert Path(spec.resource_dir).resolve().is_relative_to(Path(sys.prefix).resolve()), spec.resource_dir
+    assert spec.argv[0] in ("python", "python3", sys.executable), spec.argv  # "python" starts sys.executable
