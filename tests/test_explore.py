@@ -135,6 +135,13 @@ def test_controls_render_statically_with_the_first_choices():
     assert mode == "static" and calls == [{"method": "(any)", "size": "all"}]
 
 
+def test_controls_use_dropdowns_when_ipywidgets_is_installed():
+    pytest.importorskip("ipywidgets")
+    calls = []
+    mode = explore_views.controls(lambda **kw: calls.append(kw), {"size": ["all", "64"]}, use_widgets=True)
+    assert mode == "widgets" and calls == [{"size": "all"}], "the widget renders its defaults at once"
+
+
 class _HalfLDM:
     """A stand-in retrospection model: x^ = 0.9 x~, so the residual is 0.1 x~."""
 
