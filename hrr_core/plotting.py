@@ -1,15 +1,17 @@
-"""Figures of the study (seaborn/matplotlib, Agg backend). Each function takes tidy data and
-returns a Figure; :func:`save_figure` writes it atomically as PNG."""
+"""Figures of the study (seaborn/matplotlib, Agg backend outside Jupyter). Each function takes
+tidy data and returns a Figure; :func:`save_figure` writes it atomically as PNG."""
 
 from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # a Jupyter kernel (JupyterLab, papermill) keeps its inline backend to show figures
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
