@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from hrr_core.config import load_config
+from hrr_core.schema import load_config
 from hrr_core.models.classifier import BinaryClassifier
 from hrr_core.models.hrr import HRRDetector
 from hrr_core.models.ldm import LatentDiffusion

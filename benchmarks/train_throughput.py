@@ -60,12 +60,11 @@ def _small_resnet(image_size: int) -> nn.Module:
 
 def _params_model(method: str):
     """The model of ``methods.<method>`` in params.yaml (default profile)."""
-    from hrr_core.config import load_config
-    from hrr_core.models.registry import build_model
+    from hrr_core import methods
+    from hrr_core.schema import load_config
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "params.yaml", "default")
-    m = cfg.method(method)
-    return build_model(m.kind, cfg.model_config(method), m.baseline), cfg.model_config(method)
+    return methods.spec_of(cfg, method).build(cfg.model_config(method)), cfg.model_config(method)
 
 
 def _hrr(image_size: int) -> nn.Module:

@@ -78,40 +78,27 @@ def _folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _spec(kind: str, baseline: str | None):
+    """The registry entry of a card's method (``hrr_core.methods``)."""
+    from hrr_core import methods
+
+    return methods.get(baseline or kind)
+
+
 def config_class(kind: str, baseline: str | None) -> type:
-    """The config dataclass of a method kind (as :meth:`hrr_core.config.Config.model_config`)."""
-    if kind == "classifier":
-        from hrr_core.models.classifier import ClassifierConfig
-
-        return ClassifierConfig
-    if kind == "hrr":
-        from hrr_core.models.hrr import HRRConfig
-
-        return HRRConfig
-    if kind == "baseline":
-        from hrr_core.models.baselines import BASELINES
-
-        if baseline not in BASELINES:
-            raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(sorted(BASELINES))}")
-        return BASELINES[baseline][0]
-    raise ValueError(f"unknown method kind {kind!r}; known: classifier, hrr, baseline")
+    """The config dataclass of a method (as :meth:`hrr_core.schema.Config.model_config`)."""
+    return _spec(kind, baseline).config_cls
 
 
-def minimum_side(kind: str, model_cfg: Any) -> int:
+def minimum_side(kind: str, model_cfg: Any, baseline: str | None = None) -> int:
     """Smallest short side (pixels) an input image may have for this method."""
-    if kind == "hrr":
-        from hrr_core.models.msr import minimum_input_size
-
-        return minimum_input_size(model_cfg.msr.resolved())
-    return IMAGE_MIN_SIDE
+    return _spec(kind, baseline).min_side(model_cfg)
 
 
 def uses_ldm(kind: str, baseline: str | None, model_cfg: Any) -> bool:
     """True when the detector re-renders inputs through a diffusion model the card carries in
-    ``retrospection_ldm/``: HRR with retrospection on, and DIRE (its residual on the fly)."""
-    if kind == "hrr":
-        return bool(model_cfg.msr.resolved().retrospection)
-    return kind == "baseline" and baseline == "dire"
+    ``retrospection_ldm/`` (HRR with retrospection on, DIRE)."""
+    return _spec(kind, baseline).ldm_dir(model_cfg, Path(LDM_DIR)) is not None
 
 
 def _inference_config(data: Any) -> Any:
@@ -201,7 +188,7 @@ def write_detector_card(model_dir, *, method: str, kind: str, baseline: str | No
     preprocessing: dict[str, Any] = {
         "input": "file -> hrr_core.io.load_image (EXIF-rotated, 8-bit RGB, alpha on white, first frame) "
                  "-> (3, H, W) float32 in [0, 1] at the stored size, no resizing",
-        "min_side": minimum_side(kind, cfg),
+        "min_side": minimum_side(kind, cfg, baseline),
         "smaller_images": "refused as per-file failures (never padded or upscaled)",
     }
     if kind == "hrr":
@@ -289,7 +276,7 @@ class Detector:
     def __init__(self, card: dict, config: Any, model: Any, device: torch.device, ldm: Any = None, model_dir: Path | None = None):
         self.card, self.config, self.model, self.device, self.ldm, self.model_dir = card, config, model, device, ldm, model_dir
         self.kind, self.method, self.baseline, self.model_id = card["kind"], card["method"], card.get("baseline"), card["model_id"]
-        self.min_side = int(card["preprocessing"].get("min_side", minimum_side(self.kind, self.config)))
+        self.min_side = int(card["preprocessing"].get("min_side", minimum_side(self.kind, self.config, card.get("baseline"))))
         self.threshold = card["threshold"]["value"] if card["threshold"]["value"] is not None else 0.5
         self.is_scorer = not isinstance(model, torch.nn.Module)
 
@@ -398,7 +385,6 @@ class Detector:
 def load_detector(model_dir, device: str = "auto") -> Detector:
     """Rebuild the detector described by ``model_dir/detector.json`` with the weights of
     ``model_dir/best/``; raises :class:`DetectorLoadError` naming the file and the fix."""
-    from hrr_core.models.registry import build_model, is_scorer
     from hrr_core.runtime import resolve_device
     from hrr_core.training.checkpoint import CheckpointError, load_weights
 
@@ -424,19 +410,18 @@ def load_detector(model_dir, device: str = "auto") -> Detector:
                                 "copy the whole model folder, or re-run the train stage to write a matching card")
     dev = resolve_device(device)
     try:
-        if is_scorer(kind, baseline):
-            from hrr_core.models.baselines import BASELINES
-
-            model = BASELINES[baseline][1].load(best)
+        spec = _spec(kind, baseline)
+        if spec.is_scorer:
+            model = spec.load(best)
         else:
-            model = build_model(kind, cfg, baseline)
+            model = spec.build(cfg)
             load_weights(best, model)
             model = model.to(dev).eval()
     except (CheckpointError, ValueError, OSError, RuntimeError) as exc:
         raise DetectorLoadError(best, f"cannot be loaded ({exc})", "re-run the train stage for this method") from None
     ldm = None
     if uses_ldm(kind, baseline, cfg):
-        from hrr_core.models.baselines.common import load_ldm
+        from hrr_core.models.ldm import load_ldm
 
         try:
             ldm = load_ldm(model_dir / LDM_DIR, dev)

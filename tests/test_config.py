@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hrr_core.config import PROFILES, config_from_dict, load_config
+from hrr_core.schema import PROFILES, config_from_dict, load_config
 from hrr_core.confutil import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

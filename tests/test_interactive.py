@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 
 from hrr_core import interactive
-from hrr_core.interactive import SCRATCH, ensure, has_outputs, open_stage, stage_outputs, upstream
+from hrr_core.interactive import SCRATCH, ensure, has_outputs, open_stage, pipeline_graph, stage_outputs, upstream
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
 def project(tmp_path) -> Path:
-    """An empty project: the real params.yaml and dvc.yaml, no outputs."""
-    for name in ("params.yaml", "dvc.yaml"):
+    """An empty project: the real params.yaml, dvc.yaml and dvc.code.yaml, no outputs."""
+    for name in ("params.yaml", "dvc.yaml", "dvc.code.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 
@@ -30,6 +30,7 @@ def _write_evaluate_outputs(root: Path, method: str) -> None:
         root / "results" / method / "results.csv", index=False)
     pd.DataFrame({"id": ["a"], "logit": [0.0], "score": [0.5]}).to_csv(root / "results" / method / "scores.csv", index=False)
     (root / "metrics" / "evaluate" / f"{method}.json").write_text(json.dumps({"mean": {"ap": 0.75}}))
+    (root / "plots" / "roc" / method).mkdir(parents=True)
 
 
 def test_papermill_passes_params_path_and_runs_the_stage_as_before(project, monkeypatch):
@@ -38,7 +39,7 @@ def test_papermill_passes_params_path_and_runs_the_stage_as_before(project, monk
     session = open_stage("train", "params.yaml", None, "cnn", root=project)
     assert session.mode == "pipeline" and session.root == project and session.cfg.profile == "default"
     assert session.run() == {"ran": True}
-    assert calls == [("train", session.cfg, project, "cnn")]
+    assert calls == [(session.node, session.cfg, project)] and session.node.name == "train@cnn"
 
 
 def test_opened_by_hand_without_outputs_runs_on_smoke_in_the_scratch_root(project):
@@ -62,34 +63,50 @@ def test_opened_by_hand_with_outputs_reads_them_and_writes_nothing(project):
 
 
 def test_ensure_runs_missing_upstream_stages_first_and_reads_what_exists(project, monkeypatch):
-    cfg = interactive.scratch_config(project, None)
-    done, calls = {("prepare", None)}, []
-    monkeypatch.setattr(interactive, "has_outputs", lambda stage, cfg, root, arg=None: (stage, arg) in done)
+    cfg, graph = interactive.scratch_config(project, None), pipeline_graph(project)
+    done, calls = {"prepare"}, []
+    monkeypatch.setattr(interactive, "has_outputs", lambda node, root: node.name in done)
 
-    def fake_run(stage, cfg, root, arg=None):
-        calls.append((stage, arg))
-        done.add((stage, arg))
-        return {"stage": stage}
+    def fake_run(node, cfg, root):
+        calls.append(node.name)
+        done.add(node.name)
+        return {"stage": node.name}
 
     monkeypatch.setattr(interactive, "run_stage", fake_run)
-    monkeypatch.setattr(interactive, "load_outputs", lambda stage, cfg, root, arg=None: {"loaded": stage})
-    assert ensure("evaluate", cfg, project, "hrr", echo=lambda *a: None) == {"stage": "evaluate"}
-    assert calls == [("retrospect", None), ("train", "hrr"), ("evaluate", "hrr")]
-    assert ensure("evaluate", cfg, project, "hrr", echo=lambda *a: None) == {"loaded": "evaluate"}
+    monkeypatch.setattr(interactive, "load_outputs", lambda node, cfg, root: {"loaded": node.name})
+    node = graph["evaluate@hrr"]
+    assert ensure(node, graph, cfg, project, echo=lambda *a: None) == {"stage": "evaluate@hrr"}
+    assert calls == ["retrospect", "train@hrr", "evaluate@hrr"]
+    assert ensure(node, graph, cfg, project, echo=lambda *a: None) == {"loaded": "evaluate@hrr"}
 
 
 def test_stage_outputs_and_upstream_follow_dvc_yaml(project):
-    cfg = interactive.scratch_config(project, None)
-    assert not has_outputs("prepare", cfg, project)
-    assert project / "data" / "embedded" / "manifest.csv" in stage_outputs("prepare", cfg, project)
-    assert project / "models" / "ablation-no_msr" not in stage_outputs("ablate", cfg, project, "no_msr")
-    assert project / "results" / "ablation-no_msr" in stage_outputs("ablate", cfg, project, "no_msr")
-    assert upstream("evaluate", cfg, "cnn") == [("train", "cnn")]
-    assert ("evaluate", "hrr") in upstream("figures", cfg) and ("ablate", "no_msr") in upstream("figures", cfg)
+    graph = pipeline_graph(project)
+    assert not has_outputs(graph["prepare"], project)
+    assert project / "data" / "embedded" in stage_outputs(graph["prepare"], project)
+    assert project / "metrics" / "prepare.json" in stage_outputs(graph["prepare"], project)
+    assert not any("outputs/notebooks" in str(p) for p in stage_outputs(graph["prepare"], project))
+    assert project / "results" / "ablation-no_msr" in stage_outputs(graph["ablate@no_msr"], project)
+    names = lambda nodes: [n.name for n in nodes]  # noqa: E731
+    assert names(upstream(graph["evaluate@cnn"], graph)) == ["prepare", "retrospect", "train@cnn"]
+    figures = names(upstream(graph["figures"], graph))
+    assert {"evaluate@hrr", "study@hrr", "ablate@no_msr", "train@cnn"} <= set(figures) and "figures" not in figures
+
+
+def test_the_graph_is_dvcs_own_reading_of_dvc_yaml():
+    """pipeline_graph interpolates dvc.yaml as DVC does: same stages, deps and outputs."""
+    from dvc.repo import Repo
+
+    graph = pipeline_graph(ROOT)
+    dvc = {s.addressing: s for s in Repo(str(ROOT)).index.stages}
+    assert set(dvc) == set(graph)
+    for name, stage in dvc.items():
+        assert sorted(str(o.def_path) for o in stage.outs) == sorted(graph[name].outs), name
+        assert {str(d.def_path) for d in stage.deps} - {"params.yaml"} == set(graph[name].deps), name
 
 
 def test_unknown_stage_and_root_without_results_are_clear_errors(project, tmp_path):
-    with pytest.raises(ValueError, match="unknown stage 'fit'; known: prepare"):
+    with pytest.raises(ValueError, match="dvc.yaml has no stage 'fit'; it has: prepare"):
         open_stage("fit", None, root=project)
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from hrr_core.interactive import ensure, scratch_config
+from hrr_core.interactive import ensure, pipeline_graph, scratch_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -54,9 +54,9 @@ def smoke_project(tmp_path_factory) -> Path:
     retrospect, train and evaluate for cnn and hrr, a robustness table for cnn, and two commits
     of metrics/evaluate that differ."""
     root = tmp_path_factory.mktemp("smoke_project")
-    cfg = scratch_config(ROOT, "smoke")
+    cfg, graph = scratch_config(ROOT, "smoke"), pipeline_graph(ROOT)
     for method in ("cnn", "hrr"):
-        ensure("evaluate", cfg, root, method, echo=lambda *a: None)
+        ensure(graph[f"evaluate@{method}"], graph, cfg, root, echo=lambda *a: None)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump({**params, "profile": "smoke"}, sort_keys=False))
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
@@ -97,7 +97,7 @@ def test_evaluate_notebook_opened_by_hand_reads_existing_outputs(smoke_project, 
 
 def test_figures_notebook_opened_by_hand_in_this_checkout(tmp_path, monkeypatch):
     monkeypatch.delenv("HRR_PROJECT_ROOT", raising=False)
-    cells = _execute("05_figures.ipynb", tmp_path / "05.ipynb")
+    cells = _execute("07_figures.ipynb", tmp_path / "07.ipynb")
     text = "\n".join(_outputs(cells, "text/plain"))
     assert f"root {ROOT}" in text and "opened by hand" in text
     assert len(_outputs(cells, "image/png")) >= 4, "the committed figures are shown"

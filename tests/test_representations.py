@@ -10,11 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from hrr_core.config import config_from_dict
+from hrr_core.schema import config_from_dict
 from hrr_core.predict import load_detector
-from hrr_core.representations import cache_folder, card_ldm_dir, dire_methods
 from hrr_core.retrospection import read_index
-from hrr_core.stages import run_evaluate, run_retrospect, run_train, stage_paths
+from hrr_core import methods
+from hrr_core.pipeline import evaluate, retrospect, train
+from hrr_core.pipeline.common import cache_folder
+from hrr_core.pipeline.paths import StagePaths
+from hrr_core.pipeline.retrospect import cached_methods
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = {"name": "small_resnet", "pretrained": False, "width": 8}
@@ -65,34 +68,34 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     manifest = _tiny_benchmark(root)
     cfg = config_from_dict(_params())
-    first = run_retrospect(cfg, root, echo=lambda *_: None)
+    first = retrospect.run(cfg, StagePaths(root), echo=lambda *_: None)
     return root, cfg, manifest, first
 
 
 def test_dire_cache_is_shared_keyed_and_reused(project, tmp_path):
     root, cfg, manifest, first = project
-    paths = stage_paths(root)
-    assert dire_methods(cfg) == ["dire"]
+    paths = StagePaths(root)
+    assert cached_methods(cfg) == ["dire"]
     folder = cache_folder(cfg, "dire", paths.retrospection)
     assert first["methods"]["dire"]["key"] == folder.name and first["ldm"]["source"] == "trained"
     index = read_index(folder)
     expected = len(manifest) - ((manifest["generator"] == "vae") & (manifest["split"] != "test")).sum()
     assert len(index) == first["methods"]["dire"]["computed"] == expected  # train/val of its generators + all test
     assert set(index["shape"]) == {"3x32x32", "3x40x40"}  # residuals at each image's own size
-    again = run_retrospect(cfg, root, echo=lambda *_: None)
+    again = retrospect.run(cfg, StagePaths(root), echo=lambda *_: None)
     assert again["methods"]["dire"]["computed"] == 0 and again["methods"]["dire"]["cached"] == expected
     other = config_from_dict(_params(quantize=False))
     assert cache_folder(other, "dire", paths.retrospection) != folder  # another representation config, another key
-    assert card_ldm_dir(cfg, "dire", paths.retrospection_ldm) == paths.retrospection_ldm
-    assert card_ldm_dir(cfg, "aeroblade", paths.retrospection_ldm) is None
+    assert methods.spec_of(cfg, "dire").ldm_dir(cfg.model_config("dire"), paths.retrospection_ldm) == paths.retrospection_ldm
+    assert methods.spec_of(cfg, "aeroblade").ldm_dir(cfg.model_config("aeroblade"), paths.retrospection_ldm) is None
 
 
 @pytest.mark.parametrize("method", ["dire", "aeroblade"])
 def test_train_evaluate_and_load_detector(project, method):
     root, cfg, manifest, _ = project
-    trained = run_train(cfg, method, root)
+    trained = train.run(cfg, StagePaths(root), method)
     assert trained["metrics"]["n_train"] > 0 and 0.0 <= trained["metrics"]["best_val_ap"] <= 1.0
-    evaluated = run_evaluate(cfg, method, root)
+    evaluated = evaluate.run(cfg, StagePaths(root), method)
     scores = evaluated["scores"].set_index("id")["score"]
     assert len(scores) == (manifest["split"] == "test").sum() and np.isfinite(scores).all()
     detector = load_detector(root / "models" / method, "cpu")

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hrr_core.config import load_config
+from hrr_core.schema import load_config
 from hrr_core.confutil import ConfigError
-from hrr_core.study import robustness_sample, study_runs, summarise, variant
+from hrr_core.pipeline.study import robustness_sample, study_runs, summarise, variant
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,8 @@ def test_summarise_hand_computed(cfg):
 def test_afr_sparsity_rows_keep_only_the_lambda_sweep(tmp_path):
     import json
 
-    from hrr_core.study import afr_sparsity_rows
+    from hrr_core.pipeline.paths import StagePaths
+    from hrr_core.pipeline.readback import afr_sparsity_rows
 
     ablations = {"no_sparsity": {"objective": {"lambda_omega": 0.0}}, "omega_4": {"objective": {"lambda_omega": 4.0}},
                  "no_msr": {"msr": {"enabled": False}}}
@@ -77,6 +78,6 @@ def test_afr_sparsity_rows_keep_only_the_lambda_sweep(tmp_path):
         for kind, data in (("train", {"afr": {"active_dims": kept, "dims": 64, "lambda_omega": lam}}), ("evaluate", {"mean": {"ap": 0.8}})):
             (tmp_path / "metrics" / kind).mkdir(parents=True, exist_ok=True)
             (tmp_path / "metrics" / kind / f"{name}.json").write_text(json.dumps(data))
-    rows = afr_sparsity_rows(tmp_path, ablations).sort_values("lambda_omega")
+    rows = afr_sparsity_rows(StagePaths(tmp_path), ablations).sort_values("lambda_omega")
     assert rows["row"].tolist() == ["ablation-no_sparsity", "hrr", "ablation-omega_4"]
     assert rows["active_fraction"].tolist() == [1.0, 40 / 64, 10 / 64]

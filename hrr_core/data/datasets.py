@@ -16,6 +16,11 @@ from hrr_core.data.transforms import to_tensor
 from hrr_core.io import image_to_array, load_image
 
 
+def load_images(paths: list[str]) -> list[torch.Tensor]:
+    """(3, H, W) float tensors in [0, 1] of image files, at their stored size."""
+    return [to_tensor(image_to_array(load_image(p))) for p in paths]
+
+
 class ManifestImageDataset(Dataset):
     """Item ``i``: ``{"inputs": (3, H, W) float in [0, 1], "labels": float, "ids": str}``.
 

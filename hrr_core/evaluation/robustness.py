@@ -15,16 +15,15 @@ detector that keyed on format or size falls towards chance, and its drop exposes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from hrr_core.confutil import check
 from hrr_core.data.transforms import decode_image, encode_image
+from hrr_core.schema.evaluation import RobustnessConfig  # noqa: F401 (config lives in the schema)
 
-CONDITIONS = ("clean", "rescale", "jpeg", "blur", "downscale", "harmonise")
+from hrr_core.schema.evaluation import CONDITIONS  # noqa: E402
 
 
 def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -60,49 +59,20 @@ def harmonise(arr: np.ndarray, side: int, quality: int) -> np.ndarray:
     return jpeg(_resize(arr, int(side), int(side)), quality)
 
 
-@dataclass(frozen=True)
-class RobustnessConfig:
-    """``study.robustness:``: which conditions the study scores the trained detector under.
-    Empty lists skip a condition; ``harmonise_size: null`` skips the bias-audit condition."""
 
-    rescale: tuple[float, ...] = (0.5, 0.75, 1.5, 2.0)
-    jpeg: tuple[int, ...] = (90, 60, 30)
-    blur: tuple[float, ...] = (1.0, 2.0)
-    downscale: tuple[float, ...] = (0.5,)
-    harmonise_size: int | None = 64
-    harmonise_quality: int = 90
 
-    def __post_init__(self) -> None:
-        check(all(0.1 <= f <= 4.0 for f in self.rescale), "rescale", "factors in [0.1, 4]", self.rescale)
-        check(all(1 <= q <= 100 for q in self.jpeg), "jpeg", "qualities in 1..100", self.jpeg)
-        check(all(0 <= s <= 16 for s in self.blur), "blur", "sigmas in [0, 16] pixels", self.blur)
-        check(all(0.05 <= f < 1.0 for f in self.downscale), "downscale", "factors in [0.05, 1)", self.downscale)
-        check(self.harmonise_size is None or self.harmonise_size >= 8, "harmonise_size", ">= 8 pixels or null", self.harmonise_size)
-        check(1 <= self.harmonise_quality <= 100, "harmonise_quality", "1..100", self.harmonise_quality)
-
-    def conditions(self) -> list[tuple[str, float]]:
-        """(condition, level) pairs, the unperturbed reference ('clean', 0) first."""
-        out = [("clean", 0.0)]
-        out += [("rescale", float(f)) for f in self.rescale if f != 1.0]
-        out += [("jpeg", float(q)) for q in self.jpeg]
-        out += [("blur", float(s)) for s in self.blur if s != 0]
-        out += [("downscale", float(f)) for f in self.downscale]
-        if self.harmonise_size is not None:
-            out.append(("harmonise", float(self.harmonise_size)))
-        return out
-
-    def transform(self, condition: str, level: float) -> Callable[[np.ndarray], np.ndarray]:
-        """The uint8 -> uint8 function of one condition."""
-        if condition == "clean":
-            return lambda a: a
-        if condition == "rescale":
-            return lambda a: rescale(a, level)
-        if condition == "jpeg":
-            return lambda a: jpeg(a, int(level))
-        if condition == "blur":
-            return lambda a: blur(a, level)
-        if condition == "downscale":
-            return lambda a: downscale(a, level)
-        if condition == "harmonise":
-            return lambda a: harmonise(a, int(level), self.harmonise_quality)
-        raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+def condition_transform(cfg: RobustnessConfig, condition: str, level: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The uint8 -> uint8 function of one condition of ``cfg.conditions()``."""
+    if condition == "clean":
+        return lambda a: a
+    if condition == "rescale":
+        return lambda a: rescale(a, level)
+    if condition == "jpeg":
+        return lambda a: jpeg(a, int(level))
+    if condition == "blur":
+        return lambda a: blur(a, level)
+    if condition == "downscale":
+        return lambda a: downscale(a, level)
+    if condition == "harmonise":
+        return lambda a: harmonise(a, int(level), cfg.harmonise_quality)
+    raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")

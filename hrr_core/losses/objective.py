@@ -12,37 +12,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from hrr_core.confutil import check
 from hrr_core.losses.correntropy import correntropy_loss, squared_loss
 from hrr_core.losses.kl import cross_scale_kl
 from hrr_core.models.outputs import DetectorOutput
+from hrr_core.schema.models import ObjectiveConfig  # noqa: F401 (config lives in the schema)
 
-AFRLoss = Literal["correntropy", "cross_entropy", "squared"]
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
-    """Loss kind and weights. ``lambda_omega`` is read by the detector's proximal step."""
-
-    afr_loss: AFRLoss = "correntropy"
-    sigma: float = 2.0  # [G] correntropy width; 2 is safer than 1 on standardised features
-    kl: bool = True  # cross-scale KL on/off (computed and logged either way)
-    lambda_kl: float = 0.5  # [G]
-    kl_temperature: float = 1.0  # [G] T
-    lambda_ce: float = 0.5  # [G] auxiliary per-scale heads
-    lambda_omega: float = 1.0  # [G] proximal threshold = lr * lambda_omega * tau_j
-
-    def __post_init__(self) -> None:
-        check(self.sigma > 0, "sigma", "a positive width", self.sigma)
-        check(self.kl_temperature > 0, "kl_temperature", "a positive temperature", self.kl_temperature)
-        for key in ("lambda_kl", "lambda_ce", "lambda_omega"):
-            check(getattr(self, key) >= 0, f"{key}", "a weight >= 0", getattr(self, key))
 
 
 def afr_loss(f: torch.Tensor, labels: torch.Tensor, cfg: ObjectiveConfig) -> torch.Tensor:

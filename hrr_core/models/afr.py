@@ -18,33 +18,11 @@ loop applies :meth:`AdditiveFeatureRefinement.proximal_step` after each optimise
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from hrr_core.confutil import check
-
-
-@dataclass(frozen=True)
-class AFRConfig:
-    """AFR head. ``enabled=False`` replaces it with a plain linear head on the same u."""
-
-    enabled: bool = True
-    num_anchors: int = 8  # [G] M
-    rho: float = 0.5  # [G] RBF width, in units of the normalised feature
-    anchor_range: float = 2.0  # [G] anchors evenly on [-anchor_range, anchor_range]
-    tau: float = 1.0  # [G] default group weight tau_j
-    init_std: float = 0.01  # [G] initial alpha ~ N(0, init_std^2)
-    bn_momentum: float = 0.1
-
-    def __post_init__(self) -> None:
-        check(self.num_anchors >= 1, "num_anchors", "an integer >= 1", self.num_anchors)
-        check(self.rho > 0, "rho", "a positive width", self.rho)
-        check(self.anchor_range > 0, "anchor_range", "a positive number", self.anchor_range)
-        check(self.tau >= 0, "tau", "a number >= 0", self.tau)
-        check(self.init_std >= 0, "init_std", "a number >= 0", self.init_std)
-        check(0 < self.bn_momentum <= 1, "bn_momentum", "a number in (0, 1]", self.bn_momentum)
+from hrr_core.schema.models import AFRConfig  # noqa: F401 (config lives in the schema)
 
 
 def group_soft_threshold(alpha: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:

@@ -7,25 +7,13 @@ an ImageNet ResNet-50 fine-tuned as a binary classifier).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from hrr_core.confutil import check
-from hrr_core.models.backbones import BackboneConfig, build_backbone
+from hrr_core.models.backbones import build_backbone
 from hrr_core.models.outputs import DetectorOutput
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """backbone: the feature extractor; dropout: on the pooled features before the head."""
-
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+from hrr_core.schema.models import ClassifierConfig  # noqa: F401 (config lives in the schema)
 
 
 class BinaryClassifier(nn.Module):

@@ -15,45 +15,14 @@ The losses (AFR loss, cross-scale KL of the z_s, auxiliary CE) are computed by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import nn
 
-from hrr_core.confutil import check
-from hrr_core.losses.objective import ObjectiveConfig
-from hrr_core.models.afr import AdditiveFeatureRefinement, AFRConfig
-from hrr_core.models.backbones import BackboneConfig, build_backbone
-from hrr_core.models.msr import MSRConfig, representation_channels
+from hrr_core.models.afr import AdditiveFeatureRefinement
+from hrr_core.models.backbones import build_backbone
 from hrr_core.models.outputs import DetectorOutput
-
-
-@dataclass(frozen=True)
-class HRRConfig:
-    """Everything HRR needs, one sub-config per concern (``model`` in params.yaml).
-
-    ``backbone.in_channels`` must equal the channels MSR produces (3, or 6 for
-    ``msr.representation: residual+image`` with retrospection on).
-    """
-
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    msr: MSRConfig = field(default_factory=MSRConfig)
-    afr: AFRConfig = field(default_factory=AFRConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    fusion: Literal["mean", "concat"] = "mean"  # [G] h = mean_s h_s by default
-
-    def __post_init__(self) -> None:
-        channels = representation_channels(self.msr)
-        check(self.backbone.in_channels == channels, "backbone.in_channels",
-              f"{channels}, the channels of the MSR representation (msr.representation="
-              f"{self.msr.representation!r}, retrospection={self.msr.resolved().retrospection})",
-              self.backbone.in_channels)
-
-    @property
-    def num_scales(self) -> int:
-        """K actually used (1 when MSR is off)."""
-        return self.msr.resolved().num_scales
+from hrr_core.schema.models import HRRConfig  # noqa: F401 (config lives in the schema)
 
 
 class LinearHead(nn.Module):

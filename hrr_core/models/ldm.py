@@ -17,80 +17,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
-from hrr_core.confutil import check, from_dict, to_dict
+from hrr_core.confutil import from_dict, to_dict
 from hrr_core.io import atomic_write_json
+from hrr_core.paths import resolve
+from hrr_core.schema.models import LDMConfig  # noqa: F401 (config lives in the schema)
 
 Images = torch.Tensor | Sequence[torch.Tensor]  # (N, 3, H, W) or a list of (3, H_i, W_i)
-
-
-@dataclass(frozen=True)
-class LDMConfig:
-    """Architecture and training budget of one small (latent or pixel) diffusion model."""
-
-    space: Literal["latent", "pixel"] = "latent"
-    image_channels: int = 3
-    norm_num_groups: int = 8
-    # VAE (latent space only); downsampling factor f = 2 ** (len(vae_block_out_channels) - 1)
-    vae_block_out_channels: tuple[int, ...] = (32, 64)
-    vae_latent_channels: int = 4
-    vae_layers_per_block: int = 1
-    vae_mid_attention: bool = False
-    # UNet (denoiser), in latent or pixel space
-    unet_block_out_channels: tuple[int, ...] = (32, 64, 64)
-    unet_layers_per_block: int = 1
-    unet_attention: bool = False  # attention at the lowest resolution + mid block
-    # noise schedule
-    num_train_timesteps: int = 1000
-    max_train_timestep: int = 1000  # train only t < this (img2img-only models need small t)
-    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "linear"
-    beta_start: float = 0.0001
-    beta_end: float = 0.02
-    # training
-    train_crop: int = 64
-    vae_steps: int = 300
-    vae_batch_size: int = 16
-    vae_lr: float = 1e-3
-    vae_kl_weight: float = 1e-6
-    vae_l1_weight: float = 1.0  # 0 -> plain MSE reconstruction
-    vae_fft_weight: float = 0.1  # L1 between log-amplitude spectra (fights blur fingerprints)
-    unet_steps: int = 300
-    unet_batch_size: int = 16
-    unet_lr: float = 1e-3
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check(self.image_channels in (1, 3), "image_channels", "1 or 3", self.image_channels)
-        for key in ("vae_block_out_channels", "unet_block_out_channels"):
-            chans = getattr(self, key)
-            check(len(chans) >= 1 and all(c > 0 for c in chans), key, "a non-empty list of positive ints", chans)
-            check(all(c % self.norm_num_groups == 0 for c in chans), key,
-                  f"multiples of norm_num_groups={self.norm_num_groups}", chans)
-        check(self.vae_latent_channels >= 1, "vae_latent_channels", ">= 1", self.vae_latent_channels)
-        for key in ("vae_layers_per_block", "unet_layers_per_block", "num_train_timesteps", "train_crop",
-                    "vae_batch_size", "unet_batch_size"):
-            check(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
-        for key in ("vae_steps", "unet_steps"):
-            check(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
-        check(1 <= self.max_train_timestep <= self.num_train_timesteps, "max_train_timestep",
-              f"1..num_train_timesteps={self.num_train_timesteps}", self.max_train_timestep)
-        check(0 < self.beta_start < self.beta_end < 1, "beta_start", "0 < beta_start < beta_end < 1", self.beta_start)
-        for key in ("vae_lr", "unet_lr"):
-            check(0 < getattr(self, key) < 1, key, "in (0, 1)", getattr(self, key))
-        for key in ("vae_kl_weight", "vae_l1_weight", "vae_fft_weight"):
-            check(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
-
-    @property
-    def vae_factor(self) -> int:
-        return 2 ** (len(self.vae_block_out_channels) - 1) if self.space == "latent" else 1
 
 
 # ---------------------------------------------------------------- builders
@@ -454,3 +395,22 @@ class LatentDiffusion(torch.nn.Module):
             beta_schedule=sc.beta_schedule, beta_start=sc.beta_start, beta_end=sc.beta_end,
         )
         return cls(vae, unet, sched, cfg, context=context).to(device)
+
+
+def load_ldm(path: str | os.PathLike, device: torch.device | str = "cpu"):
+    """A frozen :class:`~hrr_core.models.ldm.LatentDiffusion` from a local folder: one written by
+    ``LatentDiffusion.save`` (has ``ldm_config.json``), or a diffusers layout with ``unet/`` and
+    optional ``vae/`` and ``scheduler/`` sub-folders (e.g. a Stable Diffusion or ADM-style
+    pixel checkpoint). Nothing is downloaded."""
+    d = resolve(path)
+    if (d / "ldm_config.json").exists():
+        model = LatentDiffusion.load(d, device=device)
+    elif (d / "unet").is_dir():
+        vae = d / "vae" if (d / "vae").is_dir() else None
+        sched = d / "scheduler" if (d / "scheduler").is_dir() else None
+        model = LatentDiffusion.from_pretrained_parts(vae, d / "unet", device=device, scheduler_dir=sched)
+    else:
+        raise ValueError(f"{d} is neither a LatentDiffusion.save folder (ldm_config.json) nor a diffusers "
+                         "folder with unet/ (and optional vae/, scheduler/); point the path at one")
+    model.requires_grad_(False)
+    return model.eval()

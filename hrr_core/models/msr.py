@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from hrr_core.confutil import check
+from hrr_core.schema.models import MSRConfig, minimum_input_size, representation_channels, scale_sides  # noqa: F401 (config lives in the schema)
 
-Representation = Literal["residual", "recon", "residual+image"]
 
 
 class Retrospector(Protocol):
@@ -40,77 +38,6 @@ class Retrospector(Protocol):
 
     def img2img(self, x: torch.Tensor, strength: float, num_steps: int,
                 generator: torch.Generator | None = None) -> torch.Tensor: ...
-
-
-@dataclass(frozen=True)
-class MSRConfig:
-    """Multi-scale style retrospection. ``enabled=False`` means one plain scale (no noise, no
-    lines, no retrospection): the "backbone only" and "+AFR only" ablations."""
-
-    enabled: bool = True
-    scale_factors: tuple[float, ...] = (0.5, 1.0, 2.0)  # [G] K = len(scale_factors)
-    base_size: int = 256  # [G] side of the 1x scale
-    input_size: int = 128  # [G] S, the crop every scale is cut to (<= smallest scale side)
-    max_upscale: float = 4.0  # [G] refuse images whose short side < base_size / max_upscale
-    crop: Literal["center", "random"] = "center"
-    noise: bool = True  # [S] noise while resizing
-    noise_std: float = 0.01  # [G] sigma_n on [0, 1] pixels
-    line_enhancement: bool = True  # [S]
-    sharpen_gamma: float = 1.0  # [G] unsharp-mask amount gamma
-    sharpen_rho: float = 1.0  # [G] rho1, unsharp-mask blur
-    dog_rho_fine: float = 0.8  # [G] rho2
-    dog_rho_coarse: float = 1.3  # [G] rho3
-    line_beta: float = 0.2  # [G] beta
-    retrospection: bool = True  # [S] off: r_s = x~_s
-    strength: float = 0.2  # [G] img2img t* / T
-    num_steps: int = 4  # [G] DDIM steps from t* to 0
-    representation: Representation = "residual"  # [G] DIRE-like |x~ - x^| by default
-
-    def __post_init__(self) -> None:
-        check(len(self.scale_factors) >= 1 and all(f > 0 for f in self.scale_factors),
-              "scale_factors", "a non-empty list of positive factors, e.g. [0.5, 1.0, 2.0]", self.scale_factors)
-        check(self.base_size >= 8, "base_size", "an integer >= 8", self.base_size)
-        smallest = min(scale_sides(self))
-        check(1 <= self.input_size <= smallest, "input_size",
-              f"1..{smallest} (the smallest scale side, base_size * min(scale_factors)); "
-              "raise base_size or lower input_size", self.input_size)
-        check(self.max_upscale >= 1.0, "max_upscale", "a number >= 1", self.max_upscale)
-        check(self.noise_std >= 0, "noise_std", "a number >= 0", self.noise_std)
-        for key in ("sharpen_rho", "dog_rho_fine", "dog_rho_coarse"):
-            check(getattr(self, key) > 0, f"{key}", "a positive Gaussian width", getattr(self, key))
-        check(self.dog_rho_fine != self.dog_rho_coarse, "dog_rho_coarse",
-              "a width different from dog_rho_fine (their difference is the edge map)", self.dog_rho_coarse)
-        check(0.0 <= self.strength <= 1.0, "strength", "a number in [0, 1]", self.strength)
-        check(self.num_steps >= 1, "num_steps", "an integer >= 1", self.num_steps)
-
-    @property
-    def num_scales(self) -> int:
-        """K."""
-        return len(self.scale_factors)
-
-    def resolved(self) -> "MSRConfig":
-        """The config actually applied: with ``enabled=False``, one 1x scale, nothing else."""
-        if self.enabled:
-            return self
-        return replace(self, scale_factors=(1.0,), noise=False, line_enhancement=False, retrospection=False)
-
-
-def scale_sides(cfg: MSRConfig) -> list[int]:
-    """L_s = round(base_size * f_s) for each scale."""
-    return [max(1, round(cfg.base_size * f)) for f in cfg.scale_factors]
-
-
-def minimum_input_size(cfg: MSRConfig) -> int:
-    """Smallest accepted short side of an input image, ceil(base_size / max_upscale)."""
-    return max(1, math.ceil(cfg.base_size / cfg.max_upscale))
-
-
-def representation_channels(cfg: MSRConfig, image_channels: int = 3) -> int:
-    """C' of r_s: C, or 2C for ``residual+image``; C whenever retrospection is off."""
-    cfg = cfg.resolved()
-    if cfg.retrospection and cfg.representation == "residual+image":
-        return 2 * image_channels
-    return image_channels
 
 
 # ---------------------------------------------------------------- small pieces: blur, resize, crop

@@ -17,61 +17,22 @@ from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-from hrr_core.confutil import check, to_dict
+from hrr_core.confutil import to_dict
 from hrr_core.io import atomic_write_json
 from hrr_core.runtime import seed_everything
 from hrr_core.training.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from hrr_core.training.distributed import AmpSetup, make_accelerator, reduce_mean_terms, resolve_amp
 from hrr_core.training.logging import RunLogger, get_logger
+from hrr_core.schema.training import TrainConfig  # noqa: F401 (config lives in the schema)
 
 Objective = Callable[[Any, torch.Tensor], dict[str, torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train (params.yaml ``train:``). Smoke: epochs=1, batch_size=8, max_steps=4;
-    default: epochs=20, batch_size=32, lr=1e-4; full: epochs=50, batch_size=64, amp=auto."""
-
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    momentum: float = 0.9  # SGD only
-    scheduler: Literal["none", "cosine"] = "none"
-    warmup_steps: int = 0
-    grad_accum: int = 1
-    grad_clip: float | None = None
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    channels_last: bool = False
-    compile: bool = False
-    ema_decay: float | None = None
-    early_stop_patience: int | None = None
-    deterministic: bool = False
-    num_workers: int = 0
-    seed: int = 0
-    log_every_steps: int = 50
-    max_steps: int | None = None
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    find_unused_parameters: bool = False  # multi-process only: DDP option for parameters without gradients
-
-    def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "grad_accum", "log_every_steps"):
-            check(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
-        check(self.lr > 0, "lr", "a number > 0", self.lr)
-        for key in ("weight_decay", "warmup_steps", "num_workers"):
-            check(getattr(self, key) >= 0, key, "a number >= 0", getattr(self, key))
-        check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "null or a number > 0", self.grad_clip)
-        check(self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", "null or a number in (0, 1)", self.ema_decay)
-        check(self.early_stop_patience is None or self.early_stop_patience >= 1, "early_stop_patience", "null or an integer >= 1", self.early_stop_patience)
-        check(self.max_steps is None or self.max_steps >= 1, "max_steps", "null or an integer >= 1", self.max_steps)
 
 
 @dataclass

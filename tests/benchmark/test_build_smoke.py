@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hrr_core.config import load_config
-from hrr_core.stages import run_prepare
+from hrr_core.schema import load_config
+from hrr_core.pipeline import prepare
+from hrr_core.pipeline.paths import StagePaths
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -17,7 +18,7 @@ def build(tmp: Path) -> bytes:
     (tmp / "data").mkdir(parents=True)
     os.symlink(ROOT / "data" / "seed", tmp / "data" / "seed")
     cfg = load_config(ROOT / "params.yaml", "smoke")
-    out = run_prepare(cfg, root=tmp, echo=lambda *a: None)
+    out = prepare.run(cfg, StagePaths(Path(tmp)), echo=lambda *a: None)
     assert out["metrics"]["bias_audit_ok"]
     return (tmp / "data" / "embedded" / "manifest.csv").read_bytes()
 

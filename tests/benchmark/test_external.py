@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from hrr_core.benchmark.audit import BiasError
-from hrr_core.benchmark.external import bind_benchmark
-from hrr_core.config import config_from_dict
+from hrr_core.pipeline import evaluate, prepare, retrospect, study, train
+from hrr_core.pipeline.common import bind_benchmark
+from hrr_core.pipeline.paths import StagePaths
+from hrr_core.schema import config_from_dict
 from hrr_core.confutil import ConfigError, deep_merge
 from hrr_core.data.manifest import MANIFEST_COLUMNS, absolute_paths, read_manifest
 
@@ -71,13 +73,12 @@ def test_real_source_lifts_the_embedded_family_check():
 
 
 def test_prepare_without_harmonisation_keeps_absolute_paths_and_warns_or_fails(tmp_path):
-    from hrr_core.stages import run_prepare
 
     bench = tmp_path / "GenImage"
     fx.make_genimage(bench, n=8)
     real = {"source": "genimage", "root": str(bench), "harmonise": None}
     cfg = config_from_dict(smoke_raw(real, benchmark={"out_dir": "data/genimage"}))
-    out = run_prepare(cfg, tmp_path, echo=lambda *_: None)
+    out = prepare.run(cfg, StagePaths(tmp_path), echo=lambda *_: None)
     df = read_manifest(tmp_path / "data" / "genimage" / "manifest.csv")
     assert set(MANIFEST_COLUMNS) <= set(df.columns) and {"quality", "photo", "size", "subset", "benchmark"} <= set(df.columns)
     assert df["path"].map(lambda p: p.startswith(str(bench))).all() and absolute_paths(df).map(lambda p: Path(p).is_file()).all()
@@ -88,16 +89,15 @@ def test_prepare_without_harmonisation_keeps_absolute_paths_and_warns_or_fails(t
     assert "PROBLEMS" in (tmp_path / "reports" / "dataset_card.md").read_text()
     strict = config_from_dict(smoke_raw({**real, "bias_audit": "fail"}, benchmark={"out_dir": "data/genimage"}))
     with pytest.raises(BiasError, match="format differs"):
-        run_prepare(strict, tmp_path, echo=lambda *_: None)
+        prepare.run(strict, StagePaths(tmp_path), echo=lambda *_: None)
     assert json.loads((tmp_path / "reports" / "bias_audit.json").read_text())["ok"] is False  # written before failing
 
 
 def test_dire_preset_trains_on_adm_and_harmonisation_clears_the_audit(tmp_path):
-    from hrr_core.stages import run_prepare
 
     fx.make_diffusionforensics(tmp_path / "DiffusionForensics", n=2, trees=("images",))
     real = {"source": "diffusionforensics", "root": "DiffusionForensics", "harmonise": {"resize": "center_crop", "size": 16}}
-    out = run_prepare(config_from_dict(smoke_raw(real, benchmark={"out_dir": "data/dire"})), tmp_path, echo=lambda *_: None)
+    out = prepare.run(config_from_dict(smoke_raw(real, benchmark={"out_dir": "data/dire"})), StagePaths(tmp_path), echo=lambda *_: None)
     assert out["metrics"]["train_generators"] == ["adm"] and out["metrics"]["test_generators"] == ["adm", "ddpm", "sdv2"]
     assert out["metrics"]["bias_audit_ok"] is True  # JPEG reals vs PNG fakes and 24 vs 16 px, removed
     audit = json.loads((tmp_path / "reports" / "bias_audit.json").read_text())["per_generator"]
@@ -107,17 +107,16 @@ def test_dire_preset_trains_on_adm_and_harmonisation_clears_the_audit(tmp_path):
 @pytest.fixture(scope="module")
 def forensynths_run(tmp_path_factory):
     """prepare -> retrospect -> train -> evaluate of the smoke methods on a ForenSynths tree (relative root)."""
-    from hrr_core.stages import run_evaluate, run_prepare, run_retrospect, run_train
 
     project = tmp_path_factory.mktemp("project")
     fx.make_forensynths(project / "bench" / "ForenSynths", n=3)
     real = {"source": "forensynths", "root": "bench/ForenSynths", "harmonise": {"resize": "center_crop", "size": 32}}  # spectrum_lr needs >= 32 px
     cfg = config_from_dict(smoke_raw(real, benchmark={"out_dir": "data/forensynths"}))
-    prepared = run_prepare(cfg, project, echo=lambda *_: None)
-    run_retrospect(cfg, project, echo=lambda *_: None)
+    prepared = prepare.run(cfg, StagePaths(project), echo=lambda *_: None)
+    retrospect.run(cfg, StagePaths(project), echo=lambda *_: None)
     for method in METHODS:
-        run_train(cfg, method, project)
-        run_evaluate(cfg, method, project)
+        train.run(cfg, StagePaths(project), method)
+        evaluate.run(cfg, StagePaths(project), method)
     return project, prepared
 
 
@@ -158,13 +157,12 @@ def test_methods_train_on_the_preset_and_evaluate_every_test_set(forensynths_run
 
 
 def test_study_runs_on_a_real_benchmark_and_drops_absent_cross_train_families(forensynths_run):
-    from hrr_core.study import run_study
 
     project, _ = forensynths_run
     real = {"source": "forensynths", "root": "bench/ForenSynths", "harmonise": {"resize": "center_crop", "size": 32}}
     cfg = config_from_dict(smoke_raw(real, benchmark={"out_dir": "data/forensynths"}))
     notes = []
-    out = run_study(cfg, "spectrum_lr", project, echo=notes.append)
+    out = study.run(cfg, StagePaths(project), "spectrum_lr", echo=notes.append)
     assert any("have no training fakes" in n for n in notes)  # the embedded cross_train families are not in ForenSynths
     assert any("rescale 0.5 skipped" in n for n in notes)  # 16 px is below what spectrum_lr accepts: reported, not crashed
     assert list(out["metrics"]["matrix"]) == ["progan"] and out["metrics"]["train_generators"] == ["progan"]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hrr_core.confutil import ConfigError, from_dict
-from hrr_core.evaluation.robustness import RobustnessConfig, blur, downscale, harmonise, jpeg, rescale
+from hrr_core.evaluation.robustness import RobustnessConfig, blur, condition_transform, downscale, harmonise, jpeg, rescale
 
 
 def _image(h=32, w=48, seed=0):
@@ -51,7 +51,7 @@ def test_transforms_are_deterministic():
     cfg = RobustnessConfig()
     a = _image(seed=3)
     for cond, level in cfg.conditions():
-        f = cfg.transform(cond, level)
+        f = condition_transform(cfg, cond, level)
         assert np.array_equal(f(a), f(a.copy()))
 
 
@@ -59,7 +59,7 @@ def test_conditions_start_clean_and_skip_identities():
     cfg = RobustnessConfig(rescale=(0.5, 1.0), jpeg=(50,), blur=(0.0, 1.0), downscale=(), harmonise_size=None)
     assert cfg.conditions() == [("clean", 0.0), ("rescale", 0.5), ("jpeg", 50.0), ("blur", 1.0)]
     with pytest.raises(ValueError, match="unknown condition"):
-        cfg.transform("sharpen", 1.0)
+        condition_transform(cfg, "sharpen", 1.0)
 
 
 @pytest.mark.parametrize("bad", [{"jpeg": [0]}, {"rescale": [0.0]}, {"downscale": [1.0]}, {"blur": [-1]}, {"harmonise_size": 2}])

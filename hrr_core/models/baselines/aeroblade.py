@@ -45,12 +45,12 @@ from torch import nn
 
 from hrr_core.confutil import check
 from hrr_core.io import atomic_write_json
+from hrr_core.models.ldm import load_ldm
 from hrr_core.models.baselines.common import (
     check_images,
     check_labels,
     chunks,
     load_config,
-    load_ldm,
     pad_to_multiple,
     save_config,
     sigmoid,

@@ -123,28 +123,6 @@ class LinearLogit:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_ldm(path: str | os.PathLike, device: torch.device | str = "cpu"):
-    """A frozen :class:`~hrr_core.models.ldm.LatentDiffusion` from a local folder: one written by
-    ``LatentDiffusion.save`` (has ``ldm_config.json``), or a diffusers layout with ``unet/`` and
-    optional ``vae/`` and ``scheduler/`` sub-folders (e.g. a Stable Diffusion or ADM-style
-    pixel checkpoint). Nothing is downloaded."""
-    from hrr_core.models.ldm import LatentDiffusion
-    from hrr_core.paths import resolve
-
-    d = resolve(path)
-    if (d / "ldm_config.json").exists():
-        model = LatentDiffusion.load(d, device=device)
-    elif (d / "unet").is_dir():
-        vae = d / "vae" if (d / "vae").is_dir() else None
-        sched = d / "scheduler" if (d / "scheduler").is_dir() else None
-        model = LatentDiffusion.from_pretrained_parts(vae, d / "unet", device=device, scheduler_dir=sched)
-    else:
-        raise ValueError(f"{d} is neither a LatentDiffusion.save folder (ldm_config.json) nor a diffusers "
-                         "folder with unet/ (and optional vae/, scheduler/); point the path at one")
-    model.requires_grad_(False)
-    return model.eval()
-
-
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, H', W') with H', W' the next multiples, replicate-padded at the
     bottom/right (crop back with ``[..., :H, :W]``)."""

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from hrr_core.models.baselines import AEROBLADE, AEROBLADEConfig, build_baseline, dire_representation
-from hrr_core.models.baselines.common import load_ldm
+from hrr_core.models.ldm import load_ldm
 from hrr_core.models.ldm import LatentDiffusion, LDMConfig
 
 TINY_PIXEL = dict(space="pixel", norm_num_groups=4, unet_block_out_channels=(8, 16), max_train_timestep=1000)

@@ -17,33 +17,29 @@ test × size × condition × level × seed with every metric and its bootstrap i
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from hrr_core import methods
 from hrr_core.benchmark.build import families_of
-from hrr_core.config import Config
 from hrr_core.confutil import deep_merge
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.data.transforms import to_tensor
 from hrr_core.evaluation.metrics import METRIC_NAMES
-from hrr_core.evaluation.protocol import generator_set, results_table
+from hrr_core.evaluation.protocol import results_table
+from hrr_core.evaluation.robustness import condition_transform
 from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
-from hrr_core.stages import StagePaths, fit_method, score_split, stage_paths
+from hrr_core.pipeline.common import bind_benchmark, fit_method, score_split
+from hrr_core.pipeline.paths import StagePaths
+from hrr_core.predict import load_detector
+from hrr_core.schema import Config
 
 log = logging.getLogger("hrr")
 HEADLINE = ("acc", "real_acc", "fake_acc", "ap", "auc")
-
-
-def study_dir(paths: StagePaths, method: str) -> Path:
-    return paths.root / "results" / "study" / method
-
-
-def study_model_dir(paths: StagePaths, method: str, train: tuple[str, ...], seed: int) -> Path:
-    return paths.root / "models" / "study" / method / f"{'+'.join(train)}-s{seed}"
 
 
 def variant(cfg: Config, method: str, train: tuple[str, ...], seed: int) -> Config:
@@ -56,11 +52,9 @@ def variant(cfg: Config, method: str, train: tuple[str, ...], seed: int) -> Conf
 def study_runs(cfg: Config, method: str) -> list[tuple[tuple[str, ...], int]]:
     """(train generators, seed) of every model the study scores; the main model first. Methods
     fitted without a training loop (spectrum_lr, aeroblade) are deterministic: one seed."""
-    from hrr_core.models.registry import is_scorer
-
     m = cfg.method(method)
     main, seed0 = tuple(m.train_generators), cfg.train_config(method).seed
-    seeds = () if is_scorer(m.kind, m.baseline) else cfg.study.seeds
+    seeds = () if methods.spec_of(cfg, method).is_scorer else cfg.study.seeds
     runs = [(main, seed0)] + [(main, s) for s in seeds] + [((f,), seed0) for f in cfg.study.cross_train]
     return list(dict.fromkeys(runs))
 
@@ -94,8 +88,6 @@ def _score_condition(detector, arrays: list[np.ndarray], transform, batch_size: 
 
 def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print) -> list[pd.DataFrame]:
     """One tidy block per condition: the main model scored on the perturbed sample."""
-    from hrr_core.predict import load_detector
-
     scfg, ecfg = cfg.study, cfg.evaluate
     sample = robustness_sample(manifest[manifest["split"] == "test"], scfg.max_images, cfg.seed)
     arrays = [image_to_array(load_image(p)) for p in absolute_paths(sample)]
@@ -104,7 +96,7 @@ def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.Da
     families, rows = list(families_of(manifest[manifest["split"] == "test"])), []  # the test split's generators
     for condition, level in scfg.robustness.conditions():
         with torch.inference_mode():
-            probs = _score_condition(detector, arrays, scfg.robustness.transform(condition, level), ecfg.batch_size)
+            probs = _score_condition(detector, arrays, condition_transform(scfg.robustness, condition, level), ecfg.batch_size)
         if probs is None:
             echo(f"{method}: {condition} {level:g} skipped: images fall below the detector's minimum side ({detector.min_side} px)")
             continue
@@ -122,7 +114,7 @@ def _seed_and_matrix_rows(cfg: Config, method: str, paths: StagePaths, manifest:
         if k == 0:  # the main model, trained by train@<method>
             model_dir, run_cfg = paths.model_dir(method), cfg
         else:
-            model_dir, run_cfg = study_model_dir(paths, method, train, seed), variant(cfg, method, train, seed)
+            model_dir, run_cfg = paths.study_model_dir(method, train, seed), variant(cfg, method, train, seed)
             fit_method(run_cfg, method, paths, model_dir)
         scored = score_split(run_cfg, method, test, paths, model_dir)
         table = results_table(scored, manifest, method, train, families, ecfg.threshold, ecfg.n_boot, cfg.seed, False)
@@ -155,10 +147,9 @@ def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
     return out
 
 
-def run_study(cfg: Config, method: str, root: str | Path | None = None, echo=print) -> dict:
+def run(cfg: Config, paths: StagePaths, method: str, echo=print) -> dict:
     """Seeds, cross-generator matrix and robustness of ``method``; writes the tidy table,
     ``metrics/study/<method>.json`` and one curve CSV per condition under ``plots/study/<method>/``."""
-    paths = stage_paths(root)
     manifest = read_manifest(paths.manifest(cfg))
     cfg = _bind(cfg, manifest, echo)
     robust = robustness_rows(cfg, method, paths, manifest, echo)
@@ -166,7 +157,7 @@ def run_study(cfg: Config, method: str, root: str | Path | None = None, echo=pri
     study = pd.concat(rows, ignore_index=True)
     lead = ["method", "train", "test", "size", "condition", "level", "seed", "n", "threshold"]
     study = study[lead + [c for c in study.columns if c not in lead]]
-    out = study_dir(paths, method)
+    out = paths.study_dir(method)
     atomic_write_bytes(out / "study.csv", study.to_csv(index=False).encode())
     n_sample = len(robustness_sample(manifest[manifest["split"] == "test"], cfg.study.max_images, cfg.seed))
     metrics = {**summarise(study, cfg, method), "robustness_images": n_sample}
@@ -183,8 +174,6 @@ def run_study(cfg: Config, method: str, root: str | Path | None = None, echo=pri
 def _bind(cfg: Config, manifest: pd.DataFrame, echo=print) -> Config:
     """A real benchmark's preset picks the training generators; ``cross_train`` keeps only the
     families that have fakes in the manifest's train split (the others are reported)."""
-    from hrr_core.benchmark.external import bind_benchmark
-
     cfg = bind_benchmark(cfg, manifest)
     trainable = set(manifest.loc[(manifest["split"] == "train") & (manifest["label"] == 1), "generator"])
     missing = [f for f in cfg.study.cross_train if f not in trainable]
@@ -199,75 +188,6 @@ def _identity_level(condition: str) -> float:
     return {"rescale": 1.0, "jpeg": 100.0, "blur": 0.0, "downscale": 1.0}[condition]  # jpeg: clean drawn at q = 100
 
 
-# ---------------------------------------------------------------- figures
-
-
-def read_studies(paths: StagePaths, methods: list[str]) -> pd.DataFrame:
-    """Every method's tidy study table that exists (empty frame when none ran)."""
-    parts = [pd.read_csv(study_dir(paths, m) / "study.csv", dtype={"size": str}) for m in methods
-             if (study_dir(paths, m) / "study.csv").exists()]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def afr_sparsity_rows(root: Path, ablations: dict) -> pd.DataFrame:
-    """lambda_omega, kept fraction of AFR dimensions and mean AP of full HRR and of every
-    ablation row that changes nothing but lambda_omega (and ran)."""
-    import json
-
-    sweep = ["hrr"] + [f"ablation-{k}" for k, v in ablations.items() if v == {"objective": {"lambda_omega": v.get("objective", {}).get("lambda_omega")}}]
-    rows = []
-    for f in [root / "metrics" / "train" / f"{name}.json" for name in sweep if (root / "metrics" / "train" / f"{name}.json").exists()]:
-        afr = json.loads(f.read_text()).get("afr")
-        ev = root / "metrics" / "evaluate" / f.name
-        if afr and ev.exists() and "mean" in (e := json.loads(ev.read_text())):
-            rows.append({"row": f.stem, "lambda_omega": afr["lambda_omega"], "active_fraction": afr["active_dims"] / afr["dims"],
-                         "ap": e["mean"]["ap"]})
-    return pd.DataFrame(rows)
-
-
-def residual_examples(cfg: Config, paths: StagePaths, manifest: pd.DataFrame, method: str = "hrr", seed: int = 0):
-    """One test real of the largest size and the fake of every family made from it, with their
-    retrospection residuals at each MSR scale: (arrays, residuals (B, K, 3, S, S), names, scales)."""
-    from hrr_core.models.ldm import LatentDiffusion
-    from hrr_core.models.msr import retrospect
-
-    msr = dataclasses.replace(cfg.model_config(method).msr, representation="residual").resolved()
-    ldm = LatentDiffusion.load(paths.retrospection_ldm, torch.device("cpu")) if msr.retrospection else None
-    test = manifest[manifest["split"] == "test"]
-    reals = test[(test["label"] == 0) & (test["width"] == test["width"].max())].sort_values("id")
-    real = reals.iloc[len(reals) // 2]["id"]
-    ids = [real] + [f"{real}-{fam}" for fam in families_of(manifest)]
-    rows = test.set_index("id").reindex([i for i in ids if i in set(test["id"])]).reset_index()
-    arrays = [image_to_array(load_image(p)) for p in absolute_paths(rows)]
-    reps = retrospect([to_tensor(a) for a in arrays], ldm, msr, torch.Generator().manual_seed(seed))  # (B, K, 3, S, S)
-    names = ["real" if g == "real" else g for g in rows["generator"]]
-    return arrays, reps.float().numpy(), names, list(msr.scale_factors)
-
-
-def study_figures(cfg: Config, paths: StagePaths, manifest: pd.DataFrame) -> dict:
-    """The study's figures that have data: cross-generator heatmap, robustness curves with the
-    bias audit, PR curves, AFR sparsity against its weight, retrospection residuals."""
-    from hrr_core.evaluation.metrics import pr_points
-    from hrr_core.plotting import afr_sparsity_figure, cross_generator_heatmap, pr_figure, residual_grid, robustness_figure
-
-    methods, figures = list(cfg.methods), {}
-    study = read_studies(paths, methods)
-    if len(study):
-        figures["cross_generator.png"] = cross_generator_heatmap(study)
-        curves = [pd.read_csv(f).assign(method=m, condition=f.stem) for m in methods for f in sorted((paths.plots / "study" / m).glob("*.csv"))]
-        bias = study[study["condition"].isin(["clean", "harmonise"])].groupby(["method", "condition"], as_index=False)["ap"].mean()
-        figures["robustness.png"] = robustness_figure(pd.concat(curves) if curves else pd.DataFrame(columns=["condition"]), bias)
-    pr = []
-    test = manifest[manifest["split"] == "test"]
-    for m in methods:
-        scored = test.merge(pd.read_csv(paths.results_dir(m) / "scores.csv"), on="id")
-        for fam in families_of(test):
-            part = generator_set(scored, fam)  # the reals this generator is compared against, as in evaluate
-            pr.append(pd.DataFrame(pr_points(part["score"].to_numpy(), part["label"].to_numpy())).assign(method=m, test=fam))
-    figures["pr.png"] = pr_figure(pd.concat(pr))
-    sparsity = afr_sparsity_rows(paths.root, cfg.ablations)
-    if len(sparsity):
-        figures["afr_sparsity.png"] = afr_sparsity_figure(sparsity)
-    if "hrr" in cfg.methods and cfg.method("hrr").kind == "hrr":
-        figures["residuals.png"] = residual_grid(*residual_examples(cfg, paths, manifest))
-    return figures
+def load(cfg: Config, paths: StagePaths, method: str) -> dict:
+    return {"study": pd.read_csv(paths.study_dir(method) / "study.csv", dtype={"size": str}),
+            "metrics": json.loads((paths.metrics / "study" / f"{method}.json").read_text())}

@@ -18,11 +18,17 @@ from typing import Any, Literal
 
 import yaml
 
-from hrr_core.benchmark.build import BenchmarkConfig
 from hrr_core.benchmark.external import RealBenchmarkSelection
 from hrr_core.confutil import ConfigError, check, deep_merge, from_dict, to_dict
-from hrr_core.evaluation.robustness import RobustnessConfig
 from hrr_core.paths import resolve
+from hrr_core.schema.benchmark import BenchmarkConfig
+from hrr_core.schema.evaluation import EvaluateConfig, StudyConfig
+from hrr_core.schema.methods import METHOD_CONFIGS, method_config_class
+from hrr_core.schema.retrospection import RetrospectionConfig
+from hrr_core.schema.training import TrainConfig
+
+__all__ = ["ABLATION_PREFIX", "PROFILES", "Config", "ConfigError", "MethodConfig", "METHOD_CONFIGS", "ablation_method",
+           "config_from_dict", "load_config", "method_config_class"]
 
 PROFILES = ("smoke", "default", "full")
 ABLATION_PREFIX = "ablation-"
@@ -31,40 +37,6 @@ ABLATION_PREFIX = "ablation-"
 def ablation_method(row: str) -> str:
     """The method name an ablation row trains and reports under."""
     return f"{ABLATION_PREFIX}{row}"
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """``evaluate:``: how test sets are scored."""
-
-    threshold: float = 0.5
-    n_boot: int = 200
-    by_size: bool = True
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        check(0.0 < self.threshold < 1.0, "threshold", "a probability in (0, 1)", self.threshold)
-        check(self.n_boot >= 0, "n_boot", ">= 0 (0 disables intervals)", self.n_boot)
-        check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """``study:``: what stage ``study@<method>`` adds to the main train/evaluate run: more
-    training seeds (the headline's mean ± std), a cross-generator matrix (train on each family
-    of ``cross_train`` alone, test on all) and test-time robustness of the main model on a
-    fixed, content-matched sample of the test split (``max_images``; null = all of it)."""
-
-    seeds: tuple[int, ...] = (0, 1, 2)
-    cross_train: tuple[str, ...] = ()
-    max_images: int | None = 240
-    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
-
-    def __post_init__(self) -> None:
-        check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0, "seeds",
-              "distinct seeds >= 0, at least one (three or more for a mean ± std)", self.seeds)
-        check(len(set(self.cross_train)) == len(self.cross_train), "cross_train", "distinct families", self.cross_train)
-        check(self.max_images is None or self.max_images >= 10, "max_images", ">= 10 or null (all test images)", self.max_images)
 
 
 @dataclass(frozen=True)
@@ -82,6 +54,13 @@ class MethodConfig:
         check(len(self.train_generators) > 0, "train_generators", "a non-empty list of generator families", self.train_generators)
         check((self.kind == "baseline") == (self.baseline is not None), "baseline",
               "a baseline name exactly when kind is 'baseline' (e.g. npr, cnnspot, univfd, spectrum_lr)", self.baseline)
+        check(self.name in METHOD_CONFIGS, "baseline" if self.baseline else "kind",
+              ", ".join(sorted(k for k in METHOD_CONFIGS if k not in ("classifier", "hrr"))), self.baseline or self.kind)
+
+    @property
+    def name(self) -> str:
+        """The method's key in the registry (``hrr_core.methods``): the baseline's name, else the kind."""
+        return self.baseline or self.kind
 
 
 @dataclass(frozen=True)
@@ -107,7 +86,7 @@ class Config:
         check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
         check(len(self.methods) > 0, "methods", "at least one method", self.methods)
         check("study" not in self.methods, "methods.study", "another name: models/study and results/study hold the study stage's runs", "study")
-        for name, m in self.methods.items():  # a real benchmark's preset decides (hrr_core.benchmark.external.bind_benchmark)
+        for name, m in self.methods.items():  # a real benchmark's preset decides (hrr_core.pipeline.common.bind_benchmark)
             unknown = set(m.train_generators) - set(self.benchmark.families) if self.real_benchmark.is_embedded else set()
             check(not unknown, f"methods.{name}.train_generators", f"families of benchmark.families {list(self.benchmark.families)}", sorted(unknown))
         unknown = set(self.study.cross_train) - set(self.benchmark.families) if self.real_benchmark.is_embedded else set()
@@ -129,19 +108,10 @@ class Config:
 
         return from_dict(ZooConfig, self.zoo, "zoo")
 
-    def retrospection_config(self):
-        from hrr_core.retrospection import RetrospectionConfig
-
+    def retrospection_config(self) -> RetrospectionConfig:
         return from_dict(RetrospectionConfig, self.retrospection, "retrospection")
 
-    def hrr_methods(self) -> list[str]:
-        """Methods whose inputs are cached MSR representations."""
-        names = [name for name, m in self.methods.items() if m.kind == "hrr"]
-        return names + [ablation_method(row) for row in self.ablation_run]
-
-    def train_config(self, method: str):
-        from hrr_core.training.loop import TrainConfig
-
+    def train_config(self, method: str) -> TrainConfig:
         overrides = self.method(method).train_overrides
         for where, section in (("train", self.train), (f"methods.{method}.train_overrides", overrides)):
             if "device" in section:
@@ -160,18 +130,10 @@ class Config:
         return self.methods[name]
 
     def model_config(self, method: str):
+        """The validated model config of ``methods.<method>`` (or of an ablation row)."""
         m = self.method(method)
         where = f"ablations.{method[len(ABLATION_PREFIX):]}" if method.startswith(ABLATION_PREFIX) else f"methods.{method}.model"
-        if m.kind == "classifier":
-            from hrr_core.models.classifier import ClassifierConfig as cls
-        elif m.kind == "hrr":
-            from hrr_core.models.hrr import HRRConfig as cls
-        else:
-            from hrr_core.models.baselines import BASELINES
-
-            check(m.baseline in BASELINES, f"methods.{method}.baseline", ", ".join(sorted(BASELINES)), m.baseline)
-            cls = BASELINES[m.baseline][0]
-        return from_dict(cls, m.model, where)
+        return from_dict(method_config_class(m.name), m.model, where)
 
     def to_dict(self) -> dict:
         return to_dict(self)

@@ -1,0 +1,150 @@
+"""The representation cache: per-image tensors computed once by a frozen model and stored
+keyed by a hash of the representation's config (HRR's MSR representations and DIRE's
+reconstruction residuals share it). Reading it needs no model: training and evaluation read
+cached tensors through :class:`RetrospectionDataset`.
+
+Layout under ``root/<key>/`` (key = hash of the representation config + the LDM's identity +
+the seed)::
+
+    index.csv                    id, shard, shape of every cached image
+    shard_00000.safetensors      up to ``shard_size`` tensors float16, keyed by id
+                                 (MSR: (K, C', S, S); DIRE: (3, H, W) at the image's own size)
+    config.json                  the representation config, the LDM digest, the seed
+
+A change of the representation config gives a new key and a new folder; images already cached
+under a key are never recomputed, so the stage's outputs persist across runs. Representations
+are deterministic: images are processed in sorted-id batches of fixed size, each batch drawing
+noise from a generator seeded by ``(seed, first id of the batch)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from hrr_core.confutil import to_dict
+from hrr_core.data.manifest import absolute_paths
+from hrr_core.data.transforms import to_tensor
+from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
+from hrr_core.schema.retrospection import RetrospectionConfig
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def ldm_digest(cfg: RetrospectionConfig) -> str:
+    return _digest({"ldm": to_dict(cfg.ldm), "vae": cfg.pretrained_vae_dir, "unet": cfg.pretrained_unet_dir})
+
+
+def representation_key(name: str, rep_config, cfg: RetrospectionConfig) -> str:
+    """The folder name of one representation's cache: a hash of ``{name: its config}``, the
+    LDM and the seed (not of batch or shard sizes)."""
+    return _digest({name: to_dict(rep_config), "ldm": ldm_digest(cfg), "seed": cfg.seed})
+
+
+@dataclass(frozen=True)
+class Representation:
+    """What the cache stores for one method: ``name`` and ``config`` (hashed into the key) and
+    ``fn(images, generator) -> tensors``: a list of (3, H, W) images in [0, 1] on the model's
+    device -> one float tensor per image. ``scales`` divides the reported cost (MSR's K)."""
+
+    name: str
+    config: object
+    fn: Callable[[list[torch.Tensor], torch.Generator], list[torch.Tensor]]
+    scales: int = 1
+
+
+def _load(paths: list[str]) -> list[torch.Tensor]:
+    return [to_tensor(image_to_array(load_image(p))) for p in paths]
+
+
+def _batch_seed(seed: int, first_id: str) -> int:
+    return int(hashlib.sha256(f"{seed}:{first_id}".encode()).hexdigest()[:12], 16)
+
+
+def compute_representation_cache(rows: pd.DataFrame, rep: Representation, cfg: RetrospectionConfig, root: Path,
+                                 device: torch.device, log=print) -> dict:
+    """Make sure every image of ``rows`` is cached under ``root/<representation_key>``; compute
+    only the missing ones, in sorted-id batches of ``cfg.batch_size``, each with a generator
+    seeded by (seed, first id). Returns cost figures (ms per image and per scale)."""
+    folder = Path(root) / representation_key(rep.name, rep.config, cfg)
+    index = read_index(folder)
+    todo = rows[~rows["id"].isin(index["id"])].sort_values("id")
+    paths, ids = absolute_paths(todo).tolist(), todo["id"].tolist()
+    pending: dict[str, torch.Tensor] = {}
+    new_index = [index]
+    shard = int(index["shard"].max()) + 1 if len(index) else 0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(ids), cfg.batch_size):
+            batch_ids = ids[start : start + cfg.batch_size]
+            generator = torch.Generator().manual_seed(_batch_seed(cfg.seed, batch_ids[0]))
+            images = [img.to(device) for img in _load(paths[start : start + cfg.batch_size])]
+            reps = [r.to("cpu", torch.float16) for r in rep.fn(images, generator)]
+            pending.update(zip(batch_ids, reps))
+            if len(pending) >= cfg.shard_size or start + cfg.batch_size >= len(ids):
+                new_index.append(_write_shard(folder, shard, pending))
+                shard, pending = shard + 1, {}
+                log(f"retrospection {rep.name}: {min(start + cfg.batch_size, len(ids))}/{len(ids)} images")
+    seconds = time.perf_counter() - t0
+    merged = pd.concat(new_index, ignore_index=True)
+    atomic_write_bytes(folder / "index.csv", merged.to_csv(index=False).encode())
+    atomic_write_json(folder / "config.json", {rep.name: to_dict(rep.config), "ldm_digest": ldm_digest(cfg), "seed": cfg.seed})
+    per_image = 1000 * seconds / max(1, len(ids))
+    return {"key": folder.name, "computed": len(ids), "cached": len(merged), "ms_per_image": round(per_image, 2),
+            "ms_per_image_per_scale": round(per_image / rep.scales, 2)}
+
+
+def _write_shard(folder: Path, shard: int, tensors: dict[str, torch.Tensor]) -> pd.DataFrame:
+    name = f"shard_{shard:05d}.safetensors"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.tmp"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(folder / name)
+    return pd.DataFrame({"id": list(tensors), "shard": shard, "shape": ["x".join(map(str, v.shape)) for v in tensors.values()]})
+
+
+def read_index(folder: Path) -> pd.DataFrame:
+    f = Path(folder) / "index.csv"
+    if not f.exists():
+        return pd.DataFrame({"id": pd.Series(dtype=str), "shard": pd.Series(dtype=int), "shape": pd.Series(dtype=str)})
+    return pd.read_csv(f, dtype={"id": str, "shard": int, "shape": str}, keep_default_na=False)
+
+
+class RetrospectionDataset(torch.utils.data.Dataset):
+    """Items ``{"inputs": float32 tensor, "labels": float, "ids": str}`` read from a cache
+    (MSR: (K, C', S, S); DIRE: (3, H, W)); ``sizes`` per item for size-bucketed batches."""
+
+    def __init__(self, manifest: pd.DataFrame, folder: str | Path):
+        self.folder = Path(folder)
+        index = read_index(self.folder).set_index("id")
+        missing = sorted(set(manifest["id"]) - set(index.index))
+        if missing:
+            raise ValueError(f"{len(missing)} images are not in the retrospection cache {self.folder} (e.g. {missing[0]!r}); "
+                             "run the retrospect stage (dvc repro retrospect) for this method's representation config")
+        self.ids = manifest["id"].tolist()
+        self.labels = manifest["label"].astype(np.float32).to_numpy()
+        self.shards = index.loc[self.ids, "shard"].astype(int).tolist()
+        self.sizes = [tuple(int(s) for s in shape.split("x"))[-2:] for shape in index.loc[self.ids, "shape"]]
+        self._handles: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict:
+        shard = self.shards[i]
+        if shard not in self._handles:
+            self._handles[shard] = safe_open(str(self.folder / f"shard_{shard:05d}.safetensors"), framework="pt")
+        x = self._handles[shard].get_tensor(self.ids[i]).float()
+        return {"inputs": x, "labels": torch.tensor(self.labels[i]), "ids": self.ids[i]}

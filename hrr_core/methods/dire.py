@@ -1,0 +1,23 @@
+"""DIRE (Wang et al. 2023): a classifier on cached diffusion-reconstruction residuals; its card
+carries the diffusion model it reconstructs through."""
+
+from pathlib import Path
+
+from hrr_core.methods import MethodSpec
+from hrr_core.models.baselines.dire import build_dire, dire_images
+from hrr_core.paths import resolve
+from hrr_core.data.cache import Representation
+
+
+def _representation(cfg, ldm) -> Representation:
+    rep = cfg.representation
+    return Representation("dire", rep, lambda images, _generator: dire_images(images, ldm, rep))
+
+
+def _ldm_dir(cfg, retrospection_ldm: Path) -> Path:
+    """Its own ``representation.ldm_path``, or the retrospection LDM the retrospect stage trained."""
+    path = cfg.representation.ldm_path
+    return resolve(path) if path is not None else Path(retrospection_ldm)
+
+
+SPEC = MethodSpec(name="dire", build=build_dire, reads="dire", representation=_representation, ldm_dir=_ldm_dir)

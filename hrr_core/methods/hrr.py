@@ -1,0 +1,36 @@
+"""HRR: multi-scale style retrospection (cached) + additive feature refinement, trained with
+the HRR objective; its card carries the retrospection LDM when retrospection is on."""
+
+from pathlib import Path
+
+from hrr_core.losses.objective import HRRObjective
+from hrr_core.methods import MethodSpec
+from hrr_core.models.hrr import HRRDetector
+from hrr_core.models.msr import minimum_input_size, retrospect
+from hrr_core.data.cache import Representation
+
+
+def _representation(cfg, ldm) -> Representation:
+    msr = cfg.msr
+
+    def fn(images, generator):
+        return list(retrospect(images, ldm, msr, generator).unbind(0))  # each (K, C', S, S)
+
+    return Representation("msr", msr.resolved(), fn, msr.num_scales)
+
+
+def _ldm_dir(cfg, retrospection_ldm: Path) -> Path | None:
+    return Path(retrospection_ldm) if cfg.msr.resolved().retrospection else None
+
+
+def _train_report(model: HRRDetector, cfg) -> dict:
+    """Which AFR dimensions survived the sparsity penalty (of the weights passed in)."""
+    if getattr(model, "afr", None) is None:
+        return {}
+    return {"afr": {"active_dims": model.afr.active_dims(), "dims": int(model.afr.group_norms().numel()),
+                    "lambda_omega": float(cfg.objective.lambda_omega)}}
+
+
+SPEC = MethodSpec(name="hrr", build=HRRDetector, objective=lambda cfg: HRRObjective(cfg.objective), reads="msr",
+                  representation=_representation, ldm_dir=_ldm_dir,
+                  min_side=lambda cfg: minimum_input_size(cfg.msr.resolved()), train_report=_train_report)

@@ -1,0 +1,63 @@
+"""Where the stages read and write, relative to a project (or scratch) root: the path
+conventions ``dvc.yaml``'s ``deps`` and ``outs`` use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hrr_core.paths import project_root, resolve
+from hrr_core.schema import Config
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    """The folders of one root (``dvc repro``'s project root, or a notebook's scratch root)."""
+
+    root: Path
+
+    def data(self, cfg: Config) -> Path:
+        return resolve(cfg.benchmark.out_dir, self.root)
+
+    def manifest(self, cfg: Config) -> Path:
+        return self.data(cfg) / "manifest.csv"
+
+    def model_dir(self, method: str) -> Path:
+        return self.root / "models" / method
+
+    def results_dir(self, method: str) -> Path:
+        return self.root / "results" / method
+
+    def study_dir(self, method: str) -> Path:
+        return self.root / "results" / "study" / method
+
+    def study_model_dir(self, method: str, train: tuple[str, ...], seed: int) -> Path:
+        return self.root / "models" / "study" / method / f"{'+'.join(train)}-s{seed}"
+
+    @property
+    def retrospection(self) -> Path:
+        return self.root / "data" / "retrospection"
+
+    @property
+    def retrospection_ldm(self) -> Path:
+        return self.root / "models" / "retrospection_ldm"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+
+def stage_paths(root: str | Path | None = None) -> StagePaths:
+    return StagePaths(Path(root) if root else project_root())

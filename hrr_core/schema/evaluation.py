@@ -1,0 +1,75 @@
+"""``evaluate:`` and ``study:``: how test sets are scored, and what the study adds to one run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hrr_core.confutil import check
+
+CONDITIONS = ("clean", "rescale", "jpeg", "blur", "downscale", "harmonise")
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    """``study.robustness:``: which conditions the study scores the trained detector under.
+    Empty lists skip a condition; ``harmonise_size: null`` skips the bias-audit condition."""
+
+    rescale: tuple[float, ...] = (0.5, 0.75, 1.5, 2.0)
+    jpeg: tuple[int, ...] = (90, 60, 30)
+    blur: tuple[float, ...] = (1.0, 2.0)
+    downscale: tuple[float, ...] = (0.5,)
+    harmonise_size: int | None = 64
+    harmonise_quality: int = 90
+
+    def __post_init__(self) -> None:
+        check(all(0.1 <= f <= 4.0 for f in self.rescale), "rescale", "factors in [0.1, 4]", self.rescale)
+        check(all(1 <= q <= 100 for q in self.jpeg), "jpeg", "qualities in 1..100", self.jpeg)
+        check(all(0 <= s <= 16 for s in self.blur), "blur", "sigmas in [0, 16] pixels", self.blur)
+        check(all(0.05 <= f < 1.0 for f in self.downscale), "downscale", "factors in [0.05, 1)", self.downscale)
+        check(self.harmonise_size is None or self.harmonise_size >= 8, "harmonise_size", ">= 8 pixels or null", self.harmonise_size)
+        check(1 <= self.harmonise_quality <= 100, "harmonise_quality", "1..100", self.harmonise_quality)
+
+    def conditions(self) -> list[tuple[str, float]]:
+        """(condition, level) pairs, the unperturbed reference ('clean', 0) first."""
+        out = [("clean", 0.0)]
+        out += [("rescale", float(f)) for f in self.rescale if f != 1.0]
+        out += [("jpeg", float(q)) for q in self.jpeg]
+        out += [("blur", float(s)) for s in self.blur if s != 0]
+        out += [("downscale", float(f)) for f in self.downscale]
+        if self.harmonise_size is not None:
+            out.append(("harmonise", float(self.harmonise_size)))
+        return out
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``evaluate:``: how test sets are scored."""
+
+    threshold: float = 0.5
+    n_boot: int = 200
+    by_size: bool = True
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        check(0.0 < self.threshold < 1.0, "threshold", "a probability in (0, 1)", self.threshold)
+        check(self.n_boot >= 0, "n_boot", ">= 0 (0 disables intervals)", self.n_boot)
+        check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """``study:``: what stage ``study@<method>`` adds to the main train/evaluate run: more
+    training seeds (the headline's mean ± std), a cross-generator matrix (train on each family
+    of ``cross_train`` alone, test on all) and test-time robustness of the main model on a
+    fixed, content-matched sample of the test split (``max_images``; null = all of it)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    cross_train: tuple[str, ...] = ()
+    max_images: int | None = 240
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+
+    def __post_init__(self) -> None:
+        check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0, "seeds",
+              "distinct seeds >= 0, at least one (three or more for a mean ± std)", self.seeds)
+        check(len(set(self.cross_train)) == len(self.cross_train), "cross_train", "distinct families", self.cross_train)
+        check(self.max_images is None or self.max_images >= 10, "max_images", ">= 10 or null (all test images)", self.max_images)

@@ -1,0 +1,30 @@
+"""Which config dataclass validates ``methods.<m>.model`` for each registered method.
+
+The one map from a method's registry name (``kind``, or the ``baseline`` name when ``kind`` is
+``baseline``) to its config class, as ``module:Class`` paths so that loading ``params.yaml``
+imports only the config modules. Everything else a method is (how it is built, trained and
+scored) lives in its registry entry, ``hrr_core/methods/<name>.py``; a test checks both agree.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+METHOD_CONFIGS: dict[str, str] = {
+    "classifier": "hrr_core.schema.models:ClassifierConfig",
+    "hrr": "hrr_core.schema.models:HRRConfig",
+    "cnnspot": "hrr_core.models.baselines.cnnspot:CNNSpotConfig",
+    "npr": "hrr_core.models.baselines.npr:NPRConfig",
+    "dire": "hrr_core.models.baselines.dire:DIREConfig",
+    "univfd": "hrr_core.models.baselines.univfd:UnivFDConfig",
+    "aeroblade": "hrr_core.models.baselines.aeroblade:AEROBLADEConfig",
+    "spectrum_lr": "hrr_core.models.baselines.spectrum:SpectrumLRConfig",
+}
+
+
+def method_config_class(name: str) -> type:
+    """The config dataclass of registered method ``name``."""
+    if name not in METHOD_CONFIGS:
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(sorted(METHOD_CONFIGS))}")
+    module, cls = METHOD_CONFIGS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
