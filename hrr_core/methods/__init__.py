@@ -95,7 +95,7 @@ def names() -> list[str]:
 def get(name: str) -> MethodSpec:
     """The registry entry ``hrr_core/methods/<name>.py``."""
     if name not in METHOD_CONFIGS:
-        raise ValueError(f"unknown method {name!r}; registered: {', '.join(names())}")
+        raise ValueError(f"unknown method kind {name!r}; registered: {', '.join(names())}")
     spec = importlib.import_module(f"hrr_core.methods.{name}").SPEC
     if spec.name != name:
         raise ValueError(f"hrr_core/methods/{name}.py registers {spec.name!r}; the file name and the entry must agree")

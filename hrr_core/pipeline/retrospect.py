@@ -12,7 +12,7 @@ from hrr_core import methods
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.evaluation.protocol import training_set
 from hrr_core.io import atomic_write_json, atomic_write_text
-from hrr_core.models.baselines.common import load_ldm
+from hrr_core.models.ldm import load_ldm
 from hrr_core.data.datasets import load_images
 from hrr_core.pipeline.common import bind_benchmark
 from hrr_core.pipeline.paths import StagePaths

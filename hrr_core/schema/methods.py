@@ -25,6 +25,6 @@ METHOD_CONFIGS: dict[str, str] = {
 def method_config_class(name: str) -> type:
     """The config dataclass of registered method ``name``."""
     if name not in METHOD_CONFIGS:
-        raise ValueError(f"unknown method {name!r}; registered: {', '.join(sorted(METHOD_CONFIGS))}")
+        raise ValueError(f"unknown method kind {name!r}; registered: {', '.join(sorted(METHOD_CONFIGS))}")
     module, cls = METHOD_CONFIGS[name].split(":")
     return getattr(importlib.import_module(module), cls)
