@@ -222,6 +222,8 @@ class SelfDescription:
 
     def score(self, images) -> np.ndarray:
         """(N,) probability of being generated (see the module docstring for the calibration)."""
+        if "calibration" not in self.arrays:
+            raise ValueError("SelfDescription is not fitted: call fit(images, labels) with real images first")
         aq, spread = self.arrays["calibration"]
         q = self.cfg.real_quantile
         return sigmoid(math.log(q / (1 - q)) * (self.anomaly(images) - aq) / spread)
