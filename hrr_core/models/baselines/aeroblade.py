@@ -200,9 +200,9 @@ class AEROBLADE:
         """Indices of the reals that train the autoencoder and of those held out to calibrate."""
         reals = np.random.default_rng(self.cfg.seed).permutation(np.flatnonzero(y == 0))
         if len(reals) < 2:
-            raise ValueError(f"AEROBLADE.fit trains its autoencoder on real images and calibrates on other reals, so it "
-                             f"needs at least 2 real images (label 0), got {len(reals)}; add real photos to the training "
-                             "set, or set ldm_paths / vae_dirs to a pretrained autoencoder")
+            raise ValueError(f"AEROBLADE.fit trains its autoencoder on real images and calibrates on other reals, "
+                             f"so it needs at least 2 real images (label 0), got {len(reals)}; add real photos to the "
+                             "training set, or set ldm_paths / vae_dirs to a pretrained autoencoder")
         n_cal = min(len(reals) - 1, max(1, round(self.cfg.calibration_fraction * len(reals))))
         return np.sort(reals[n_cal:]), np.sort(reals[:n_cal])
 
@@ -219,7 +219,8 @@ class AEROBLADE:
         y = check_labels(labels, len(data))
         if self.owns_autoencoder and not self.autoencoders and is_images:
             ae_idx, cal_idx = self._split_reals(y)
-            ae, self.autoencoder_stats = train_reals_autoencoder([data[i] for i in ae_idx], self.cfg.autoencoder, self.device)
+            ae_reals = [data[i] for i in ae_idx]
+            ae, self.autoencoder_stats = train_reals_autoencoder(ae_reals, self.cfg.autoencoder, self.device)
             self.autoencoders = [ae]
             keep = np.sort(np.r_[cal_idx, np.flatnonzero(y == 1)])  # the autoencoder saw none of these
             data, y = [data[i] for i in keep], y[keep]
@@ -244,7 +245,8 @@ class AEROBLADE:
                                               "autoencoder_stats": self.autoencoder_stats})
         if owned:
             self.autoencoders[0].save(d / "autoencoder")
-        atomic_write_json(d / "calibration.json", {"slope": self.slope, "offset": self.offset, **self.calibration_stats})
+        calibration = {"slope": self.slope, "offset": self.offset, **self.calibration_stats}
+        atomic_write_json(d / "calibration.json", calibration)
         return d
 
     @classmethod

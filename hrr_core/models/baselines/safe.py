@@ -160,7 +160,8 @@ def safe_augment(arr: np.ndarray, rng: np.random.Generator, cfg: SAFEAugmentConf
     """
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         desc = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise ValueError(f"safe_augment expects an (H, W, 3) uint8 array, got {desc}; convert with np.asarray(pil_image)")
+        raise ValueError(f"safe_augment expects an (H, W, 3) uint8 array, got {desc}; "
+                         "convert with np.asarray(pil_image)")
     h, w = arr.shape[:2]
     if cfg.crop is not None and min(h, w) < cfg.crop:
         raise ValueError(f"safe_augment: image {h}x{w} is smaller than crop={cfg.crop}; SAFE crops, never resizes: "

@@ -68,7 +68,8 @@ class SelfDescConfig:
         check(self.pixels_per_image >= 16, "pixels_per_image", "an integer >= 16", self.pixels_per_image)
         check(1 <= self.n_components <= 16, "n_components", "an integer in [1, 16]", self.n_components)
         check(self.reg_covar > 0, "reg_covar", "a number > 0", self.reg_covar)
-        check(0.0 < self.calibration_fraction < 1.0, "calibration_fraction", "a number in (0, 1)", self.calibration_fraction)
+        check(0.0 < self.calibration_fraction < 1.0, "calibration_fraction", "a number in (0, 1)",
+              self.calibration_fraction)
         check(0.5 < self.real_quantile < 1.0, "real_quantile", "a number in (0.5, 1)", self.real_quantile)
 
 
@@ -111,7 +112,8 @@ def _as_list(images) -> list[torch.Tensor]:
 def _real_mask(labels, n: int) -> np.ndarray:
     y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels, dtype=np.float64).reshape(-1)
     if y.shape != (n,) or not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError(f"expected {n} labels in {{0 (real), 1 (generated)}}, got shape {y.shape}, values {np.unique(y)}")
+        raise ValueError(f"expected {n} labels in {{0 (real), 1 (generated)}}, got shape {y.shape}, "
+                         f"values {np.unique(y)}")
     return y == 0
 
 
@@ -182,7 +184,8 @@ class SelfDescription:
         if len(idx) < need or n_cal < 1 or len(idx) - n_cal < need - 1:
             raise ValueError(f"SelfDescription.fit needs real images (label 0): got {len(idx)}, needs at least {need} "
                              f"so that {self.cfg.calibration_fraction:.0%} can be held out to calibrate and "
-                             f"n_components={self.cfg.n_components} fit on the rest; add real photos to the training set")
+                             f"n_components={self.cfg.n_components} fit on the rest; "
+                             "add real photos to the training set")
         rng = np.random.default_rng(self.cfg.seed)
         perm = rng.permutation(idx)
         cal, fit = [images[i] for i in perm[:n_cal]], [images[i] for i in perm[n_cal:]]

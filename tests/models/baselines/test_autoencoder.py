@@ -97,12 +97,14 @@ class MemorisingAE:
 def test_calibration_direction_survives_an_autoencoder_that_memorises_its_reals(monkeypatch):
     import hrr_core.models.baselines.aeroblade as aeroblade_module
 
-    monkeypatch.setattr(aeroblade_module, "train_reals_autoencoder", lambda imgs, cfg, device="cpu": (MemorisingAE(imgs), {}))
+    memorising = lambda imgs, cfg, device="cpu": (MemorisingAE(imgs), {})  # noqa: E731
+    monkeypatch.setattr(aeroblade_module, "train_reals_autoencoder", memorising)
     g = torch.Generator().manual_seed(0)
     reals = [torch.rand(3, 32, 32, generator=g) for _ in range(8)]  # noise: poorly reconstructed unless memorised
     fakes = [torch.rand(3, 16, 16, generator=g).repeat_interleave(2, -2).repeat_interleave(2, -1) for _ in range(8)]
     model = build_baseline("aeroblade", {"distance": "l2"}).fit(reals + fakes, [0] * 8 + [1] * 8)
-    assert model.slope > 0 and model.calibration_stats["premise_holds"]  # calibrating on the AE's own reals: slope 0 (all distances 0)
+    # calibrating on the AE's own reals instead gives slope 0 (every distance 0): no direction at all
+    assert model.slope > 0 and model.calibration_stats["premise_holds"]
     unseen = [torch.rand(3, 32, 32, generator=g) for _ in range(4)]
     p = model.score(torch.stack(unseen + fakes[:4]))
     assert p[4:].min() > p[:4].max()
