@@ -4,9 +4,13 @@ Two kinds (``BASELINE_KINDS``):
 - trainable: ``nn.Module`` with ``forward(inputs) -> DetectorOutput`` (logits (B,), larger =
   generated), trained by the project's generic loop with ``bce_objective``. Inputs are images
   (B, 3, H, W) in [0, 1], H, W >= 32, except DIRE whose inputs are cached residuals
-  ``dire_representation(x, ldm, num_steps)`` of the same shape.
+  ``dire_representation(x, ldm, num_steps)`` of the same shape. NPR, SAFE, BSF and FreqNet share
+  one truncated ResNet-50 (:mod:`.trunk`) and differ in their input transform; SAFE and CNNSpot
+  come with a train-time augmentation (``safe_augment``, ``cnnspot_augment``).
 - scorer: ``fit(images_or_features, labels) -> self``, ``score(images) -> np.ndarray`` of
-  probabilities, ``save(dir)`` / ``load(dir)`` (JSON + safetensors, no pickle).
+  probabilities, ``save(dir)`` / ``load(dir)`` (JSON + safetensors, no pickle). ``selfdesc`` is
+  real-only: its ``fit`` uses the label-0 images alone, and ``calibrate(images, labels)``
+  re-anchors it on validation reals.
 
 ``build_baseline(name, cfg)`` takes the baseline's config dataclass or a plain mapping (as in
 params.yaml); extra keyword arguments are resources for the builder (AEROBLADE's
@@ -20,9 +24,14 @@ from typing import Any
 
 from hrr_core.confutil import from_dict
 from hrr_core.models.baselines.aeroblade import AEROBLADE, AEROBLADEConfig
+from hrr_core.models.baselines.bsf import BSFConfig, build_bsf
 from hrr_core.models.baselines.cnnspot import CNNSpotAugmentConfig, CNNSpotConfig, build_cnnspot, cnnspot_augment
 from hrr_core.models.baselines.dire import DIREConfig, DIREReprConfig, build_dire, dire_from_config, dire_images, dire_representation
+from hrr_core.models.baselines.ferretnet import FerretNet, FerretNetConfig, median_residual
+from hrr_core.models.baselines.freqnet import FreqNetConfig, build_freqnet
 from hrr_core.models.baselines.npr import NPR, NPRConfig, npr_residual
+from hrr_core.models.baselines.safe import SAFEAugmentConfig, SAFEConfig, build_safe, haar_dwt2, safe_augment
+from hrr_core.models.baselines.selfdesc import SelfDescConfig, SelfDescription
 from hrr_core.models.baselines.spectrum import SpectrumLR, SpectrumLRConfig, spectrum_lr_features
 from hrr_core.models.baselines.univfd import UnivFD, UnivFDConfig
 
@@ -31,7 +40,9 @@ __all__ = [
     "AEROBLADE", "AEROBLADEConfig", "CNNSpotAugmentConfig", "CNNSpotConfig", "build_cnnspot", "cnnspot_augment",
     "DIREConfig", "DIREReprConfig", "build_dire", "dire_from_config", "dire_images", "dire_representation",
     "NPR", "NPRConfig", "npr_residual", "SpectrumLR", "SpectrumLRConfig", "spectrum_lr_features",
-    "UnivFD", "UnivFDConfig",
+    "UnivFD", "UnivFDConfig", "BSFConfig", "build_bsf", "FerretNet", "FerretNetConfig", "median_residual",
+    "FreqNetConfig", "build_freqnet", "SAFEAugmentConfig", "SAFEConfig", "build_safe", "haar_dwt2", "safe_augment",
+    "SelfDescConfig", "SelfDescription",
 ]
 
 BASELINES: dict[str, tuple[type, Callable[..., Any]]] = {
@@ -41,11 +52,17 @@ BASELINES: dict[str, tuple[type, Callable[..., Any]]] = {
     "univfd": (UnivFDConfig, UnivFD),
     "aeroblade": (AEROBLADEConfig, AEROBLADE),
     "spectrum_lr": (SpectrumLRConfig, SpectrumLR),
+    "safe": (SAFEConfig, build_safe),
+    "ferretnet": (FerretNetConfig, FerretNet),
+    "bsf": (BSFConfig, build_bsf),
+    "freqnet": (FreqNetConfig, build_freqnet),
+    "selfdesc": (SelfDescConfig, SelfDescription),
 }
 
 BASELINE_KINDS: dict[str, str] = {
     "cnnspot": "trainable", "npr": "trainable", "dire": "trainable", "univfd": "trainable",
     "aeroblade": "scorer", "spectrum_lr": "scorer",
+    "safe": "trainable", "ferretnet": "trainable", "bsf": "trainable", "freqnet": "trainable", "selfdesc": "scorer",
 }
 
 

