@@ -296,7 +296,7 @@ class Detector:
                     for x, s in zip(images, seeds)]  # each (1, K, C', S, S): one generator per image
             inputs = torch.cat(reps).to(self.device)  # (B, K, C', S, S)
         elif self.ldm is not None:  # DIRE: the residual through the carried diffusion model
-            from hrr_core.models.baselines import dire_from_config
+            from hrr_core.models.baselines.dire import dire_from_config
 
             inputs = dire_from_config(torch.stack(images).to(self.device), self.ldm, self.config.representation)  # (B, 3, H, W)
         else:

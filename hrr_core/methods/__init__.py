@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from hrr_core.confutil import from_dict
 from hrr_core.schema.methods import METHOD_CONFIGS, method_config_class
 
 IMAGE_MIN_SIDE = 32  # the project-wide minimum of every image backbone and baseline
@@ -57,6 +58,8 @@ class MethodSpec:
     min_side: model config -> the smallest short side an input image may have.
     train_transform: (model config, seed) -> uint8 image augmentation or None.
     train_report: (trained model, model config) -> extra train metrics (e.g. AFR dims kept).
+    calibrates_on_val: a fitted scorer whose ``calibrate(images, labels)`` is called on the
+        validation split after ``fit`` (real-only detectors: validation reals set the scale).
     """
 
     name: str
@@ -70,10 +73,13 @@ class MethodSpec:
     min_side: Callable[[Any], int] = _image_min_side
     train_transform: Callable[[Any, int], Callable | None] | None = None
     train_report: Callable[[Any, Any], dict] | None = None
+    calibrates_on_val: bool = False
 
     def __post_init__(self) -> None:
         if (self.trains == "fit") != (self.load is not None):
             raise ValueError(f"method {self.name!r}: a `load` function exactly when trains == 'fit'")
+        if self.calibrates_on_val and self.trains != "fit":
+            raise ValueError(f"method {self.name!r}: calibrates_on_val is for fitted scorers")
         if (self.reads == "images") != (self.representation is None):
             raise ValueError(f"method {self.name!r}: a `representation` exactly when it reads a cache")
 
@@ -105,3 +111,15 @@ def get(name: str) -> MethodSpec:
 def spec_of(cfg, method: str) -> MethodSpec:
     """The registry entry of ``methods.<method>`` (or of an ablation row) of a loaded config."""
     return get(cfg.method(method).name)
+
+
+def build(name: str, cfg: Any = None, **resources: Any) -> Any:
+    """Build method ``name`` from its config dataclass, a mapping as in params.yaml, or None
+    (defaults); ``resources`` go to the builder (AEROBLADE's ``autoencoders``). Config errors
+    name the key as ``<name>.model.<key>``."""
+    spec = get(name)
+    if cfg is None or isinstance(cfg, dict):
+        cfg = from_dict(spec.config_cls, cfg, f"{name}.model")
+    elif not isinstance(cfg, spec.config_cls):
+        raise ValueError(f"method {name!r} needs a {spec.config_cls.__name__} or a mapping, got {type(cfg).__name__}")
+    return spec.build(cfg, **resources)

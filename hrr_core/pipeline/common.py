@@ -22,6 +22,7 @@ from hrr_core.data.datasets import ManifestImageDataset, SizeBucketBatchSampler,
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.evaluation.metrics import binary_metrics
 from hrr_core.evaluation.protocol import training_set
+from hrr_core.evaluation.sanity import check_above_chance
 from hrr_core.io import atomic_write_bytes
 from hrr_core.pipeline.paths import StagePaths
 from hrr_core.data.cache import RetrospectionDataset, representation_key
@@ -93,6 +94,8 @@ def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: b
     metrics = {"best_val_ap": None if result.best_val_ap is None else round(float(result.best_val_ap), 4),
                "best_epoch": result.best_epoch, "steps": int(result.steps), "seed": tcfg.seed,
                "n_train": len(train_df), "n_val": len(val_df), "train_generators": list(m.train_generators)}
+    if result.best_val_ap is not None and tcfg.require_above_chance:  # at or below chance: no detector
+        check_above_chance(method, float(result.best_val_ap), val_df["label"].to_numpy())
     if spec.train_report is not None:  # e.g. which AFR dimensions survived, of the best weights
         load_weights(out / "best", model)
         metrics.update(spec.train_report(model, mcfg))
@@ -106,8 +109,13 @@ def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.Dat
     m, spec = cfg.method(method), methods.spec_of(cfg, method)
     model = spec.build(cfg.model_config(method))
     model.fit(load_images(absolute_paths(train_df).tolist()), train_df["label"].to_numpy())
+    val_images, val_labels = load_images(absolute_paths(val_df).tolist()), val_df["label"].to_numpy()
+    if spec.calibrates_on_val:  # real-only detectors: validation reals set the score scale
+        model.calibrate(val_images, val_labels)
+    val = binary_metrics(model.score(val_images), val_labels)
+    if cfg.train_config(method).require_above_chance:  # before anything is written
+        check_above_chance(method, val["ap"], val_labels)
     model.save(out / "best")
-    val = binary_metrics(model.score(load_images(absolute_paths(val_df).tolist())), val_df["label"].to_numpy())
     history = pd.DataFrame([{"epoch": 1, "val/ap": val["ap"], "val/acc": val["acc"], "method": method}])
     atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
     metrics = {"best_val_ap": round(val["ap"], 4), "best_epoch": 1, "steps": 0, "seed": cfg.train_config(method).seed,

@@ -13,12 +13,17 @@ import importlib
 METHOD_CONFIGS: dict[str, str] = {
     "classifier": "hrr_core.schema.models:ClassifierConfig",
     "hrr": "hrr_core.schema.models:HRRConfig",
-    "cnnspot": "hrr_core.models.baselines.cnnspot:CNNSpotConfig",
-    "npr": "hrr_core.models.baselines.npr:NPRConfig",
-    "dire": "hrr_core.models.baselines.dire:DIREConfig",
-    "univfd": "hrr_core.models.baselines.univfd:UnivFDConfig",
+    "cnnspot": "hrr_core.schema.baselines:CNNSpotConfig",
+    "npr": "hrr_core.schema.baselines:NPRConfig",
+    "dire": "hrr_core.schema.baselines:DIREConfig",
+    "univfd": "hrr_core.schema.baselines:UnivFDConfig",
     "aeroblade": "hrr_core.models.baselines.aeroblade:AEROBLADEConfig",
-    "spectrum_lr": "hrr_core.models.baselines.spectrum:SpectrumLRConfig",
+    "spectrum_lr": "hrr_core.schema.baselines:SpectrumLRConfig",
+    "safe": "hrr_core.schema.baselines:SAFEConfig",
+    "bsf": "hrr_core.schema.baselines:BSFConfig",
+    "freqnet": "hrr_core.schema.baselines:FreqNetConfig",
+    "ferretnet": "hrr_core.schema.baselines:FerretNetConfig",
+    "selfdesc": "hrr_core.schema.baselines:SelfDescConfig",
 }
 
 

@@ -35,6 +35,7 @@ class TrainConfig:
     max_steps: int | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     find_unused_parameters: bool = False  # multi-process only: DDP option for parameters without gradients
+    require_above_chance: bool = True  # stop with an error, writing no detector, when val AP ends at or below chance
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "grad_accum", "log_every_steps"):

@@ -17,21 +17,12 @@ numbers (ACC 78.8 / AP 81.1) are for the authors' pipeline, not this one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from hrr_core.models.baselines.trunk import TrunkConfig, TruncatedResNet
-
-
-@dataclass(frozen=True)
-class BSFConfig(TrunkConfig):
-    """The trunk's settings, seed: of the value permutation; per_channel: one permutation per
-    RGB channel (else one shared)."""
-
-    seed: int = 0
-    per_channel: bool = False
+from hrr_core.models.baselines.trunk import TruncatedResNet
+from hrr_core.schema.baselines import BSFConfig  # noqa: F401 (config lives in the schema)
 
 
 def value_permutation(seed: int, channels: int) -> torch.Tensor:

@@ -23,41 +23,11 @@ whatever happens, so the stream stays aligned across images.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from hrr_core.confutil import check
-from hrr_core.models.classifier import BinaryClassifier, ClassifierConfig
-
-
-@dataclass(frozen=True)
-class CNNSpotAugmentConfig:
-    """blur_prob / jpeg_prob: probability of each corruption (0.1 = "Blur+JPEG(0.1)", 0.5 =
-    "Blur+JPEG(0.5)", 0 = off); blur_sigma: U[lo, hi] range of the Gaussian sigma in pixels;
-    jpeg_quality: inclusive integer range of the JPEG quality."""
-
-    blur_prob: float = 0.1
-    blur_sigma: tuple[float, float] = (0.0, 3.0)
-    jpeg_prob: float = 0.1
-    jpeg_quality: tuple[int, int] = (30, 100)
-
-    def __post_init__(self) -> None:
-        check(0.0 <= self.blur_prob <= 1.0, "blur_prob", "a probability in [0, 1]", self.blur_prob)
-        check(0.0 <= self.jpeg_prob <= 1.0, "jpeg_prob", "a probability in [0, 1]", self.jpeg_prob)
-        lo, hi = self.blur_sigma
-        check(0.0 <= lo <= hi, "blur_sigma", "[lo, hi] with 0 <= lo <= hi", self.blur_sigma)
-        qlo, qhi = self.jpeg_quality
-        check(1 <= qlo <= qhi <= 100, "jpeg_quality", "[lo, hi] with 1 <= lo <= hi <= 100", self.jpeg_quality)
-
-
-@dataclass(frozen=True)
-class CNNSpotConfig:
-    """classifier: backbone + head (default EfficientNet-Lite0; the paper's is resnet50 with a
-    local torchvision ``weights_path``); augment: the train-time Blur+JPEG augmentation."""
-
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    augment: CNNSpotAugmentConfig = field(default_factory=CNNSpotAugmentConfig)
+from hrr_core.models.classifier import BinaryClassifier
+from hrr_core.schema.baselines import CNNSpotAugmentConfig, CNNSpotConfig  # noqa: F401 (config lives in the schema)
 
 
 def gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:

@@ -24,54 +24,19 @@ report with and without format harmonisation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 
-from hrr_core.confutil import check
 from hrr_core.models.baselines.common import check_images, chunks
-from hrr_core.models.classifier import BinaryClassifier, ClassifierConfig
+from hrr_core.models.classifier import BinaryClassifier
+from hrr_core.schema.baselines import DIREConfig, DIREReprConfig  # noqa: F401 (config lives in the schema)
 
 
 class Reconstructor(Protocol):
     """What DIRE needs of a diffusion model (``LatentDiffusion`` has it)."""
 
     def ddim_invert_reconstruct(self, x: torch.Tensor, num_steps: int, t_end: int | None = None) -> torch.Tensor: ...
-
-
-@dataclass(frozen=True)
-class DIREReprConfig:
-    """How the cache stage computes DIRE. ldm_path: local folder of the diffusion model
-    (``LatentDiffusion.save`` or diffusers layout; null = the pipeline's own pixel model);
-    num_steps: DDIM steps each way; t_end: inversion end timestep (null = last trained);
-    quantize: round the residual to 1/255 like the original's PNG files; batch_size: images per
-    reconstruction call."""
-
-    ldm_path: str | None = None
-    num_steps: int = 20
-    t_end: int | None = None
-    quantize: bool = True
-    batch_size: int = 8
-    image_size: int | None = None  # resize every image to this square size first (the original: 256); null = as stored
-
-    def __post_init__(self) -> None:
-        check(1 <= self.num_steps <= 1000, "num_steps", "an integer in [1, 1000]", self.num_steps)
-        check(self.image_size is None or self.image_size >= 32, "image_size", "null or an integer >= 32 (the smallest image DIRE scores)", self.image_size)
-        check(self.t_end is None or self.t_end >= 1, "t_end", "null or an integer >= 1", self.t_end)
-        check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-
-
-@dataclass(frozen=True)
-class DIREConfig:
-    """representation: for the cache stage; classifier: the CNN on the residual images."""
-
-    representation: DIREReprConfig = field(default_factory=DIREReprConfig)
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-
-    def __post_init__(self) -> None:
-        ch = self.classifier.backbone.in_channels
-        check(ch == 3, "classifier.backbone.in_channels", "3 (the DIRE residual is an RGB image)", ch)
 
 
 @torch.no_grad()

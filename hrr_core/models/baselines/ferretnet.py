@@ -20,16 +20,15 @@ an even count (8) is the mean of the two middle values; borders are reflect-padd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrr_core.confutil import check
 from hrr_core.models.backbone_common import init_conv_bn
 from hrr_core.models.baselines.common import check_images
 from hrr_core.models.outputs import DetectorOutput
+from hrr_core.schema.baselines import FerretNetConfig  # noqa: F401 (config lives in the schema)
 
 
 def median_residual(x: torch.Tensor) -> torch.Tensor:
@@ -41,25 +40,6 @@ def median_residual(x: torch.Tensor) -> torch.Tensor:
     neighbours = torch.cat([patches[:, :, :4], patches[:, :, 5:]], dim=2)  # (B, C, 8, H W), centre dropped
     mid = neighbours.sort(dim=2).values[:, :, 3:5].mean(dim=2)  # (B, C, H W)
     return x - mid.view(b, c, h, w)
-
-
-@dataclass(frozen=True)
-class FerretNetConfig:
-    """stem: channels of the stem conv; widths: channels of each stage (each halves the
-    resolution); blocks: Ferret blocks per stage; dropout: before the head."""
-
-    stem: int = 32
-    widths: tuple[int, ...] = (64, 128, 256, 512)
-    blocks: tuple[int, ...] = (2, 2, 4, 2)
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        check(1 <= self.stem <= 512, "stem", "an integer in [1, 512]", self.stem)
-        check(len(self.widths) >= 1 and all(1 <= w <= 2048 for w in self.widths), "widths",
-              "a non-empty list of integers in [1, 2048]", self.widths)
-        check(len(self.blocks) == len(self.widths) and all(0 <= n <= 16 for n in self.blocks), "blocks",
-              f"{len(self.widths)} integers in [0, 16] (one per width)", self.blocks)
-        check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
 
 
 def _separable(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:

@@ -18,30 +18,14 @@ frequency layers of FreqNet are not reproduced; numbers are not the paper's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from hrr_core.confutil import check
-from hrr_core.models.baselines.trunk import TrunkConfig, TruncatedResNet
+from hrr_core.models.baselines.trunk import TruncatedResNet
+from hrr_core.schema.baselines import FreqNetConfig  # noqa: F401 (config lives in the schema)
 
-FREQ_PARTS = ("spatial", "amplitude", "phase")
-
-
-@dataclass(frozen=True)
-class FreqNetConfig(TrunkConfig):
-    """The trunk's settings, cutoff: high-pass edge in cycles per pixel (0 < cutoff < 0.5);
-    parts: which of spatial / amplitude / phase (3 channels each) the trunk sees."""
-
-    cutoff: float = 0.125
-    parts: tuple[str, ...] = FREQ_PARTS
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(0.0 < self.cutoff < 0.5, "cutoff", "a number in (0, 0.5)", self.cutoff)
-        check(len(self.parts) >= 1 and len(set(self.parts)) == len(self.parts) and set(self.parts) <= set(FREQ_PARTS),
-              "parts", f"distinct names among {list(FREQ_PARTS)}", self.parts)
+from hrr_core.schema.baselines import FREQ_PARTS  # noqa: E402,F401
 
 
 def high_pass_spectrum(x: torch.Tensor, cutoff: float) -> torch.Tensor:

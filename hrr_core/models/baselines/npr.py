@@ -20,23 +20,15 @@ itself runs from 8 px; 32 is the project-wide minimum).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from hrr_core.models.baselines.trunk import TrunkConfig, TruncatedResNet
+from hrr_core.models.baselines.trunk import TruncatedResNet
 from hrr_core.models.resnet import IMAGENET_STD
+from hrr_core.schema.baselines import NPRConfig  # noqa: F401 (config lives in the schema)
 
 NPR_SCALE = 2.0 / 3.0  # the official input scaling of the residual
-
-
-@dataclass(frozen=True)
-class NPRConfig(TrunkConfig):
-    """The trunk's settings (width, blocks, block, dropout) and normalize: divide the residual
-    by the ImageNet std as the official pipeline does."""
-
-    normalize: bool = True
 
 
 def crop_to_even(x: torch.Tensor) -> torch.Tensor:

@@ -20,17 +20,16 @@ interpolating (blurring) them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from hrr_core.confutil import check
 from hrr_core.models.baselines.npr import crop_to_even
-from hrr_core.models.baselines.trunk import TrunkConfig, TruncatedResNet
+from hrr_core.models.baselines.trunk import TruncatedResNet
+from hrr_core.schema.baselines import SAFEAugmentConfig, SAFEConfig  # noqa: F401 (config lives in the schema)
 
-HAAR_BANDS = ("LL", "LH", "HL", "HH")
+from hrr_core.schema.baselines import HAAR_BANDS  # noqa: E402,F401
 
 
 def haar_dwt2(x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -46,51 +45,6 @@ def haar_dwt2(x: torch.Tensor) -> dict[str, torch.Tensor]:
     c, d = x[..., 1::2, 0::2], x[..., 1::2, 1::2]
     return {"LL": (a + b + c + d) / 2, "LH": (a + b - c - d) / 2,
             "HL": (a - b + c - d) / 2, "HH": (a - b - c + d) / 2}
-
-
-@dataclass(frozen=True)
-class SAFEAugmentConfig:
-    """Train-time augmentation: jitter_prob and brightness / contrast / saturation (factor ~
-    U[1 - s, 1 + s]) and hue (shift ~ U[-h, h] of the hue circle); rotate_prob and
-    rotate_degrees (angle ~ U[-d, d], nearest-neighbour); mask_prob, mask_patch (pixels) and
-    mask_ratio (fraction of patches zeroed ~ U[0, r]); crop: random square crop side (None: keep
-    the size; never resize)."""
-
-    jitter_prob: float = 0.8
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.05
-    rotate_prob: float = 0.5
-    rotate_degrees: float = 180.0
-    mask_prob: float = 0.5
-    mask_patch: int = 16
-    mask_ratio: float = 0.5
-    crop: int | None = None
-
-    def __post_init__(self) -> None:
-        for key in ("jitter_prob", "rotate_prob", "mask_prob", "mask_ratio"):
-            check(0.0 <= getattr(self, key) <= 1.0, key, "a number in [0, 1]", getattr(self, key))
-        for key in ("brightness", "contrast", "saturation"):
-            check(0.0 <= getattr(self, key) < 1.0, key, "a number in [0, 1)", getattr(self, key))
-        check(0.0 <= self.hue <= 0.5, "hue", "a number in [0, 0.5]", self.hue)
-        check(0.0 <= self.rotate_degrees <= 180.0, "rotate_degrees", "a number in [0, 180]", self.rotate_degrees)
-        check(self.mask_patch >= 1, "mask_patch", "an integer >= 1", self.mask_patch)
-        check(self.crop is None or self.crop >= 32, "crop", "null or an integer >= 32", self.crop)
-
-
-@dataclass(frozen=True)
-class SAFEConfig(TrunkConfig):
-    """The trunk's settings, bands: which Haar sub-bands (per RGB channel) the trunk sees
-    (paper: HH), and augment: the train-time augmentation (pair with :func:`safe_augment`)."""
-
-    bands: tuple[str, ...] = ("HH",)
-    augment: SAFEAugmentConfig = field(default_factory=SAFEAugmentConfig)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(len(self.bands) >= 1 and len(set(self.bands)) == len(self.bands) and set(self.bands) <= set(HAAR_BANDS),
-              "bands", f"distinct names among {list(HAAR_BANDS)}", self.bands)
 
 
 class HaarBands(nn.Module):

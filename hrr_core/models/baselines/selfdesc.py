@@ -29,48 +29,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hrr_core.confutil import check
 from hrr_core.models.baselines.common import check_images, load_arrays, load_config, save_arrays, save_config, sigmoid
+from hrr_core.schema.baselines import SelfDescConfig  # noqa: F401 (config lives in the schema)
 
 ARRAYS_FILE = "selfdesc.safetensors"
-
-
-@dataclass(frozen=True)
-class SelfDescConfig:
-    """scales: pyramid levels; radius: stage-1 neighbourhood radius; ridge: relative Tikhonov
-    weight of both least-squares fits; pixels_per_image: pixels sampled per real to fit the
-    filters; n_components / covariance / reg_covar: the Gaussian mixture; calibration_fraction:
-    reals held out to calibrate; real_quantile: q, the reals' anomaly quantile mapped to 0.5; seed."""
-
-    scales: int = 3
-    radius: int = 2
-    ridge: float = 1e-3
-    pixels_per_image: int = 4096
-    n_components: int = 2
-    covariance: Literal["full", "diag"] = "full"
-    reg_covar: float = 1e-4
-    calibration_fraction: float = 0.3
-    real_quantile: float = 0.95
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check(1 <= self.scales <= 3, "scales", "an integer in [1, 3] (32 px images must keep >= 8 px)", self.scales)
-        check(1 <= self.radius <= 2, "radius", "1 or 2", self.radius)
-        check(self.ridge > 0, "ridge", "a number > 0", self.ridge)
-        check(self.pixels_per_image >= 16, "pixels_per_image", "an integer >= 16", self.pixels_per_image)
-        check(1 <= self.n_components <= 16, "n_components", "an integer in [1, 16]", self.n_components)
-        check(self.reg_covar > 0, "reg_covar", "a number > 0", self.reg_covar)
-        check(0.0 < self.calibration_fraction < 1.0, "calibration_fraction", "a number in (0, 1)",
-              self.calibration_fraction)
-        check(0.5 < self.real_quantile < 1.0, "real_quantile", "a number in (0.5, 1)", self.real_quantile)
 
 
 def _neighbourhoods(x: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,6 @@ pools over blocks so it takes any size, and adds colour statistics. Stored as th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -27,7 +26,6 @@ import numpy as np
 import torch
 
 from hrr_core.benchmark.difficulty import spectrum_features
-from hrr_core.confutil import check
 from hrr_core.models.baselines.common import (
     LinearLogit,
     check_labels,
@@ -37,24 +35,10 @@ from hrr_core.models.baselines.common import (
     save_config,
     sigmoid,
 )
+from hrr_core.schema.baselines import SpectrumLRConfig  # noqa: F401 (config lives in the schema)
 
 DCT_BLOCK = 8
 ARRAYS_FILE = "spectrum_lr.safetensors"
-
-
-@dataclass(frozen=True)
-class SpectrumLRConfig:
-    """dct: add block-DCT statistics; C: inverse L2 strength of the logistic regression;
-    max_iter: solver iterations; seed: solver seed."""
-
-    dct: bool = True
-    C: float = 1.0
-    max_iter: int = 5000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check(self.C > 0, "C", "a positive number", self.C)
-        check(self.max_iter >= 1, "max_iter", "an integer >= 1", self.max_iter)
 
 
 def _as_list(images: torch.Tensor | Sequence) -> list[np.ndarray]:

@@ -21,36 +21,16 @@ it should hold no persistent state, so the state-dict keys are those of the trun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrr_core.confutil import check
 from hrr_core.models.backbone_common import init_conv_bn
 from hrr_core.models.baselines.common import check_images
 from hrr_core.models.outputs import DetectorOutput
 from hrr_core.models.resnet import BasicBlock, Bottleneck
-
-
-@dataclass(frozen=True)
-class TrunkConfig:
-    """width: channels of conv1/layer1 (layer2 doubles it); blocks: residual blocks in
-    (layer1, layer2); block: bottleneck (official, 4x expansion) or basic; dropout: before the
-    head. Method configs (NPR, SAFE, BSF, FreqNet) extend this with their input's settings."""
-
-    width: int = 64
-    blocks: tuple[int, int] = (3, 4)
-    block: Literal["bottleneck", "basic"] = "bottleneck"
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        check(1 <= self.width <= 512, "width", "an integer in [1, 512]", self.width)
-        check(len(self.blocks) == 2 and all(1 <= b <= 32 for b in self.blocks), "blocks",
-              "two integers in [1, 32]", self.blocks)
-        check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+from hrr_core.schema.baselines import TrunkConfig  # noqa: F401 (config lives in the schema)
 
 
 def _stage(block: type, in_ch: int, width: int, n: int, stride: int) -> tuple[nn.Sequential, int]:

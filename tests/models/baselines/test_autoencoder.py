@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hrr_core.models.baselines import AEROBLADE, AEROBLADEConfig, build_baseline
+from hrr_core.methods import build as build_baseline
+
+from hrr_core.models.baselines.aeroblade import AEROBLADE, AEROBLADEConfig
 from hrr_core.models.baselines.autoencoder import RealsAEConfig, VAEAutoencoder, train_reals_autoencoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,8 +9,10 @@ import torch
 
 from hrr_core.confutil import ConfigError
 from hrr_core.losses.classification import bce_objective
-from hrr_core.models.baselines import (
-    BASELINE_KINDS, BASELINES, SAFEAugmentConfig, build_baseline, haar_dwt2, median_residual, safe_augment,
+from hrr_core import methods
+from hrr_core.methods import build as build_baseline
+from hrr_core.models.baselines.ferretnet import median_residual
+from hrr_core.models.baselines.safe import SAFEAugmentConfig, haar_dwt2, safe_augment
 )
 from hrr_core.models.baselines.bsf import PixelValueMapping, value_permutation
 from hrr_core.models.baselines.freqnet import FrequencyInput
@@ -28,13 +30,14 @@ def _n_params(model) -> int:
 
 def test_new_baselines_are_registered_with_their_kind():
     for name in ("safe", "ferretnet", "bsf", "freqnet"):
-        assert BASELINE_KINDS[name] == "trainable" and name in BASELINES
-    assert BASELINE_KINDS["selfdesc"] == "scorer" and hasattr(BASELINES["selfdesc"][1], "load")
-    with pytest.raises(ConfigError, match="baselines.safe.bands"):
+        assert methods.get(name).trains == "loop"
+    assert methods.get("selfdesc").is_scorer and methods.get("selfdesc").calibrates_on_val
+    assert methods.get("safe").train_transform is not None, "SAFE trains with its augmentations"
+    with pytest.raises(ConfigError, match="safe.model.bands"):
         build_baseline("safe", {"bands": ["XX"]})
-    with pytest.raises(ConfigError, match="baselines.ferretnet.blocks"):
+    with pytest.raises(ConfigError, match="ferretnet.model.blocks"):
         build_baseline("ferretnet", {"widths": [8, 16], "blocks": [1]})
-    with pytest.raises(ConfigError, match="baselines.freqnet.cutoff"):
+    with pytest.raises(ConfigError, match="freqnet.model.cutoff"):
         build_baseline("freqnet", {"cutoff": 0.5})
 
 

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from hrr_core.confutil import ConfigError
-from hrr_core.models.baselines import SelfDescription, build_baseline
+from hrr_core.methods import build as build_baseline
+from hrr_core.models.baselines.selfdesc import SelfDescription
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,8 +9,10 @@ import torch.nn.functional as F
 
 from hrr_core.confutil import ConfigError
 from hrr_core.losses.classification import bce_objective
-from hrr_core.models.baselines import (
-    BASELINE_KINDS, BASELINES, CNNSpotAugmentConfig, build_baseline, cnnspot_augment, npr_residual,
+from hrr_core import methods
+from hrr_core.methods import build as build_baseline
+from hrr_core.models.baselines.cnnspot import CNNSpotAugmentConfig, cnnspot_augment
+from hrr_core.models.baselines.npr import npr_residual
 )
 from hrr_core.models.outputs import DetectorOutput
 
@@ -29,12 +31,12 @@ def _check_trainable(model, x):
 
 
 def test_registry_is_complete():
-    assert set(BASELINES) == set(BASELINE_KINDS) == {
-        "cnnspot", "npr", "dire", "univfd", "aeroblade", "spectrum_lr",
+    assert set(methods.names()) == {
+        "classifier", "hrr", "cnnspot", "npr", "dire", "univfd", "aeroblade", "spectrum_lr",
         "safe", "ferretnet", "bsf", "freqnet", "selfdesc"}
-    with pytest.raises(ValueError, match="unknown baseline"):
+    with pytest.raises(ValueError, match="unknown method kind 'cnndetect'"):
         build_baseline("cnndetect", {})
-    with pytest.raises(ConfigError, match="baselines.npr.width"):
+    with pytest.raises(ConfigError, match="npr.model.width"):
         build_baseline("npr", {"width": 0})
 
 

@@ -7,7 +7,7 @@ import torch
 
 from hrr_core.confutil import ConfigError
 from hrr_core.losses.classification import bce_objective
-from hrr_core.models.baselines import build_baseline
+from hrr_core.methods import build as build_baseline
 
 transformers = pytest.importorskip("transformers", reason="the CLIP path of UnivFD needs `pip install transformers`")
 
