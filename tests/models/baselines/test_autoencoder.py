@@ -8,9 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from hrr_core.methods import build as build_baseline
-
 from hrr_core.models.baselines.aeroblade import AEROBLADE, AEROBLADEConfig
-from hrr_core.models.baselines.autoencoder import RealsAEConfig, VAEAutoencoder, train_reals_autoencoder
+from hrr_core.models.baselines.autoencoder import (
+    RealsAEConfig,
+    VAEAutoencoder,
+    train_reals_autoencoder,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY_AE = dict(block_out_channels=(8, 8), norm_num_groups=4, steps=3, batch_size=2, crop=16)

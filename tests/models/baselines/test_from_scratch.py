@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from hrr_core import methods
 from hrr_core.confutil import ConfigError
 from hrr_core.losses.classification import bce_objective
-from hrr_core import methods
 from hrr_core.methods import build as build_baseline
-from hrr_core.models.baselines.ferretnet import median_residual
-from hrr_core.models.baselines.safe import SAFEAugmentConfig, haar_dwt2, safe_augment
-)
 from hrr_core.models.baselines.bsf import PixelValueMapping, value_permutation
+from hrr_core.models.baselines.ferretnet import median_residual
 from hrr_core.models.baselines.freqnet import FrequencyInput
+from hrr_core.models.baselines.safe import SAFEAugmentConfig, haar_dwt2, safe_augment
 from hrr_core.models.outputs import DetectorOutput
 
 pytestmark = pytest.mark.usefixtures("one_thread")

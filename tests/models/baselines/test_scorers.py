@@ -8,12 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from hrr_core.methods import build as build_baseline
-
 from hrr_core.models.baselines.aeroblade import AEROBLADE, AEROBLADEConfig
-
 from hrr_core.models.baselines.dire import dire_representation
-from hrr_core.models.ldm import load_ldm
-from hrr_core.models.ldm import LatentDiffusion, LDMConfig
+from hrr_core.models.ldm import LatentDiffusion, LDMConfig, load_ldm
 
 TINY_PIXEL = dict(space="pixel", norm_num_groups=4, unet_block_out_channels=(8, 16), max_train_timestep=1000)
 
@@ -71,7 +68,11 @@ def test_dire_deterministic_through_a_tiny_pixel_model(tmp_path):
 
 
 def test_dire_image_size_resizes_every_image_first():
-    from hrr_core.models.baselines.dire import DIREReprConfig, dire_from_config, dire_images
+    from hrr_core.models.baselines.dire import (
+        DIREReprConfig,
+        dire_from_config,
+        dire_images,
+    )
 
     cfg = DIREReprConfig(num_steps=1, image_size=32, quantize=False)
     assert dire_from_config(torch.rand(2, 3, 40, 40), PerfectRecon(), cfg).shape == (2, 3, 32, 32)

@@ -7,13 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hrr_core import methods
 from hrr_core.confutil import ConfigError
 from hrr_core.losses.classification import bce_objective
-from hrr_core import methods
 from hrr_core.methods import build as build_baseline
 from hrr_core.models.baselines.cnnspot import CNNSpotAugmentConfig, cnnspot_augment
 from hrr_core.models.baselines.npr import npr_residual
-)
 from hrr_core.models.outputs import DetectorOutput
 
 SMALL = {"name": "small_resnet", "pretrained": False, "width": 4}
