@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState, GradientState
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -65,3 +66,19 @@ def _quiet_and_cpu(monkeypatch):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     yield
     torch.use_deterministic_algorithms(False)  # seed_everything(deterministic=True) is process-wide
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """A process-wide Accelerate state set up by this test alone, cleared again afterwards.
+
+    Accelerate fixes device and mixed precision for the whole process at the first
+    ``Accelerator`` (``fit`` refuses to switch); a test that trains with another precision starts
+    and ends from a clean state. Accelerate has no public reset: this is what its own test case
+    (``accelerate.test_utils.testing.AccelerateTestCase``) does, and it stays in the tests.
+    """
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
