@@ -68,14 +68,14 @@ def _quiet_and_cpu(monkeypatch):
     torch.use_deterministic_algorithms(False)  # seed_everything(deterministic=True) is process-wide
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    """A process-wide Accelerate state set up by this test alone, cleared again afterwards.
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each test sets up Accelerate's process-wide state alone, and leaves none behind.
 
     Accelerate fixes device and mixed precision for the whole process at the first
-    ``Accelerator`` (``fit`` refuses to switch); a test that trains with another precision starts
-    and ends from a clean state. Accelerate has no public reset: this is what its own test case
-    (``accelerate.test_utils.testing.AccelerateTestCase``) does, and it stays in the tests.
+    ``Accelerator`` (``fit`` refuses to switch), so a test that trains in bf16 must neither see
+    nor leave the fp32 state of another. Accelerate has no public reset: this is what its own test
+    case (``accelerate.test_utils.testing.AccelerateTestCase``) does, and it stays in the tests.
     """
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()

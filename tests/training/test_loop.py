@@ -230,7 +230,7 @@ class DtypeProbe(nn.Module):
         return DetectorOutput(logits=logits)
 
 
-def test_bf16_autocast_through_accelerate_on_cpu(tmp_path, tiny, fresh_accelerate_state):
+def test_bf16_autocast_through_accelerate_on_cpu(tmp_path, tiny):
     cfg = _cfg(epochs=2, amp="bf16", grad_clip=0.5, max_steps=8)
     train, val = _loaders(tiny, cfg)
     model = DtypeProbe()
@@ -249,7 +249,7 @@ def test_bf16_autocast_through_accelerate_on_cpu(tmp_path, tiny, fresh_accelerat
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_fp16_grad_scaler_on_cuda_is_checkpointed_and_resumed(tmp_path, tiny, fresh_accelerate_state):
+def test_fp16_grad_scaler_on_cuda_is_checkpointed_and_resumed(tmp_path, tiny):
     cfg = _cfg(epochs=2, amp="fp16", grad_clip=0.5, max_steps=8, device="cuda")
     train, val = _loaders(tiny, cfg)
     result = fit(DtypeProbe(), tiny.objective, train, val, cfg, tmp_path, resume=False)
