@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from sklearn.metrics import average_precision_score
 from torch import nn
 
 from hrr_core.confutil import check, to_dict
