@@ -4,15 +4,21 @@ Layout of one checkpoint folder (``out_dir/last/`` and ``out_dir/best/``):
 
 - ``model.safetensors``: the unwrapped module's state dict (contiguous tensors, shared storage
   de-duplicated by safetensors).
-- ``state.pt``: optimiser, scheduler, GradScaler, EMA, step, epoch, best metric, Python/NumPy/torch
-  RNG states and ``extra``; only tensors, numbers, strings, lists and dicts, so it loads with
-  ``torch.load(weights_only=True)`` and nothing pickled executes.
+- ``state.pt``: optimiser, LR scheduler (the torch scheduler's ``state_dict``), Accelerate's
+  GradScaler, EMA (diffusers ``EMAModel.state_dict()``: ``shadow_params`` in the order of
+  ``model.parameters()``), step, epoch, best metric, Python/NumPy/torch RNG states and ``extra``;
+  only tensors, numbers, strings, lists and dicts, so it loads with ``torch.load(weights_only=True)``
+  and nothing pickled executes.
 - ``meta.json``: resolved config, hrr_core and torch versions, creation time and the sha256 and size
   of the two files above, checked before anything is deserialised.
 
 Saving writes a hidden temp folder beside the target, fsyncs it, then swaps it in with two renames;
 the previous checkpoint stays intact until the new one is complete (and is recovered on the next
 save or load if a crash lands between the two renames).
+
+Format 2 (this one) holds the EMA and schedule of diffusers' ``EMAModel`` and ``get_scheduler``.
+Format 1 (hand-written EMA and schedule) still gives its trained weights to :func:`load_weights`,
+but cannot be resumed from nor give EMA weights: that is refused with a :class:`CheckpointError`.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from hrr_core.io import atomic_write_json, sha256_file
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(RuntimeError):
@@ -131,7 +137,8 @@ def _write_files(tmp: Path, model: torch.nn.Module, state: dict[str, Any], meta:
     (tmp / STATE_FILE).write_bytes(_state_bytes(state))
     for name in (MODEL_FILE, STATE_FILE):
         _fsync_file(tmp / name)
-    meta["files"] = {n: {"sha256": sha256_file(tmp / n), "bytes": (tmp / n).stat().st_size} for n in (MODEL_FILE, STATE_FILE)}
+    meta["files"] = {n: {"sha256": sha256_file(tmp / n), "bytes": (tmp / n).stat().st_size}
+                     for n in (MODEL_FILE, STATE_FILE)}
     atomic_write_json(tmp / META_FILE, meta)  # written last: a folder with meta.json is complete
     for name in (MODEL_FILE, STATE_FILE, META_FILE):
         os.chmod(tmp / name, 0o644)  # temp files are created owner-only
@@ -214,7 +221,8 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     if not folder.is_dir():
         raise CheckpointError(folder, "no checkpoint folder here", "check the path, or train first")
     if not meta_path.is_file():
-        raise CheckpointError(meta_path, "missing, so the checkpoint is incomplete (interrupted save or partial copy)", fix)
+        raise CheckpointError(meta_path, "missing, so the checkpoint is incomplete (interrupted save or partial copy)",
+                              fix)
     try:
         meta = json.loads(meta_path.read_text())
         files = meta["files"]
@@ -246,7 +254,30 @@ def _read_state(folder: Path, map_location: str | torch.device) -> dict[str, Any
                               "load it with the hrr_core/torch versions named in meta.json") from None
 
 
-def load_weights(directory: str | os.PathLike, model: torch.nn.Module, *, ema: bool = False, strict: bool = True) -> dict[str, Any]:
+def _check_format(folder: Path, state: dict[str, Any], needed: str) -> None:
+    """Refuse ``needed`` (resume state or EMA weights) from a checkpoint of another format."""
+    if state.get("format") != FORMAT_VERSION:
+        raise CheckpointError(folder / STATE_FILE,
+                              f"is checkpoint format {state.get('format')}, which has no {needed} this hrr_core "
+                              f"(format {FORMAT_VERSION}: diffusers EMAModel and LR schedule) can use",
+                              "retrain: run the train stage again from scratch, without resume "
+                              f"(or delete {folder} first)")
+
+
+def _copy_ema_weights(folder: Path, ema_state: dict[str, Any], model: torch.nn.Module) -> None:
+    """Put ``EMAModel.state_dict()['shadow_params']`` into ``model``'s parameters, in order."""
+    shadow, params = ema_state["shadow_params"], list(model.parameters())
+    if len(shadow) != len(params):
+        raise CheckpointError(folder / STATE_FILE,
+                              f"holds {len(shadow)} EMA tensors for a model with {len(params)} parameters",
+                              "build the model with the config saved in meta.json")
+    with torch.no_grad():
+        for param, average in zip(params, shadow):
+            param.copy_(average)
+
+
+def load_weights(directory: str | os.PathLike, model: torch.nn.Module, *, ema: bool = False,
+                 strict: bool = True) -> dict[str, Any]:
     """Load a checkpoint's weights into ``model`` (for evaluation); with ``ema=True`` the EMA
     weights replace the trained ones when the checkpoint has them. Returns ``meta.json``."""
     folder = Path(directory)
@@ -260,11 +291,8 @@ def load_weights(directory: str | os.PathLike, model: torch.nn.Module, *, ema: b
     if ema:
         state = _read_state(folder, device)
         if state.get("ema") is not None:
-            shadow = state["ema"]["shadow"]
-            with torch.no_grad():
-                for name, param in model.named_parameters():
-                    if name in shadow:
-                        param.copy_(shadow[name])
+            _check_format(folder, state, "EMA weights")
+            _copy_ema_weights(folder, state["ema"], model)
     return meta
 
 
@@ -288,6 +316,8 @@ def load_checkpoint(
     meta = load_weights(folder, model, strict=strict)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     state = _read_state(folder, "cpu")
+    if any(obj is not None for obj in (optimizer, scheduler, scaler, ema)):
+        _check_format(folder, state, "training state (optimiser, schedule, EMA)")
     for name, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler), ("ema", ema)):
         if obj is None:
             continue

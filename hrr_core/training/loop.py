@@ -3,8 +3,10 @@
 It knows models only through the contract ``forward(inputs) -> DetectorOutput`` (plus the optional
 hooks ``post_optimizer_step(lr)`` and ``train_metrics()``), objectives only as
 ``(output, labels) -> {"loss": ..., other named terms}`` and loaders only as dict batches
-``{"inputs", "labels", "ids"}``. Device and AMP are resolved once; autocast and GradScaler apply
-only where they make sense; accumulation, clipping, EMA, compile, channels-last, early stopping
+``{"inputs", "labels", "ids"}``. The generic plumbing is the libraries': HF Accelerate resolves
+device and mixed precision once and does autocast, the fp16 GradScaler, gradient accumulation,
+clipping and multi-process; diffusers gives the EMA (``EMAModel``) and the warm-up + cosine
+schedule (``get_scheduler``). Accumulation, clipping, EMA, compile, channels-last, early stopping
 and multi-process are options. Checkpoints land in ``out_dir/last/`` every epoch and
 ``out_dir/best/`` when validation AP improves; ``resume=True`` continues from ``last/`` exactly.
 """
@@ -14,13 +16,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
 from sklearn.metrics import average_precision_score
 from torch import nn
 
@@ -28,7 +32,7 @@ from hrr_core.confutil import to_dict
 from hrr_core.io import atomic_write_json
 from hrr_core.runtime import seed_everything
 from hrr_core.training.checkpoint import load_checkpoint, read_meta, save_checkpoint
-from hrr_core.training.distributed import AmpSetup, make_accelerator, reduce_mean_terms, resolve_amp
+from hrr_core.training.distributed import autocast, make_accelerator, reduce_mean_terms, resolve_mixed_precision
 from hrr_core.training.logging import RunLogger, get_logger
 from hrr_core.schema.training import TrainConfig  # noqa: F401 (config lives in the schema)
 
@@ -48,42 +52,15 @@ class FitResult:
 # ---------------------------------------------------------------- small pieces
 
 
-class EMA:
-    """Exponential moving average of a module's floating-point parameters, with the usual warmup
-    ``decay_t = min(decay, (1 + t) / (10 + t))``; ``state_dict`` is plain tensors and numbers."""
+def build_ema(module: nn.Module, decay: float) -> EMAModel:
+    """diffusers' :class:`EMAModel` over all of ``module``'s parameters (frozen ones are copied).
 
-    def __init__(self, module: nn.Module, decay: float):
-        self.decay = decay
-        self.num_updates = 0
-        self.shadow = {n: p.detach().clone() for n, p in module.named_parameters() if p.dtype.is_floating_point}
-
-    @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
-        self.num_updates += 1
-        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        for name, param in module.named_parameters():
-            if name in self.shadow:
-                self.shadow[name].lerp_(param.detach(), 1.0 - d)
-
-    @torch.no_grad()
-    def swap(self, module: nn.Module) -> None:
-        """Exchange the module's weights with the averaged ones (call twice to undo)."""
-        for name, param in module.named_parameters():
-            if name in self.shadow:
-                tmp = param.detach().clone()
-                param.copy_(self.shadow[name])
-                self.shadow[name].copy_(tmp)
-
-    def to(self, device: torch.device | str) -> EMA:
-        self.shadow = {n: t.to(device) for n, t in self.shadow.items()}
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "num_updates": self.num_updates, "shadow": dict(self.shadow)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.decay, self.num_updates = float(state["decay"]), int(state["num_updates"])
-        self.shadow = {n: t.clone() for n, t in state["shadow"].items()}
+    With ``use_ema_warmup=False`` and ``update_after_step=0`` its decay at optimiser step ``t``
+    (1-based) is 0 at ``t = 1`` (the average starts as the weights after the first step) and
+    ``min(decay, t / (9 + t))`` afterwards: the warm-up ``min(decay, (1 + u) / (10 + u))`` of
+    the usual EMA, with ``u = t - 1`` counting the updates after the first.
+    """
+    return EMAModel(module.parameters(), decay=decay, use_ema_warmup=False, update_after_step=0)
 
 
 def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -95,21 +72,21 @@ def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over ``warmup_steps``, then constant ('none') or cosine decay to 0."""
-
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / (cfg.warmup_steps + 1)
-        if cfg.scheduler == "none":
-            return 1.0
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+# train.scheduler -> diffusers schedule name; both warm up linearly from 0 over warmup_steps.
+_SCHEDULES = {"none": "constant_with_warmup", "cosine": "cosine"}
 
 
-def make_loader(dataset: torch.utils.data.Dataset, cfg: TrainConfig, *, train: bool, **kwargs: Any) -> torch.utils.data.DataLoader:
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """diffusers' ``get_scheduler``: the lr of optimiser step ``s`` (0-based) is ``lr * s / W``
+    for ``s < W = warmup_steps``, then ``lr`` ('none') or ``lr * (1 + cos(pi (s - W) / (T - W))) / 2``
+    ('cosine', ``T = total_steps``)."""
+    return get_scheduler(_SCHEDULES[cfg.scheduler], optimizer, num_warmup_steps=cfg.warmup_steps,
+                         num_training_steps=total_steps)
+
+
+def make_loader(dataset: torch.utils.data.Dataset, cfg: TrainConfig, *, train: bool,
+                **kwargs: Any) -> torch.utils.data.DataLoader:
     """A DataLoader built from the config (shuffle for training; the loop reseeds the order each
     epoch from ``seed + epoch``); extra keyword arguments (e.g. ``collate_fn``) pass through."""
     return torch.utils.data.DataLoader(
@@ -117,7 +94,8 @@ def make_loader(dataset: torch.utils.data.Dataset, cfg: TrainConfig, *, train: b
         persistent_workers=cfg.num_workers > 0, pin_memory=torch.cuda.is_available(), **kwargs)
 
 
-def _to_device(batch: Mapping[str, Any], device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_device(batch: Mapping[str, Any], device: torch.device,
+               channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
     inputs = batch["inputs"].to(device, non_blocking=True)
     if channels_last and inputs.dim() == 4:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -136,8 +114,10 @@ def ap_acc(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 @torch.no_grad()
 def _evaluate(model: nn.Module, loader, device: torch.device, objective: Objective | None = None,
-              amp: AmpSetup = AmpSetup(None, False), accelerator=None, channels_last: bool = False):
-    """(ids, scores, labels, mean objective terms) over ``loader``, gathered across ranks."""
+              autocast_ctx: Callable[[], AbstractContextManager] = nullcontext, accelerator=None,
+              channels_last: bool = False):
+    """(ids, scores, labels, mean objective terms) over ``loader``, gathered across ranks;
+    ``autocast_ctx()`` wraps every forward (``accelerator.autocast`` inside ``fit``)."""
     was_training = model.training
     model.eval()
     ids, scores, labels = [], [], []
@@ -145,7 +125,7 @@ def _evaluate(model: nn.Module, loader, device: torch.device, objective: Objecti
     count = torch.zeros((), device=device)
     for batch in loader:
         inputs, y = _to_device(batch, device, channels_last)
-        with amp.autocast(device):
+        with autocast_ctx():
             out = model(inputs)
             terms = objective(out, y) if objective is not None else {}
         for k, v in terms.items():
@@ -159,16 +139,22 @@ def _evaluate(model: nn.Module, loader, device: torch.device, objective: Objecti
         scores.append(logits.cpu())
         labels.append(y.float().cpu())
     model.train(was_training)
-    terms = reduce_mean_terms(accelerator, sums, count) if accelerator is not None else {k: float(v / count) for k, v in sums.items()}
+    if accelerator is not None:
+        terms = reduce_mean_terms(accelerator, sums, count)
+    else:
+        terms = {k: float(v / count) for k, v in sums.items()}
     cat = (lambda xs: torch.cat(xs).numpy()) if scores else (lambda xs: np.zeros(0, np.float32))
     return ids, cat(scores), cat(labels), terms
 
 
-def predict_loader(model: nn.Module, loader, device: torch.device | str, *, amp: str = "off") -> tuple[list[str], np.ndarray, np.ndarray]:
+def predict_loader(model: nn.Module, loader, device: torch.device | str, *,
+                   amp: str = "off") -> tuple[list[str], np.ndarray, np.ndarray]:
     """(ids, scores = logits (larger = generated), labels) over ``loader``, in its order, in one
     process; ``model`` is moved to ``device`` and run in eval mode (``amp`` as in TrainConfig)."""
     device = torch.device(device)
-    ids, scores, labels, _ = _evaluate(model.to(device), loader, device, amp=resolve_amp(amp, device))
+    mixed_precision = resolve_mixed_precision(amp, device)
+    ids, scores, labels, _ = _evaluate(model.to(device), loader, device,
+                                       autocast_ctx=lambda: autocast(mixed_precision, device))
     return ids, scores, labels
 
 
@@ -180,15 +166,13 @@ class _Run:
     """Everything one fit call carries between epochs."""
 
     cfg: TrainConfig
-    accelerator: Any
+    accelerator: Any  # owns autocast, the fp16 GradScaler (``accelerator.scaler``), accumulation and clipping
     module: nn.Module  # the unwrapped model: hooks, checkpoints, EMA
     model: nn.Module  # what runs forward: DDP and/or compiled wrapper around ``module``
     objective: Objective
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    scaler: torch.amp.GradScaler | None
-    ema: EMA | None
-    amp: AmpSetup
+    optimizer: torch.optim.Optimizer  # Accelerate's wrapper: steps through the GradScaler under fp16
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    ema: EMAModel | None
     reporter: RunLogger
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -207,48 +191,48 @@ class _Run:
 def _optimizer_step(run: _Run) -> float:
     """Clip, step, schedule, zero; then the model's proximal hook and the EMA. Returns the lr used."""
     lr = run.optimizer.param_groups[0]["lr"]
-    if run.scaler is not None:
-        run.scaler.unscale_(run.optimizer)
     if run.cfg.grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(run.module.parameters(), run.cfg.grad_clip)
-    if run.scaler is not None:
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-    else:
-        run.optimizer.step()
+        run.accelerator.clip_grad_norm_(run.module.parameters(), run.cfg.grad_clip)  # unscales fp16 gradients first
+    run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     if hasattr(run.module, "post_optimizer_step"):
         run.module.post_optimizer_step(lr)
     if run.ema is not None:
-        run.ema.update(run.module)
+        run.ema.step(run.module.parameters())
     run.step += 1
     return lr
 
 
 def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
-    """One pass over ``loader`` (or until ``max_steps``); returns per-sample mean loss terms."""
-    run.model.train()
+    """One pass over ``loader`` (or until ``max_steps``); returns per-sample mean loss terms.
+
+    ``accelerator.accumulate`` decides when an optimiser step happens: after every ``grad_accum``
+    micro-batches and after the epoch's last one (its gradients sync across ranks only then).
+    """
     accum, n_batches = run.cfg.grad_accum, len(loader)
     full_groups = n_batches // accum
+    channels_last = run.cfg.channels_last and run.device.type == "cuda"
     sums: dict[str, torch.Tensor] = {}
     count = torch.zeros((), device=run.device)
+    run.model.train()
     for i, batch in enumerate(run.reporter.progress(loader, n_batches, f"epoch {epoch + 1}/{run.cfg.epochs}")):
-        boundary = (i + 1) % accum == 0 or i + 1 == n_batches
         group = accum if i // accum < full_groups else n_batches - full_groups * accum  # micro-batches in this step
-        inputs, labels = _to_device(batch, run.device, run.cfg.channels_last and run.device.type == "cuda")
-        with nullcontext() if boundary else run.accelerator.no_sync(run.model):
-            with run.amp.autocast(run.device):
+        inputs, labels = _to_device(batch, run.device, channels_last)
+        with run.accelerator.accumulate(run.model):
+            with run.accelerator.autocast():
                 terms = run.objective(run.model(inputs), labels)
             if "loss" not in terms:
                 raise KeyError(f"the objective returned {sorted(terms)}; it must return a 'loss' key")
-            loss = terms["loss"] / group
-            (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+            # backward() divides by grad_accum; an epoch's shorter last group averages its own micro-batches
+            run.accelerator.backward(terms["loss"] * (accum / group))
+            stepped = run.accelerator.sync_gradients
+            if stepped:
+                lr = _optimizer_step(run)
         for k, v in terms.items():
             sums[k] = sums.get(k, torch.zeros((), device=run.device)) + v.detach().float() * len(labels)
         count += len(labels)
-        if boundary:
-            lr = _optimizer_step(run)
+        if stepped:
             if run.step % run.cfg.log_every_steps == 0:
                 run.reporter.step(run.step, {k: float(v / count) for k, v in sums.items()}, lr)
             if run.done:
@@ -265,13 +249,15 @@ _RESUMABLE_CHANGES = {"epochs", "max_steps", "log_every_steps", "early_stop_pati
 def _validate(run: _Run, loader) -> dict[str, float]:
     """Objective terms and AP/ACC on ``loader`` (with the EMA weights when EMA is on)."""
     if run.ema is not None:
-        run.ema.swap(run.module)
+        run.ema.store(run.module.parameters())
+        run.ema.copy_to(run.module.parameters())
     try:
         channels_last = run.cfg.channels_last and run.device.type == "cuda"
-        _, scores, labels, terms = _evaluate(run.model, loader, run.device, run.objective, run.amp, run.accelerator, channels_last)
+        _, scores, labels, terms = _evaluate(run.model, loader, run.device, run.objective, run.accelerator.autocast,
+                                             run.accelerator, channels_last)
     finally:
         if run.ema is not None:
-            run.ema.swap(run.module)
+            run.ema.restore(run.module.parameters())
     return {f"val/{k}": v for k, v in {**terms, **ap_acc(scores, labels)}.items()}
 
 
@@ -280,9 +266,10 @@ def _save(run: _Run, out_dir: Path, epoch: int, improved: bool, config: dict[str
     if run.accelerator.is_main_process:
         extra = {"history": run.history, "best_epoch": run.best_epoch}
         for name in ("last", "best") if improved else ("last",):
-            save_checkpoint(out_dir / name, run.module, run.optimizer, run.scaler, run.ema, run.step, epoch,
+            save_checkpoint(out_dir / name, run.module, run.optimizer, run.accelerator.scaler, run.ema, run.step, epoch,
                             run.best_ap, config, extra, scheduler=run.scheduler)
-        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in run.history]
+        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+                 for row in run.history]
         atomic_write_json(out_dir / "history.json", clean)
     run.accelerator.wait_for_everyone()
 
@@ -295,16 +282,21 @@ def _resume(run: _Run, out_dir: Path, config: dict[str, Any]) -> int:
     saved = read_meta(last).get("config", {}).get("train", {})
     changed = sorted(k for k, v in config["train"].items() if k not in _RESUMABLE_CHANGES and saved.get(k, v) != v)
     if changed:
-        get_logger().warning("resuming %s with changed train settings %s; the result will differ from an uninterrupted run", last, changed)
-    ck = load_checkpoint(last, run.module, run.optimizer, run.scaler, run.ema, scheduler=run.scheduler, restore_rng=True)
+        get_logger().warning("resuming %s with changed train settings %s; the result will differ from an "
+                             "uninterrupted run", last, changed)
+    ck = load_checkpoint(last, run.module, run.optimizer, run.accelerator.scaler, run.ema, scheduler=run.scheduler,
+                         restore_rng=True)
     run.step, run.best_ap = ck.step, ck.best_metric
     run.best_epoch, run.history = ck.extra.get("best_epoch"), list(ck.extra.get("history", []))
     run.reporter.info(f"resumed from {last}: epoch {ck.epoch}, step {ck.step}")
     return ck.epoch
 
 
-def _setup(model: nn.Module, objective: Objective, train_loader, val_loader, cfg: TrainConfig, reporter_args: dict[str, Any]):
-    accelerator = make_accelerator(cfg.device, cfg.seed, cfg.find_unused_parameters)
+def _setup(model: nn.Module, objective: Objective, train_loader, val_loader, cfg: TrainConfig,
+           reporter_args: dict[str, Any]) -> tuple[_Run, Any, Any]:
+    """The Accelerator, the prepared model, loaders and optimiser, the schedule and the EMA."""
+    accelerator = make_accelerator(cfg.device, cfg.seed, amp=cfg.amp, grad_accum=cfg.grad_accum,
+                                   find_unused_parameters=cfg.find_unused_parameters)
     seed_everything(cfg.seed, cfg.deterministic)
     if not cfg.deterministic:
         torch.use_deterministic_algorithms(False)  # a previous deterministic run in this process set it
@@ -314,17 +306,15 @@ def _setup(model: nn.Module, objective: Objective, train_loader, val_loader, cfg
         module = module.to(memory_format=torch.channels_last)
     train_loader = accelerator.prepare_data_loader(train_loader)
     val_loader = accelerator.prepare_data_loader(val_loader) if val_loader is not None else None
-    wrapped = accelerator.prepare_model(module)
+    wrapped = accelerator.prepare_model(module)  # under mixed precision this also autocasts module.forward
     if cfg.compile:
         wrapped = torch.compile(wrapped)
-    optimizer = build_optimizer(module, cfg)
+    optimizer = accelerator.prepare_optimizer(build_optimizer(module, cfg))
     steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
     total = min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
-    amp = resolve_amp(cfg.amp, device)
     run = _Run(cfg=cfg, accelerator=accelerator, module=module, model=wrapped, objective=objective, optimizer=optimizer,
-               scheduler=build_scheduler(optimizer, cfg, int(total)), amp=amp,
-               scaler=torch.amp.GradScaler(device.type) if amp.use_scaler else None,
-               ema=EMA(module, cfg.ema_decay) if cfg.ema_decay is not None else None,
+               scheduler=build_scheduler(optimizer, cfg, int(total)),
+               ema=build_ema(module, cfg.ema_decay) if cfg.ema_decay is not None else None,
                reporter=RunLogger(accelerator.is_main_process, **reporter_args))
     return run, train_loader, val_loader
 
@@ -365,6 +355,7 @@ def fit(
     ``live``: None, a DVCLive folder, or a ``Live``. ``run_config``: the full resolved config of
     the run (saved in every checkpoint's meta.json and logged as DVCLive params).
     ``on_epoch_end(row)`` runs on every rank after the epoch's checkpoint is written.
+    On return ``model`` holds the last raw (not EMA) weights, with its own ``forward`` again.
     """
     out_dir = Path(out_dir)
     config = {"train": to_dict(cfg), **({"run": dict(run_config)} if run_config else {})}
@@ -383,10 +374,12 @@ def fit(
                 on_epoch_end(row)
             patience = cfg.early_stop_patience
             if patience is not None and run.best_epoch is not None and epoch + 1 - run.best_epoch >= patience:
-                run.reporter.info(f"early stop: val/ap has not improved for {patience} epochs (best at epoch {run.best_epoch})")
+                run.reporter.info(f"early stop: val/ap has not improved for {patience} epochs "
+                                  f"(best at epoch {run.best_epoch})")
                 stopped_early = True
                 break
     finally:
         run.reporter.close()
+        run.accelerator.unwrap_model(run.model, keep_fp32_wrapper=False)  # undo the autocast patch on model.forward
     paths = {"last": out_dir / "last", "best": out_dir / "best", "history": out_dir / "history.json"}
     return FitResult(run.best_ap, run.best_epoch, run.step, run.history, paths, stopped_early)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState, GradientState
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -65,3 +66,19 @@ def _quiet_and_cpu(monkeypatch):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     yield
     torch.use_deterministic_algorithms(False)  # seed_everything(deterministic=True) is process-wide
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each test sets up Accelerate's process-wide state alone, and leaves none behind.
+
+    Accelerate fixes device and mixed precision for the whole process at the first
+    ``Accelerator`` (``fit`` refuses to switch), so a test that trains in bf16 must neither see
+    nor leave the fp32 state of another. Accelerate has no public reset: this is what its own test
+    case (``accelerate.test_utils.testing.AccelerateTestCase``) does, and it stays in the tests.
+    """
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()

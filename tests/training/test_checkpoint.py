@@ -12,7 +12,7 @@ import torch
 
 from hrr_core.training import checkpoint as ck
 from hrr_core.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
-from hrr_core.training.loop import EMA, TrainConfig, fit, make_loader
+from hrr_core.training.loop import TrainConfig, build_ema, fit, make_loader
 
 
 def _save(tiny, folder, step, seed=0):
@@ -21,7 +21,7 @@ def _save(tiny, folder, step, seed=0):
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
     model(torch.randn(3, 6)).logits.sum().backward()
     opt.step()
-    ema = EMA(model, 0.9)
+    ema = build_ema(model, 0.9)
     save_checkpoint(folder, model, opt, None, ema, step, 1, 0.5, {"train": {"lr": 0.1}}, {"note": "x"})
     return model, opt
 
@@ -34,7 +34,7 @@ def test_round_trip_restores_everything(tmp_path, tiny):
     model, opt = _save(tiny, tmp_path / "last", step=7)
     fresh = tiny.TinyNet()
     fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=0.1)
-    ema = EMA(fresh, 0.5)
+    ema = build_ema(fresh, 0.5)
     loaded = load_checkpoint(tmp_path / "last", fresh, fresh_opt, ema=ema)
     assert (loaded.step, loaded.epoch, loaded.best_metric, loaded.extra) == (7, 1, 0.5, {"note": "x"})
     assert torch.equal(_weights(model), _weights(fresh)) and ema.decay == 0.9
@@ -129,3 +129,29 @@ def test_fit_refuses_to_resume_from_a_corrupt_last(tmp_path, tiny):
     (tmp_path / "last" / "state.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"last/state\.pt: truncated"):
         fit(tiny.TinyNet(), tiny.objective, loader, None, TrainConfig(epochs=2, batch_size=8, device="cpu"), tmp_path)
+
+
+def test_ema_weights_load_in_parameter_order(tmp_path, tiny):
+    model, _ = _save(tiny, tmp_path / "last", step=1)
+    ema = build_ema(model, 0.9)
+    with torch.no_grad():
+        for i, p in enumerate(model.parameters()):
+            p.fill_(float(i))  # the raw weights now differ from the averages
+    save_checkpoint(tmp_path / "last", model, None, None, ema, 1, 1, None, {})
+    raw, averaged = tiny.TinyNet(), tiny.TinyNet()
+    load_weights(tmp_path / "last", raw)
+    load_weights(tmp_path / "last", averaged, ema=True)
+    assert torch.equal(_weights(raw), _weights(model))
+    assert torch.equal(_weights(averaged), torch.cat([t.flatten() for t in ema.shadow_params]))
+
+
+def test_format_1_checkpoint_gives_weights_but_refuses_resume_and_ema(tmp_path, tiny, monkeypatch):
+    monkeypatch.setattr(ck, "FORMAT_VERSION", 1)  # as hrr_core wrote it before EMAModel and get_scheduler
+    model, _ = _save(tiny, tmp_path / "last", step=4)
+    monkeypatch.undo()
+    fresh = tiny.TinyNet()
+    assert load_weights(tmp_path / "last", fresh)["format"] == 1 and torch.equal(_weights(fresh), _weights(model))
+    with pytest.raises(CheckpointError, match=r"state\.pt: is checkpoint format 1.*Fix: retrain"):
+        load_checkpoint(tmp_path / "last", fresh, torch.optim.AdamW(fresh.parameters()), ema=build_ema(fresh, 0.9))
+    with pytest.raises(CheckpointError, match="format 1, which has no EMA weights"):
+        load_weights(tmp_path / "last", fresh, ema=True)

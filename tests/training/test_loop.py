@@ -1,8 +1,9 @@
-"""The training loop: AMP resolution, accumulation, hooks, logging, early stopping, resume."""
+"""The training loop: AMP resolution, accumulation, EMA, LR schedule, hooks, logging, early stopping, resume."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from torch import nn
 
 from hrr_core.confutil import ConfigError, from_dict
 from hrr_core.models.outputs import DetectorOutput
-from hrr_core.training.distributed import resolve_amp
+from hrr_core.training.distributed import resolve_mixed_precision
 from hrr_core.training.loop import TrainConfig, fit, make_loader, predict_loader
 
 
@@ -21,15 +22,16 @@ def _cfg(**kw) -> TrainConfig:
 
 
 def _loaders(tiny, cfg, n_train=24, n_val=13):
-    return make_loader(tiny.TinySet(n_train), cfg, train=True), make_loader(tiny.TinySet(n_val, seed=1), cfg, train=False)
+    train = make_loader(tiny.TinySet(n_train), cfg, train=True)
+    return train, make_loader(tiny.TinySet(n_val, seed=1), cfg, train=False)
 
 
 def test_amp_auto_is_off_on_cpu():
-    amp = resolve_amp("auto", torch.device("cpu"))
-    assert amp.dtype is None and not amp.use_scaler
-    assert resolve_amp("bf16", torch.device("cpu")).dtype == torch.bfloat16
+    cpu = torch.device("cpu")
+    assert resolve_mixed_precision("auto", cpu) == "no" and resolve_mixed_precision("off", cpu) == "no"
+    assert resolve_mixed_precision("bf16", cpu) == "bf16"
     with pytest.raises(ValueError, match="fp16.*needs CUDA"):
-        resolve_amp("fp16", torch.device("cpu"))
+        resolve_mixed_precision("fp16", cpu)
 
 
 def test_config_errors_name_the_key():
@@ -41,17 +43,23 @@ def test_config_errors_name_the_key():
         from_dict(TrainConfig, {"learning_rate": 1.0})
 
 
-def test_grad_accumulation_matches_one_big_batch(tmp_path, tiny):
+@pytest.mark.parametrize("n_train", [24, 20])  # 20: the epoch's last step has one micro-batch of 4, not two
+def test_grad_accumulation_matches_one_big_batch(tmp_path, tiny, n_train):
+    """SGD without momentum: equal weights after every step means equal gradients, so batch 4 x 2
+    accumulated = batch 8, including a shorter last group (Accelerate alone would halve it)."""
     weights = []
     for batch_size, accum in ((8, 1), (4, 2)):
         cfg = _cfg(epochs=1, batch_size=batch_size, grad_accum=accum, optimizer="sgd", momentum=0.0)
         torch.manual_seed(0)
         model = tiny.LinearNet()
-        train, _ = _loaders(tiny, cfg)
+        train, _ = _loaders(tiny, cfg, n_train=n_train)
         result = fit(model, tiny.objective, train, None, cfg, tmp_path / f"b{batch_size}", resume=False)
-        assert result.steps == 3  # 24 samples / 8 per optimiser step
+        assert result.steps == 3  # ceil(n_train / 8) optimiser steps
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)
+    torch.manual_seed(0)
+    untrained = torch.cat([p.detach().flatten() for p in tiny.LinearNet().parameters()])
+    assert not torch.allclose(weights[0], untrained)
 
 
 class HookedNet(nn.Module):
@@ -78,9 +86,10 @@ def test_post_optimizer_step_once_per_optimiser_step_and_all_keys_logged(tmp_pat
     train, val = _loaders(tiny, cfg, n_train=20)  # 5 batches -> 3 optimiser steps per epoch
     result = fit(model, tiny.objective, train, val, cfg, tmp_path, resume=False, live=tmp_path / "live")
     assert result.steps == 6 and len(model.lrs) == 6
-    assert model.lrs[0] == pytest.approx(cfg.lr / 2)  # warmup: the hook sees the lr the step used
+    assert model.lrs[:2] == [0.0, pytest.approx(cfg.lr)]  # warm-up from 0: the hook sees the lr the step used
     for row in result.history:
-        for key in ("train/loss", "train/bce", "train/logit_l2", "val/loss", "val/bce", "val/logit_l2", "val/ap", "val/acc", "lr", "model/hook_calls"):
+        for key in ("train/loss", "train/bce", "train/logit_l2", "val/loss", "val/bce", "val/logit_l2", "val/ap",
+                    "val/acc", "lr", "model/hook_calls"):
             assert key in row and np.isfinite(row[key]), key
     live = json.loads((tmp_path / "live" / "metrics.json").read_text())
     assert {"loss", "bce", "logit_l2"} <= set(live["train"]) and {"ap", "acc"} <= set(live["val"])
@@ -140,7 +149,8 @@ def test_resume_matches_uninterrupted_run_bitwise(tmp_path, tiny):
 
     torch.manual_seed(0)
     with pytest.raises(Crash):
-        fit(tiny.TinyNet(dropout=0.3), tiny.objective, *_loaders(tiny, cfg), cfg, tmp_path / "resumed", on_epoch_end=crash_after_two)
+        fit(tiny.TinyNet(dropout=0.3), tiny.objective, *_loaders(tiny, cfg), cfg, tmp_path / "resumed",
+            on_epoch_end=crash_after_two)
     torch.manual_seed(123)  # a fresh process would start from other weights and RNG state
     resumed = tiny.TinyNet(dropout=0.3)
     torch.randn(7)
@@ -149,9 +159,10 @@ def test_resume_matches_uninterrupted_run_bitwise(tmp_path, tiny):
         assert torch.equal(value, resumed.state_dict()[key]), key
     assert again.steps == full.steps and again.best_epoch == full.best_epoch
     assert [r["val/ap"] for r in again.history] == [r["val/ap"] for r in full.history]
-    ema_a = torch.load(tmp_path / "straight" / "last" / "state.pt", weights_only=True)["ema"]["shadow"]
-    ema_b = torch.load(tmp_path / "resumed" / "last" / "state.pt", weights_only=True)["ema"]["shadow"]
-    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    ema_a = torch.load(tmp_path / "straight" / "last" / "state.pt", weights_only=True)["ema"]
+    ema_b = torch.load(tmp_path / "resumed" / "last" / "state.pt", weights_only=True)["ema"]
+    assert ema_a["optimization_step"] == ema_b["optimization_step"] == full.steps
+    assert all(torch.equal(a, b) for a, b in zip(ema_a["shadow_params"], ema_b["shadow_params"], strict=True))
 
 
 def test_predict_loader_keeps_order_and_ids(tiny):
@@ -163,17 +174,88 @@ def test_predict_loader_keeps_order_and_ids(tiny):
     np.testing.assert_array_equal(labels, tiny.TinySet(10, seed=1).y.numpy())
 
 
-def test_bf16_autocast_and_grad_scaler_paths_run_on_cpu(tmp_path, tiny, monkeypatch):
-    """The CUDA-only fp16 path (autocast + GradScaler), exercised on CPU with bf16 + a CPU scaler."""
-    from hrr_core.training import loop
-    from hrr_core.training.distributed import AmpSetup
+def _mean_logit(output, labels):
+    return {"loss": output.logits.float().mean()}
 
-    monkeypatch.setattr(loop, "resolve_amp", lambda amp, device: AmpSetup(torch.bfloat16, True))
+
+def test_ema_is_a_hand_computed_average_and_validation_uses_it(tmp_path, tiny):
+    """One parameter b, loss = b: SGD moves it by -lr each step; validation loss = the EMA of b."""
+    cfg = _cfg(epochs=1, lr=0.1, optimizer="sgd", momentum=0.0, ema_decay=0.3)
+    model = ConstantNet()
+    train, val = _loaders(tiny, cfg)  # 24 samples / 4 = 6 steps
+    result = fit(model, _mean_logit, train, val, cfg, tmp_path, resume=False)
+    raw, average = 0.0, 0.0
+    for t in range(1, result.steps + 1):
+        raw -= cfg.lr
+        decay = 0.0 if t == 1 else min(cfg.ema_decay, t / (9 + t))  # EMAModel's warm-up, capped from t = 4
+        average = decay * average + (1 - decay) * raw
+    assert result.steps == 6 and model.bias.item() == pytest.approx(raw)  # raw weights restored after validation
+    assert result.history[-1]["val/loss"] == pytest.approx(average) and abs(average - raw) > 0.04
+    saved = torch.load(tmp_path / "last" / "state.pt", weights_only=True)["ema"]
+    assert saved["optimization_step"] == 6 and saved["shadow_params"][0].item() == pytest.approx(average)
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "none"])
+def test_lr_schedule_warms_up_then_follows_the_formula(tmp_path, tiny, scheduler):
+    warmup, total = 3, 10  # 2 epochs x 5 steps
+    cfg = _cfg(epochs=2, scheduler=scheduler, warmup_steps=warmup)
+    model = HookedNet()
+    train, _ = _loaders(tiny, cfg, n_train=20)
+    fit(model, tiny.objective, train, None, cfg, tmp_path, resume=False)
+
+    def expected(s):  # lr of optimiser step s (0-based)
+        if s < warmup:
+            return cfg.lr * s / warmup
+        if scheduler == "none":
+            return cfg.lr
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup)))
+
+    assert model.lrs == pytest.approx([expected(s) for s in range(total)])
+    assert model.lrs[warmup] == pytest.approx(cfg.lr)  # warm-up end
+    if scheduler == "cosine":  # last step: one step short of 0
+        assert model.lrs[-1] == pytest.approx(cfg.lr * 0.5 * (1 + math.cos(math.pi * 6 / 7)))
+
+
+class DtypeProbe(nn.Module):
+    """TinyNet-like detector that records the dtype its logits come out in."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 1)
+        self.dtypes: set[torch.dtype] = set()
+
+    def forward(self, x):
+        logits = self.fc(x).squeeze(-1)
+        self.dtypes.add(logits.dtype)
+        return DetectorOutput(logits=logits)
+
+
+def test_bf16_autocast_through_accelerate_on_cpu(tmp_path, tiny):
     cfg = _cfg(epochs=2, amp="bf16", grad_clip=0.5, max_steps=8)
     train, val = _loaders(tiny, cfg)
-    result = fit(tiny.TinyNet(), tiny.objective, train, val, cfg, tmp_path, resume=False)
+    model = DtypeProbe()
+    result = fit(model, tiny.objective, train, val, cfg, tmp_path, resume=False)
+    assert result.steps == 8 and all(np.isfinite(r["train/loss"]) for r in result.history)
+    assert model.dtypes == {torch.bfloat16}  # every forward, training and validation, ran under autocast
+    model.dtypes.clear()
+    model(torch.randn(2, 6))
+    assert model.dtypes == {torch.float32}  # fit handed back the model without Accelerate's autocast wrapper
+    assert torch.load(tmp_path / "last" / "state.pt", weights_only=True)["scaler"] is None  # bf16: no GradScaler
+    again = fit(DtypeProbe(), tiny.objective, train, val, _cfg(epochs=3, amp="bf16", grad_clip=0.5), tmp_path)
+    assert again.steps == 14  # resumed: 8 capped + epoch 3 (6 steps)
+    with pytest.raises(ValueError, match="already trained on cpu with mixed_precision='bf16'.*fresh process"):
+        fit(DtypeProbe(), tiny.objective, train, val, _cfg(epochs=1), tmp_path / "fp32", resume=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_grad_scaler_on_cuda_is_checkpointed_and_resumed(tmp_path, tiny):
+    cfg = _cfg(epochs=2, amp="fp16", grad_clip=0.5, max_steps=8, device="cuda")
+    train, val = _loaders(tiny, cfg)
+    result = fit(DtypeProbe(), tiny.objective, train, val, cfg, tmp_path, resume=False)
     assert result.steps == 8 and all(np.isfinite(r["train/loss"]) for r in result.history)
     state = torch.load(tmp_path / "last" / "state.pt", weights_only=True)
     assert state["scaler"] is not None and state["scaler"]["scale"] > 0
-    again = fit(tiny.TinyNet(), tiny.objective, train, val, _cfg(epochs=3, amp="bf16", grad_clip=0.5), tmp_path)
-    assert again.steps == 14  # resumed with the scaler state: 8 capped + epoch 3 (6 steps)
+    cfg = _cfg(epochs=3, amp="fp16", grad_clip=0.5, device="cuda")
+    again = fit(DtypeProbe(), tiny.objective, train, val, cfg, tmp_path)
+    assert again.steps == 14
