@@ -97,7 +97,7 @@ def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: b
     if result.best_val_ap is not None and tcfg.require_above_chance:  # at or below chance: no detector
         check_above_chance(method, float(result.best_val_ap), val_df["label"].to_numpy())
     if spec.train_report is not None:  # e.g. which AFR dimensions survived, of the best weights
-        load_weights(out / "best", model)
+        load_weights(out / "best", model, ema=tcfg.ema_decay is not None)
         metrics.update(spec.train_report(model, mcfg))
     if is_main_process():
         atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
@@ -139,7 +139,7 @@ def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, m
         logits = np.log(np.clip(probs, 1e-12, 1)) - np.log(np.clip(1 - probs, 1e-12, 1))
     else:
         model = spec.build(mcfg)
-        load_weights(folder, model)
+        load_weights(folder, model, ema=cfg.train_config(method).ema_decay is not None)  # best/ was chosen on EMA weights
         ids, logits, _ = predict_loader(model, batches, resolve_device(cfg.device))
         logits = np.asarray(logits, dtype=np.float64)
         probs = torch.sigmoid(torch.as_tensor(logits)).numpy()
