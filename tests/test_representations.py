@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from hrr_core.config import config_from_dict
-from hrr_core.predict import load_detector
+from hrr_core.inference import load_detector
 from hrr_core.representations import cache_folder, card_ldm_dir, dire_methods
 from hrr_core.retrospection import read_index
 from hrr_core.stages import run_evaluate, run_retrospect, run_train, stage_paths
