@@ -24,7 +24,9 @@ from pathlib import Path
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 PROGRESS_MIN_FILES = 16  # below this a progress bar is noise
-DEFAULT_WORKERS = 2
+# Decoding processes by default: none on a 2-core machine, where they only compete with the model
+# for the same cores (measured with benchmarks/predict_throughput.py); half the cores, at most 4, above.
+DEFAULT_WORKERS = 0 if (os.cpu_count() or 1) <= 2 else min(4, (os.cpu_count() or 1) // 2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,8 +136,9 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     files, failures = expand_inputs(args.paths)
     show_progress = not args.quiet and sys.stderr.isatty() and len(files) >= PROGRESS_MIN_FILES
+    workers = min(args.workers, len(files) // args.batch_size)  # no processes started for less than a batch each
     report = detector.predict_paths(files, batch_size=args.batch_size, threshold=args.threshold, progress=show_progress,
-                                    workers=min(args.workers, len(files) // args.batch_size))
+                                    workers=workers)
     report.failures = failures + report.failures
     if not args.quiet:
         print(format_table(report.results))

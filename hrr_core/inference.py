@@ -39,6 +39,7 @@ from hrr_core.data.walk import display_path
 from hrr_core.io import ImageLoadError, image_to_array, load_image, sha256_file
 
 MAX_BATCH_PIXELS = 1 << 25  # about 400 MB of float32 input per batch, whatever batch_size says
+DECODE_CHUNK = 8  # files a decoding worker hands over at once (fewer, larger messages between processes)
 
 
 @dataclass
@@ -63,8 +64,9 @@ def _identity(item):
 
 
 class _DecodedFiles(Dataset):
-    """File ``i`` -> ``(i, image, seed, None)`` with a (3, H, W) float image, or ``(i, None, 0,
-    reason)`` when it cannot be scored; never raises, so one hostile file cannot end a worker."""
+    """File ``i`` -> ``(i, pixels, seed, None)`` with (H, W, 3) uint8 pixels (a quarter of the
+    bytes of floats to send from a worker), or ``(i, None, 0, reason)`` when it cannot be scored;
+    never raises, so one hostile file cannot end a worker."""
 
     def __init__(self, paths: list[str], min_side: int, method: str):
         self.paths, self.min_side, self.method = paths, min_side, method
@@ -72,10 +74,10 @@ class _DecodedFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, int, str | None]:
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, int, str | None]:
         path = self.paths[i]
         try:
-            img = to_tensor(image_to_array(load_image(path)))  # (3, H, W)
+            pixels = image_to_array(load_image(path))  # (H, W, 3)
             seed = file_seed(path)
         except ImageLoadError as exc:
             return i, None, 0, exc.reason + (f"; {exc.fix}" if exc.fix else "")
@@ -83,11 +85,11 @@ class _DecodedFiles(Dataset):
             return i, None, 0, f"unreadable ({exc.strerror or exc})"
         except Exception as exc:  # noqa: BLE001 - a decoder bug on one file is that file's failure
             return i, None, 0, f"could not decode ({type(exc).__name__}: {exc})"
-        h, w = img.shape[-2:]
+        h, w = pixels.shape[:2]
         if min(h, w) < self.min_side:
             return i, None, 0, (f"image is {w}x{h} pixels; this {self.method} detector needs a short side of at least "
                                 f"{self.min_side} (small images are not upscaled: that would erase the traces it looks for)")
-        return i, img, seed, None
+        return i, pixels, seed, None
 
 
 # ---------------------------------------------------------------- the detector
@@ -148,23 +150,25 @@ class Detector:
         paths = [str(p) for p in paths]
         probs: dict[int, float] = {}
         failures: dict[int, str] = {}
-        loader = DataLoader(_DecodedFiles(paths, self.min_side, self.method), batch_size=None, num_workers=workers,
-                            collate_fn=_identity)
+        loader = DataLoader(_DecodedFiles(paths, self.min_side, self.method), batch_size=DECODE_CHUNK,
+                            num_workers=workers, collate_fn=_identity)  # a worker sends DECODE_CHUNK files at once
         window = max(4 * batch_size, 64)  # decoded images held at once, over all size buckets
         buckets: dict[Any, list] = {}
         with tqdm(total=len(paths), disable=not progress, unit="img", desc="hrr-detect") as bar:
-            for i, img, seed, why in loader:
-                bar.update(1)
-                if why is not None:
-                    failures[i] = why
-                    continue
-                key = None if self.retrospects else tuple(img.shape)
-                bucket = buckets.setdefault(key, [])
-                bucket.append((i, img, seed))
-                if len(bucket) >= self._batch_len(img, batch_size):
-                    self._run_batch(buckets.pop(key), probs, failures)
-                elif sum(map(len, buckets.values())) >= window:
-                    self._flush(buckets, probs, failures)
+            for chunk in loader:
+                for i, pixels, seed, why in chunk:
+                    if why is not None:
+                        failures[i] = why
+                        continue
+                    img = to_tensor(pixels)  # (3, H, W)
+                    key = None if self.retrospects else tuple(img.shape)
+                    bucket = buckets.setdefault(key, [])
+                    bucket.append((i, img, seed))
+                    if len(bucket) >= self._batch_len(img, batch_size):
+                        self._run_batch(buckets.pop(key), probs, failures)
+                    elif sum(map(len, buckets.values())) >= window:
+                        self._flush(buckets, probs, failures)
+                bar.update(len(chunk))
             self._flush(buckets, probs, failures)
         order = sorted(probs)
         results = pd.DataFrame({"path": [display_path(paths[i]) for i in order],
