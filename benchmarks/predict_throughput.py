@@ -42,7 +42,8 @@ def tiny_checkpoint(root: Path, width: int) -> Path:
     torch.manual_seed(0)
     cfg = ClassifierConfig(backbone=BackboneConfig(name="small_resnet", pretrained=False, width=width))
     model_dir = root / "tiny_cnn"
-    save_checkpoint(model_dir / "best", BinaryClassifier(cfg).eval(), None, None, None, 0, 0, None, {"model": to_dict(cfg)})
+    model = BinaryClassifier(cfg).eval()
+    save_checkpoint(model_dir / "best", model, None, None, None, 0, 0, None, {"model": to_dict(cfg)})
     write_detector_card(model_dir, method="tiny_cnn", kind="classifier", baseline=None, model_config=to_dict(cfg),
                         train_generators=[], profile="benchmark", threshold=None, val_metrics={}, data_summary={})
     return model_dir
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", nargs="?", help="a model folder with detector.json, e.g. models/hrr")
     parser.add_argument("inputs", nargs="*", help="image files, folders or globs")
-    parser.add_argument("--tiny", type=int, nargs="+", metavar="SIZE", help="measure a tiny CNN on SIZE x SIZE PNGs instead")
+    parser.add_argument("--tiny", type=int, nargs="+", metavar="SIZE",
+                        help="measure a tiny CNN on SIZE x SIZE PNGs instead")
     parser.add_argument("--tiny-width", type=int, default=8, help="small_resnet width of the tiny CNN (default 8)")
     parser.add_argument("--files", type=int, default=256, help="PNGs per size with --tiny (default 256)")
     parser.add_argument("--batch-size", type=int, default=16)

@@ -141,7 +141,8 @@ def _carry_ldm(model_dir: Path, ldm, kind: str) -> None:
             ldm.save(tmp)
         else:
             # pickled duplicates (diffusers' .bin beside .safetensors) stay behind: loading refuses them
-            shutil.copytree(ldm, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*(f"*{s}" for s in PICKLE_SUFFIXES)))
+            skip = shutil.ignore_patterns(*(f"*{s}" for s in PICKLE_SUFFIXES))
+            shutil.copytree(ldm, tmp, dirs_exist_ok=True, ignore=skip)
 
 
 # ---------------------------------------------------------------- writing
@@ -216,7 +217,8 @@ def read_card(model_dir) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / CARD_FILE
     if not model_dir.is_dir():
-        raise DetectorLoadError(model_dir, "no such checkpoint folder", "pass models/<method>, the folder holding detector.json and best/")
+        raise DetectorLoadError(model_dir, "no such checkpoint folder",
+                                "pass models/<method>, the folder holding detector.json and best/")
     if not path.is_file():
         raise DetectorLoadError(path, "missing, so this folder is not a self-describing checkpoint", RETRAIN)
     try:
@@ -224,13 +226,15 @@ def read_card(model_dir) -> dict:
     except (OSError, ValueError) as exc:
         raise DetectorLoadError(path, f"unreadable ({exc})", RETRAIN) from None
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise DetectorLoadError(path, f"not a detector card (format {card.get('format') if isinstance(card, dict) else None!r})", RETRAIN)
+        fmt = card.get("format") if isinstance(card, dict) else None
+        raise DetectorLoadError(path, f"not a detector card (format {fmt!r})", RETRAIN)
     version = card.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise DetectorLoadError(path, f"unknown format_version {version!r}", RETRAIN)
     if version > CARD_VERSION:
         raise DetectorLoadError(path, f"format_version {version} is newer than this hrr_core reads ({CARD_VERSION}; "
-                                f"written by hrr_core {card.get('hrr_core_version')})", "upgrade hrr (pip install -U hrr)")
+                                f"written by hrr_core {card.get('hrr_core_version')})",
+                                "upgrade hrr (pip install -U hrr)")
     return card
 
 
@@ -257,7 +261,8 @@ def _inside(model_dir: Path, rel: Any, card_path: Path) -> Path:
 
 def _declared_ldm_dir(card: dict, model_dir: Path, card_path: Path) -> Path:
     """The diffusion-model folder the card's preprocessing names (``retrospection_ldm`` before any was named)."""
-    named = [s["ldm_dir"] for s in card["preprocessing"].values() if isinstance(s, dict) and s.get("ldm_dir") is not None]
+    sections = [s for s in card["preprocessing"].values() if isinstance(s, dict)]
+    named = [s["ldm_dir"] for s in sections if s.get("ldm_dir") is not None]
     return _inside(model_dir, named[0] if named else LDM_DIR, card_path)
 
 
@@ -301,16 +306,13 @@ def _check_hashes(card: dict, model_dir: Path, card_path: Path) -> None:
         path = _inside(model_dir, rel, card_path)
         if not path.is_file():
             raise DetectorLoadError(path, "missing (detector.json lists it)", fix)
-        if not isinstance(want, dict) or path.stat().st_size != want.get("bytes") or sha256_file(path) != want.get("sha256"):
+        want = want if isinstance(want, dict) else {}
+        if path.stat().st_size != want.get("bytes") or sha256_file(path) != want.get("sha256"):
             raise DetectorLoadError(path, "does not match detector.json (its size or sha256 differs)", fix)
 
 
-def check_card(model_dir) -> CheckedCard:
-    """Everything :func:`hrr_core.inference.load_detector` checks before deserialising a byte:
-    raises :class:`DetectorLoadError` naming the file and the fix (see the module docstring)."""
-    model_dir = Path(model_dir)
-    card = read_card(model_dir)
-    path = model_dir / CARD_FILE
+def _config_of(card: dict, path: Path) -> tuple[_Spec, Any]:
+    """The card's method spec and model config, after checking the keys inference reads."""
     try:
         spec = _spec_for(card.get("kind"), card.get("baseline"))
         cfg = from_dict(spec.config_cls, _inference_config(card["model_config"]), "model_config")
@@ -323,8 +325,19 @@ def check_card(model_dir) -> CheckedCard:
             raise TypeError("preprocessing and files must be JSON objects")
         int(card["preprocessing"]["min_side"])
     except (ValueError, ConfigError, KeyError, TypeError, AttributeError) as exc:
-        raise DetectorLoadError(path, f"cannot be used by hrr_core {hrr_core.__version__} ({type(exc).__name__}: {exc})",
-                                "re-run the train stage with this version of hrr, or install the version named in the card") from None
+        raise DetectorLoadError(path, f"cannot be used by hrr_core {hrr_core.__version__} "
+                                f"({type(exc).__name__}: {exc})", "re-run the train stage with this version of hrr, "
+                                "or install the version named in the card") from None
+    return spec, cfg
+
+
+def check_card(model_dir) -> CheckedCard:
+    """Everything :func:`hrr_core.inference.load_detector` checks before deserialising a byte:
+    raises :class:`DetectorLoadError` naming the file and the fix (see the module docstring)."""
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    path = model_dir / CARD_FILE
+    spec, cfg = _config_of(card, path)
     best = model_dir / BEST_DIR
     ldm_dir = _declared_ldm_dir(card, model_dir, path) if spec.carries_ldm(cfg) else None
     for rel in card.get("files", {}):
@@ -332,10 +345,10 @@ def check_card(model_dir) -> CheckedCard:
     if not best.is_dir():
         raise DetectorLoadError(best, "missing", "copy the whole model folder, or re-run the train stage")
     if ldm_dir is not None and not ldm_dir.is_dir():
-        raise DetectorLoadError(ldm_dir, "missing: this detector re-renders inputs through the diffusion model it carries",
-                                "copy the whole model folder, including retrospection_ldm/")
-    _refuse_pickles(_files_of(model_dir, [BEST_DIR] + ([ldm_dir.relative_to(model_dir).as_posix()] if ldm_dir else [])),
-                    model_dir)
+        raise DetectorLoadError(ldm_dir, "missing: this detector re-renders inputs through the diffusion model it "
+                                "carries", "copy the whole model folder, including retrospection_ldm/")
+    folders = [BEST_DIR] + ([ldm_dir.relative_to(model_dir).as_posix()] if ldm_dir else [])
+    _refuse_pickles(_files_of(model_dir, folders), model_dir)
     _check_hashes(card, model_dir, path)
     if card["model_id"] != f"{card['method']}-{_folder_digest(best)[:12]}":
         raise DetectorLoadError(best, "not the weights detector.json was written for (stale card or mixed copy)",

@@ -87,8 +87,9 @@ class _DecodedFiles(Dataset):
             return i, None, 0, f"could not decode ({type(exc).__name__}: {exc})"
         h, w = pixels.shape[:2]
         if min(h, w) < self.min_side:
-            return i, None, 0, (f"image is {w}x{h} pixels; this {self.method} detector needs a short side of at least "
-                                f"{self.min_side} (small images are not upscaled: that would erase the traces it looks for)")
+            return i, None, 0, (f"image is {w}x{h} pixels; this {self.method} detector needs a short side of at "
+                                f"least {self.min_side} (small images are not upscaled: that would erase the traces "
+                                "it looks for)")
         return i, pixels, seed, None
 
 
@@ -100,8 +101,10 @@ class Detector:
 
     def __init__(self, card: dict, config: Any, model: Any, device: torch.device, ldm: Any = None,
                  model_dir: Path | None = None):
-        self.card, self.config, self.model, self.device, self.ldm, self.model_dir = card, config, model, device, ldm, model_dir
-        self.kind, self.method, self.baseline, self.model_id = card["kind"], card["method"], card.get("baseline"), card["model_id"]
+        self.card, self.config, self.model, self.device, self.ldm = card, config, model, device, ldm
+        self.model_dir = model_dir
+        self.kind, self.method, self.baseline = card["kind"], card["method"], card.get("baseline")
+        self.model_id = card["model_id"]
         self.min_side = int(card["preprocessing"]["min_side"])
         self.retrospects = "retrospection" in card["preprocessing"]  # per-image re-rendering, one output shape
         self.threshold = card["threshold"]["value"] if card["threshold"]["value"] is not None else 0.5
@@ -125,7 +128,8 @@ class Detector:
         elif self.ldm is not None:  # DIRE: the residual through the carried diffusion model
             from hrr_core.models.baselines import dire_from_config
 
-            inputs = dire_from_config(torch.stack(images).to(self.device), self.ldm, self.config.representation)  # (B, 3, H, W)
+            batch = torch.stack(images).to(self.device)  # (B, 3, H, W)
+            inputs = dire_from_config(batch, self.ldm, self.config.representation)  # (B, 3, H, W)
         else:
             inputs = torch.stack(images).to(self.device)  # (B, 3, H, W)
         if self.is_scorer:
@@ -221,7 +225,8 @@ def _load_model(checked: CheckedCard, device: torch.device):
         load_weights(checked.best, model)
         return model.to(device).eval()
     except (CheckpointError, ValueError, OSError, RuntimeError) as exc:
-        raise DetectorLoadError(checked.best, f"cannot be loaded ({exc})", "re-run the train stage for this method") from None
+        raise DetectorLoadError(checked.best, f"cannot be loaded ({exc})",
+                                "re-run the train stage for this method") from None
 
 
 def load_detector(model_dir, device: str = "auto") -> Detector:

@@ -17,7 +17,8 @@ from hrr_core.io import sha256_file
 from hrr_core.models.backbones import BackboneConfig
 from hrr_core.models.hrr import HRRConfig
 
-_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures", Path(__file__).with_name("detector_fixtures.py"))
+_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures",
+                                               Path(__file__).with_name("detector_fixtures.py"))
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
@@ -144,8 +145,10 @@ def _pickle_in_place_of_weights(folder: Path) -> Path:
     meta = json.loads((folder / "best" / "meta.json").read_text())
     meta["files"]["model.safetensors"] = digest
     (folder / "best" / "meta.json").write_text(json.dumps(meta))
-    meta_digest = {"sha256": sha256_file(folder / "best" / "meta.json"), "bytes": (folder / "best" / "meta.json").stat().st_size}
-    return _edit_card(folder, lambda c: c["files"].update({"best/model.safetensors": digest, "best/meta.json": meta_digest}))
+    meta_path = folder / "best" / "meta.json"
+    meta_digest = {"sha256": sha256_file(meta_path), "bytes": meta_path.stat().st_size}
+    return _edit_card(folder, lambda c: c["files"].update({"best/model.safetensors": digest,
+                                                           "best/meta.json": meta_digest}))
 
 
 def test_weights_replaced_by_a_pickle_are_refused(tiny_models, tmp_path):

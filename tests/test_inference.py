@@ -14,7 +14,8 @@ from PIL import Image
 from hrr_core.data.walk import expand_inputs
 from hrr_core.inference import load_detector
 
-_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures", Path(__file__).with_name("detector_fixtures.py"))
+_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures",
+                                               Path(__file__).with_name("detector_fixtures.py"))
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 

@@ -174,7 +174,8 @@ def expand_inputs(inputs) -> tuple[list[str], list[tuple[str, str]]]:
     failures: list[tuple[str, str]] = []
 
     def walk(folder: str) -> None:
-        files.extend(iter_image_files(folder, INPUT_EXTENSIONS, sort=True, on_error=lambda p, r: failures.append((p, r))))
+        files.extend(iter_image_files(folder, INPUT_EXTENSIONS, sort=True,
+                                      on_error=lambda path, reason: failures.append((path, reason))))
 
     for raw in inputs:
         p = os.fspath(raw)

@@ -11,7 +11,8 @@ import pytest
 
 from hrr_core.data.walk import INPUT_EXTENSIONS, expand_inputs, iter_image_files
 
-_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures", Path(__file__).parents[1] / "detector_fixtures.py")
+_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures",
+                                               Path(__file__).parents[1] / "detector_fixtures.py")
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
@@ -41,24 +42,29 @@ def test_sorted_walk_lists_files_before_subfolders_and_reports_problems(tmp_path
     assert sorted(iter_image_files(tmp_path, INPUT_EXTENSIONS)) == sorted(expected)  # streaming: same files, silent
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root lists any folder")
-def test_unlistable_folder_is_reported(tmp_path):
+def test_unlistable_folder_is_reported(tmp_path, monkeypatch):
     locked = tmp_path / "locked"
     _touch(locked / "a.png")
-    locked.chmod(0)
-    try:
-        problems = []
-        assert list(iter_image_files(tmp_path, sort=True, on_error=lambda p, r: problems.append((p, r)))) == []
-        assert problems[0][0] == str(locked) and "cannot list this folder" in problems[0][1]
-    finally:
-        locked.chmod(0o755)
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr("hrr_core.data.walk.os.scandir", scandir)  # chmod 0 does not stop root
+    problems = []
+    assert list(iter_image_files(tmp_path, sort=True, on_error=lambda p, r: problems.append((p, r)))) == []
+    assert problems == [(str(locked), "cannot list this folder (Permission denied)")]
+    assert list(iter_image_files(tmp_path)) == []  # streaming: skipped silently
 
 
 def test_expand_inputs_reports_instead_of_raising(corpus, tmp_path):
     folder = Path(corpus["good.png"][0]).parent
     (folder / "sub").mkdir(exist_ok=True)
     os.symlink("..", folder / "sub" / "up")  # a folder cycle
-    files, failures = expand_inputs([folder, corpus["missing.png"][0], str(folder / "*.JPG"), str(tmp_path / "*.nothing")])
+    patterns = [str(folder / "*.JPG"), str(tmp_path / "*.nothing")]
+    files, failures = expand_inputs([folder, corpus["missing.png"][0], *patterns])
     names = {os.path.basename(f) for f in files}
     assert {"good.png", "UPPER.JPG", "animated.webp", "image.tiff", "empty.png"} <= names
     assert "notes.txt" not in names and "folder_named_x.png" not in names  # not an image name / a folder
