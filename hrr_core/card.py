@@ -348,9 +348,14 @@ def check_card(model_dir) -> CheckedCard:
         raise DetectorLoadError(ldm_dir, "missing: this detector re-renders inputs through the diffusion model it "
                                 "carries", "copy the whole model folder, including retrospection_ldm/")
     folders = [BEST_DIR] + ([ldm_dir.relative_to(model_dir).as_posix()] if ldm_dir else [])
-    _refuse_pickles(_files_of(model_dir, folders), model_dir)
-    _check_hashes(card, model_dir, path)
-    if card["model_id"] != f"{card['method']}-{_folder_digest(best)[:12]}":
+    try:
+        _refuse_pickles(_files_of(model_dir, folders), model_dir)
+        _check_hashes(card, model_dir, path)
+        digest = _folder_digest(best)
+    except OSError as exc:
+        raise DetectorLoadError(exc.filename or model_dir, f"cannot be read ({exc.strerror or exc})",
+                                "make the model folder readable by this user") from None
+    if card["model_id"] != f"{card['method']}-{digest[:12]}":
         raise DetectorLoadError(best, "not the weights detector.json was written for (stale card or mixed copy)",
                                 "copy the whole model folder, or re-run the train stage to write a matching card")
     return CheckedCard(card, cfg, best, ldm_dir)

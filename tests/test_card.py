@@ -175,6 +175,21 @@ def test_a_corrupt_safetensors_header_is_refused(tiny_models, tmp_path):
     _refused(bad, "not a safetensors file", weights)
 
 
+def test_an_unreadable_weights_file_is_refused_without_a_traceback(tiny_models, tmp_path, monkeypatch):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_models["classifier"], bad)
+    weights = bad / "best" / "model.safetensors"
+    real_open = open
+
+    def locked_open(file, *args, **kwargs):
+        if Path(file) == weights:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", locked_open)  # chmod 0 does not stop root
+    _refused(bad, "cannot be read", weights)
+
+
 def test_the_ldm_copy_leaves_pickles_behind(tmp_path):
     """Carrying a diffusers folder that also ships .bin duplicates copies the safetensors only."""
     root = fx.make_hrr_dir(tmp_path)
