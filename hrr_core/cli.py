@@ -24,6 +24,9 @@ from pathlib import Path
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 PROGRESS_MIN_FILES = 16  # below this a progress bar is noise
+# Decoding processes by default: none on a 2-core machine, where they only compete with the model
+# for the same cores (measured with benchmarks/predict_throughput.py); half the cores, at most 4, above.
+DEFAULT_WORKERS = 0 if (os.cpu_count() or 1) <= 2 else min(4, (os.cpu_count() or 1) // 2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_probability, metavar="T",
                    help="decision threshold on the probability (default: the one calibrated on validation data)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto (CUDA when present)")
-    p.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="images per forward pass (default 16)")
+    p.add_argument("--batch-size", type=_positive_int, default=16, metavar="N",
+                   help="images of one size per forward pass (default 16)")
+    p.add_argument("--workers", type=_non_negative_int, default=DEFAULT_WORKERS, metavar="N",
+                   help=f"processes decoding images while the model runs; 0 decodes in the main process "
+                        f"(default {DEFAULT_WORKERS})")
     p.add_argument("--quiet", "-q", action="store_true", help="no table and no progress bar; failures still go to stderr")
     return p
 
@@ -55,14 +62,22 @@ def _probability(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def format_table(results) -> str:
@@ -110,7 +125,9 @@ def run(argv: list[str] | None = None) -> int:
     if output is not None and output.is_dir():
         parser.error(f"--output {args.output!r} is a folder; give a file name ending in .csv or .json")
 
-    from hrr_core.predict import DetectorLoadError, expand_inputs, load_detector
+    from hrr_core.card import DetectorLoadError
+    from hrr_core.data.walk import expand_inputs
+    from hrr_core.inference import load_detector
 
     try:
         detector = load_detector(args.checkpoint, device=args.device)
@@ -119,7 +136,9 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     files, failures = expand_inputs(args.paths)
     show_progress = not args.quiet and sys.stderr.isatty() and len(files) >= PROGRESS_MIN_FILES
-    report = detector.predict_paths(files, batch_size=args.batch_size, threshold=args.threshold, progress=show_progress)
+    workers = min(args.workers, len(files) // args.batch_size)  # no processes started for less than a batch each
+    report = detector.predict_paths(files, batch_size=args.batch_size, threshold=args.threshold, progress=show_progress,
+                                    workers=workers)
     report.failures = failures + report.failures
     if not args.quiet:
         print(format_table(report.results))

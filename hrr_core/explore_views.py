@@ -29,7 +29,7 @@ def scale_view(detector, path: str | Path) -> dict:
     from hrr_core.io import image_to_array, load_image, sha256_file
     from hrr_core.models.msr import retrospect, scale_hierarchy
 
-    if detector.kind != "hrr":
+    if detector.spec.reads != "msr":
         raise ValueError(f"scale_view needs an HRR detector, got kind {detector.kind!r} ({detector.model_dir})")
     msr = detector.config.msr.resolved()
     array = image_to_array(load_image(path))  # (H, W, 3) uint8
@@ -156,7 +156,7 @@ def metrics_view(metrics: pd.DataFrame, show: Callable = print) -> tuple[Callabl
 
 def image_view(detector, path: str | Path) -> dict:
     """:func:`scale_view` for HRR detectors; for the others, the image and its score only."""
-    if detector is not None and detector.kind == "hrr":
+    if detector is not None and detector.spec.reads == "msr":
         return scale_view(detector, path)
     from hrr_core.io import image_to_array, load_image
 
@@ -182,7 +182,7 @@ def mistakes_view(preds: pd.DataFrame, detector, n: int = 6, show: Callable = pr
 def afr_report(detector) -> tuple[pd.DataFrame, plt.Figure | None, str]:
     """(survival table, figure, one-line summary) of the detector's AFR head."""
     model = getattr(detector, "model", None)
-    if detector is None or detector.kind != "hrr" or model.afr is None:
+    if detector is None or detector.spec.reads != "msr" or model.afr is None:
         what = "no detector" if detector is None else f"{detector.method} has no AFR head"
         return afr_survival(None), None, f"AFR: {what}; nothing to show"
     table = afr_survival(model)

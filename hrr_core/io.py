@@ -1,11 +1,14 @@
-"""Atomic file writes and image loading with clear, per-file errors."""
+"""Atomic file and folder writes, and image loading with clear, per-file errors."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,49 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextmanager
+def atomic_dir(dst: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder in a fresh hidden temp folder beside ``dst`` and swap it in for ``dst``
+    when the ``with`` block ends; if the block raises, the temp folder is removed and ``dst``
+    (old or absent) is left as it was. Readers see the old folder or the new one, never a mix::
+
+        with atomic_dir("models/hrr/retrospection_ldm") as tmp:
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
+
+    The swap is two renames (old folder aside, new one in); a crash between them leaves the old
+    folder in ``.<name>.old-*`` beside ``dst``. Files are not fsynced: this guards against failed
+    and interrupted builds, not power loss (:mod:`hrr_core.training.checkpoint` does that).
+    """
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and not dst.is_dir():
+        raise NotADirectoryError(f"{dst} exists and is not a folder; remove it or choose another path")
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.tmp-"))
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the usual permissions
+        yield tmp
+        _swap_dir(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_dir(tmp: Path, dst: Path) -> None:
+    """Rename ``tmp`` to ``dst``, moving an existing ``dst`` aside first and deleting it after."""
+    if not dst.exists():
+        os.replace(tmp, dst)
+        return
+    old = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.old-"))
+    os.replace(dst, old / dst.name)
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        os.replace(old / dst.name, dst)  # put the old folder back
+        os.rmdir(old)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

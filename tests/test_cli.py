@@ -1,5 +1,5 @@
 """hrr-detect: exit codes, output files, messages; the tiny checkpoints and the bad-input
-corpus come from test_predict.py."""
+corpus come from detector_fixtures.py."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from hrr_core.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
-from hrr_core.predict import CARD_FILE
+from hrr_core.card import CARD_FILE
 
-_spec = importlib.util.spec_from_file_location("_predict_helpers", Path(__file__).with_name("test_predict.py"))
+_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures", Path(__file__).with_name("detector_fixtures.py"))
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
@@ -64,6 +65,16 @@ def test_all_good_exits_0_with_json(model_dir, corpus, tmp_path, capsys):
     assert data["model"].startswith("tiny_cnn-")
 
 
+def test_workers_and_batch_size_do_not_change_the_scores(model_dir, corpus, tmp_path):
+    argv = [p for p, _ in corpus.values()] + ["-c", str(model_dir), "--quiet"]
+    out_a, out_b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main([*argv, "-o", str(out_a), "--workers", "0", "--batch-size", "1"]) == EXIT_SOME_FAILED
+    assert main([*argv, "-o", str(out_b), "--workers", "2", "--batch-size", "5"]) == EXIT_SOME_FAILED
+    a, b = pd.read_csv(out_a), pd.read_csv(out_b)
+    assert list(a["path"]) == list(b["path"]) and len(a) >= 10
+    assert np.allclose(a["prob_generated"], b["prob_generated"], atol=1e-5)
+
+
 def test_quiet_prints_only_failures(model_dir, corpus, capsys):
     assert main([corpus["good.png"][0], corpus["missing.png"][0], "-c", str(model_dir), "--quiet"]) == EXIT_SOME_FAILED
     captured = capsys.readouterr()
@@ -102,6 +113,7 @@ def test_bad_checkpoint_exits_2_with_a_clear_message(model_dir, corpus, tmp_path
 
 @pytest.mark.parametrize("extra", [
     [], ["--threshold", "1.5"], ["--threshold", "x"], ["--batch-size", "0"], ["--output", "r.txt"], ["--device", "tpu"],
+    ["--workers", "-1"], ["--workers", "two"],
 ])
 def test_usage_errors_exit_2(model_dir, corpus, extra, capsys):
     argv = [corpus["good.png"][0], *extra] + (["-c", str(model_dir)] if extra else [])

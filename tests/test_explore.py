@@ -15,14 +15,15 @@ import torch
 from PIL import Image
 
 from hrr_core import explore, explore_views
+from hrr_core.card import write_detector_card
 from hrr_core.confutil import to_dict
 from hrr_core.data.manifest import write_manifest
+from hrr_core.inference import load_detector
 from hrr_core.models.afr import AdditiveFeatureRefinement, AFRConfig
 from hrr_core.models.backbones import BackboneConfig
 from hrr_core.models.hrr import HRRConfig, HRRDetector
 from hrr_core.models.ldm import LatentDiffusion, LDMConfig
 from hrr_core.models.msr import MSRConfig
-from hrr_core.predict import load_detector, write_detector_card
 from hrr_core.training.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")

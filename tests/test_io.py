@@ -1,10 +1,12 @@
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from hrr_core.io import ImageLoadError, atomic_write_bytes, atomic_write_json, load_image
+from hrr_core.io import ImageLoadError, atomic_dir, atomic_write_bytes, atomic_write_json, load_image
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
@@ -22,6 +24,48 @@ def test_atomic_write_failure_keeps_old(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         atomic_write_bytes(p, b"new")
     assert p.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_atomic_dir_replaces_a_folder_and_leaves_no_temp(tmp_path):
+    dst = tmp_path / "view"
+    (dst / "old").mkdir(parents=True)
+    with atomic_dir(dst) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".view.tmp-")
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in dst.iterdir()] == ["new.txt"] and [p.name for p in tmp_path.iterdir()] == ["view"]
+    with atomic_dir(tmp_path / "fresh") as tmp:  # no folder there yet
+        (tmp / "a").write_text("a")
+    assert (tmp_path / "fresh" / "a").read_text() == "a"
+
+
+@pytest.mark.parametrize("where", ["build", "swap"])
+def test_atomic_dir_failure_keeps_the_old_folder(tmp_path, monkeypatch, where):
+    dst = tmp_path / "view"
+    dst.mkdir()
+    (dst / "old.txt").write_text("old")
+    real_replace = os.replace
+
+    def replace(src, target):
+        if Path(src).name.startswith(".view.tmp-"):  # the new folder cannot be renamed in
+            raise OSError(28, "No space left on device")
+        real_replace(src, target)
+
+    if where == "swap":
+        monkeypatch.setattr("hrr_core.io.os.replace", replace)
+    with pytest.raises((RuntimeError, OSError)):
+        with atomic_dir(dst) as tmp:
+            (tmp / "half.txt").write_text("half")
+            if where == "build":
+                raise RuntimeError("the build failed")
+    assert [p.name for p in dst.iterdir()] == ["old.txt"] and (dst / "old.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["view"]  # no temp or old folder behind
+
+
+def test_atomic_dir_refuses_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        with atomic_dir(tmp_path / "f"):
+            pass
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "CMYK", "LA"])

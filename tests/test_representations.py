@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from hrr_core.inference import load_detector
 from hrr_core.schema import config_from_dict
-from hrr_core.predict import load_detector
 from hrr_core.retrospection import read_index
 from hrr_core import methods
 from hrr_core.pipeline import evaluate, retrospect, train

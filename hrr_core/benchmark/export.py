@@ -13,15 +13,14 @@ filesystem (copies are made where they cannot); symlinks break if the benchmark 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from hrr_core.benchmark.build import LINK_MODES, REAL, export_folder_view, families_of
 from hrr_core.data.manifest import absolute_paths, read_manifest
+from hrr_core.io import atomic_dir
 
 
 class ExportError(ValueError):
@@ -67,20 +66,8 @@ def export_view(manifest: pd.DataFrame, dest: str | Path, split: str = "test", m
     dest = Path(dest)
     part = check_split(manifest, split)
     _check_dest(dest, overwrite)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
-    try:
+    with atomic_dir(dest) as tmp:  # an existing dest is empty, or replaced with --overwrite
         export_folder_view(part, tmp, split, mode)
-        if dest.exists():  # empty, or replaced with --overwrite: move the old one aside first
-            old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
-            dest.rename(old / "view")
-            tmp.rename(dest)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     gens = list(families_of(part))
     n_real = int(((part["label"] == 0) & (part["generator"] == REAL)).sum())
     n_fake = {g: int(((part["label"] == 1) & (part["generator"] == g)).sum()) for g in gens}

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from hrr_core.io import atomic_write_bytes, atomic_write_text, image_to_array, load_image
+from hrr_core.io import atomic_dir, atomic_write_bytes, atomic_write_text, image_to_array, load_image
 
 MAX_SIDE = 1024
 JPEG_QUALITY = 95
@@ -213,10 +213,8 @@ def read_member(archive: Path, kind: str, path: str, workdir: Path) -> bytes:
                 raise FileNotFoundError(f"{path} is not in {archive.name}") from None
     root = workdir / "extract" / archive.stem
     if not root.exists():
-        tmp = Path(tempfile.mkdtemp(dir=workdir, prefix=".extract-"))
-        _run(["dpkg-deb", "-x", str(archive), str(tmp)], workdir)
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(root)
+        with atomic_dir(root) as tmp:
+            _run(["dpkg-deb", "-x", str(archive), str(tmp)], workdir)
     member = root / path
     if not member.is_file():
         raise FileNotFoundError(f"{path} is not in {archive.name}")

@@ -9,11 +9,16 @@ most ``chunk_rows`` rows before handing them to ``csv.writer``.
 Files whose name starts with ``.`` (macOS ``._x.jpg`` forks, editor droppings) and files
 with non-image extensions are skipped silently; image files that are empty or unreadable
 are reported by the caller as bad files, never raised.
+
+:func:`expand_inputs` turns ``hrr-detect``'s command-line paths (files, folders, globs) into a
+sorted file list over the same walker, reporting what it cannot follow instead of skipping it.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import glob
 import hashlib
 import io
 import os
@@ -28,6 +33,7 @@ from PIL import Image
 from hrr_core import io as hrr_io  # noqa: F401  (sets PIL's decompression-bomb limit)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+INPUT_EXTENSIONS = (*IMAGE_EXTENSIONS, ".gif")  # what hrr-detect's folder walks pick up (case-insensitive)
 
 
 class BadFile(Exception):
@@ -69,37 +75,47 @@ def is_image_name(name: str, exts: tuple[str, ...] = IMAGE_EXTENSIONS) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in exts
 
 
-def iter_image_files(top: str | os.PathLike, exts: tuple[str, ...] = IMAGE_EXTENSIONS) -> Iterator[str]:
+def iter_image_files(top: str | os.PathLike, exts: tuple[str, ...] = IMAGE_EXTENSIONS, *, sort: bool = False,
+                     on_error: Callable[[str, str], None] | None = None) -> Iterator[str]:
     """Yield the path of every image file under ``top`` (recursively, symlinks followed).
 
-    Order is the file system's, not sorted: callers that need determinism sort the final table.
-    Folder cycles through symlinks are visited once.
+    Folder cycles through symlinks are visited once. With ``sort=False`` the order is the file
+    system's and one folder's entries are streamed (memory stays flat for millions of files);
+    ``sort=True`` lists each folder's files by name before its sub-folders, also sorted (a stable
+    order for :func:`expand_inputs`). ``on_error(path, reason)`` hears about folders that cannot be
+    listed and image-named entries that cannot be followed (broken links, link loops); without
+    it they are skipped silently.
     """
+    report = on_error or (lambda path, reason: None)
     stack = [os.fspath(top)]
     seen: set[tuple[int, int]] = set()
     while stack:
         folder = stack.pop()
+        subfolders: list[str] = []
         try:
             st = os.stat(folder)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                for entry in sorted(it, key=lambda e: e.name) if sort else it:
                     if entry.name.startswith("."):
                         continue
                     try:
                         if entry.is_dir():
-                            stack.append(entry.path)
-                        elif entry.is_file() and is_image_name(entry.name, exts):
+                            subfolders.append(entry.path)
+                        elif not is_image_name(entry.name, exts):
+                            continue
+                        elif entry.is_file():
                             yield entry.path
-                    except OSError:
-                        continue
-        except (PermissionError, FileNotFoundError, NotADirectoryError):
+                        elif entry.is_symlink():
+                            report(entry.path, stat_failure(entry.path))
+                    except OSError:  # is_dir()/is_file() raise on a symlink loop
+                        report(entry.path, stat_failure(entry.path))
+        except OSError as exc:
+            report(folder, f"cannot list this folder ({exc.strerror or exc})")
             continue
+        stack.extend(reversed(subfolders))
 
 
 def subdirs(folder: str | os.PathLike) -> list[str]:
@@ -127,6 +143,67 @@ def find_leaf_dirs(
                 yield parts + (name,), path
             elif len(parts) + 1 < max_depth:
                 stack.append((parts + (name,), path))
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as printable UTF-8 text: bytes that are not UTF-8 shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def stat_failure(path: str) -> str:
+    """Why ``path`` cannot be followed: missing, a broken link, a link loop, or another error."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        if os.path.islink(path):
+            return "broken symbolic link (its target does not exist)"
+        if exc.errno == errno.ENOENT:
+            return "no such file or folder"
+        return f"cannot be opened ({exc.strerror or exc})"
+    return "cannot be read"
+
+
+def expand_inputs(inputs) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files, folders (recursive; image extensions case-insensitive: {exts}) and glob patterns
+    -> (files in a stable order, without duplicates; failures as (path, reason)). Missing paths,
+    symlink loops, unreadable or image-less folders are reported, never raised. Files named
+    explicitly are kept whatever their extension; inside folders, other files are skipped."""
+    files: list[str] = []
+    failures: list[tuple[str, str]] = []
+
+    def walk(folder: str) -> None:
+        files.extend(iter_image_files(folder, INPUT_EXTENSIONS, sort=True,
+                                      on_error=lambda path, reason: failures.append((path, reason))))
+
+    for raw in inputs:
+        p = os.fspath(raw)
+        if not os.path.lexists(p) and glob.has_magic(p):
+            matches = sorted(glob.glob(p, recursive=True))
+            if not matches:
+                failures.append((p, "the pattern matched no file"))
+            for m in matches:
+                (walk(m) if os.path.isdir(m) else files.append(m))
+        elif not os.path.exists(p):
+            failures.append((p, stat_failure(p)))
+        elif os.path.isdir(p):
+            before, n_fail = len(files), len(failures)
+            walk(p)
+            if len(files) == before and len(failures) == n_fail:
+                failures.append((p, f"folder holds no image files ({', '.join(INPUT_EXTENSIONS)})"))
+        else:
+            files.append(p)
+    return _first(files, os.path.normpath), _first([(display_path(p), r) for p, r in failures], lambda f: f[0])
+
+
+def _first(items: list, key) -> list:
+    """``items`` without repeats of ``key``, first occurrences kept, in order."""
+    seen: set = set()
+    return [x for x in items if not (key(x) in seen or seen.add(key(x)))]
+
+
+expand_inputs.__doc__ = expand_inputs.__doc__.format(exts=", ".join(INPUT_EXTENSIONS))
 
 
 def probe_image(path: str, checksums: bool = False, verify: Literal["header", "decode"] = "header") -> ImageHeader:

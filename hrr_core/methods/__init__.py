@@ -58,6 +58,8 @@ class MethodSpec:
     min_side: model config -> the smallest short side an input image may have.
     train_transform: (model config, seed) -> uint8 image augmentation or None.
     train_report: (trained model, model config) -> extra train metrics (e.g. AFR dims kept).
+    card_preprocessing: model config -> the per-image work inference does before the model, as
+        sections of the detector card's ``preprocessing`` (HRR's retrospection, DIRE's residual).
     calibrates_on_val: a fitted scorer whose ``calibrate(images, labels)`` is called on the
         validation split after ``fit`` (real-only detectors: validation reals set the scale).
     """
@@ -73,6 +75,7 @@ class MethodSpec:
     min_side: Callable[[Any], int] = _image_min_side
     train_transform: Callable[[Any, int], Callable | None] | None = None
     train_report: Callable[[Any, Any], dict] | None = None
+    card_preprocessing: Callable[[Any], dict] | None = None
     calibrates_on_val: bool = False
 
     def __post_init__(self) -> None:

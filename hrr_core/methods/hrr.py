@@ -3,6 +3,7 @@ the HRR objective; its card carries the retrospection LDM when retrospection is 
 
 from pathlib import Path
 
+from hrr_core.confutil import to_dict
 from hrr_core.losses.objective import HRRObjective
 from hrr_core.methods import MethodSpec
 from hrr_core.models.hrr import HRRDetector
@@ -31,6 +32,14 @@ def _train_report(model: HRRDetector, cfg) -> dict:
                     "lambda_omega": float(cfg.objective.lambda_omega)}}
 
 
+def _card_preprocessing(cfg) -> dict:
+    on = cfg.msr.resolved().retrospection
+    return {"retrospection": {"on_the_fly": True, "msr": to_dict(cfg.msr), "uses_ldm": on,
+                              "ldm_dir": "retrospection_ldm" if on else None,
+                              "seed": "per file: int(sha256(file bytes)[:16], 16)"}}
+
+
 SPEC = MethodSpec(name="hrr", build=HRRDetector, objective=lambda cfg: HRRObjective(cfg.objective), reads="msr",
                   representation=_representation, ldm_dir=_ldm_dir,
-                  min_side=lambda cfg: minimum_input_size(cfg.msr.resolved()), train_report=_train_report)
+                  min_side=lambda cfg: minimum_input_size(cfg.msr.resolved()), train_report=_train_report,
+                  card_preprocessing=_card_preprocessing)

@@ -8,7 +8,7 @@
 3. Robustness of the main model, on a fixed stratified sample of the test split, under each
    condition of :mod:`hrr_core.evaluation.robustness` (rescaling, JPEG, blur, downscaling and
    the bias-audit harmonisation), applied identically to both classes. Scoring goes through the
-   detector card (:func:`hrr_core.predict.load_detector`), so HRR re-renders every perturbed image.
+   detector card (:func:`hrr_core.inference.load_detector`), so HRR re-renders every perturbed image.
 
 Everything lands in one tidy table, ``results/study/<method>/study.csv``: method × train ×
 test × size × condition × level × seed with every metric and its bootstrap interval.
@@ -35,7 +35,7 @@ from hrr_core.evaluation.robustness import condition_transform
 from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
 from hrr_core.pipeline.common import bind_benchmark, fit_method, score_split
 from hrr_core.pipeline.paths import StagePaths
-from hrr_core.predict import load_detector
+from hrr_core.inference import load_detector
 from hrr_core.schema import Config
 
 log = logging.getLogger("hrr")

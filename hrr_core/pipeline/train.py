@@ -25,7 +25,7 @@ from hrr_core.data.manifest import read_manifest
 from hrr_core.io import atomic_write_json
 from hrr_core.pipeline.common import bind_benchmark, fit_method, score_split
 from hrr_core.pipeline.paths import StagePaths, stage_paths
-from hrr_core.predict import write_card_for_method
+from hrr_core.card import write_card_for_method
 from hrr_core.runtime import is_main_process
 from hrr_core.schema import PROFILES, Config, load_config
 

@@ -1,0 +1,248 @@
+"""Scoring image files with a trained detector: what ``hrr-detect`` and the notebooks share.
+
+:func:`load_detector` rebuilds the model from a folder's detector card (checked first by
+:func:`hrr_core.card.check_card`) and ``best/``; :meth:`Detector.predict_paths` scores image files
+of any size, one bad file never stopping the run.
+
+Input policy (recorded in the card under ``preprocessing``, which inference follows):
+- every file goes through :func:`hrr_core.io.load_image` (EXIF orientation, 16-bit, palette,
+  CMYK, grey and alpha converted to 8-bit RGB, first frame of animations), then (3, H, W) floats
+  in [0, 1] at the stored size: no resizing, no cropping beyond what the model itself does;
+- images whose short side is below the card's ``min_side`` are reported as per-file failures,
+  never padded or upscaled: resampling up to the minimum would erase the traces the detector
+  looks for and still return a confident-looking number;
+- a card with a ``retrospection`` section (HRR) re-renders each image on the fly with a generator
+  seeded by the sha256 of the file's bytes, so a file's score depends neither on the batch it
+  lands in nor on the order of the inputs.
+
+Throughput: files are decoded (and hashed) in ``workers`` processes by a torch ``DataLoader``,
+while the main process groups decoded images by size and runs one forward pass per full size
+bucket (HRR: one bucket, its representations share a shape whatever the image size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hrr_core import methods
+from hrr_core.card import CheckedCard, DetectorLoadError, check_card
+from hrr_core.data.transforms import to_tensor, to_uint8
+from hrr_core.data.walk import display_path
+from hrr_core.io import ImageLoadError, image_to_array, load_image, sha256_file
+
+MAX_BATCH_PIXELS = 1 << 25  # about 400 MB of float32 input per batch, whatever batch_size says
+DECODE_CHUNK = 8  # files a decoding worker hands over at once (fewer, larger messages between processes)
+
+
+@dataclass
+class PredictionReport:
+    """``results``: one row per predicted file (path, prob_generated, label, threshold, model);
+    ``failures``: (path, reason) for every input that could not be predicted."""
+
+    results: pd.DataFrame
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- decoding (in worker processes)
+
+
+def file_seed(path: str) -> int:
+    """The seed of a file's on-the-fly noise: the first 64 bits of the sha256 of its bytes."""
+    return int(sha256_file(path)[:16], 16)
+
+
+def _identity(item):
+    return item
+
+
+class _DecodedFiles(Dataset):
+    """File ``i`` -> ``(i, pixels, seed, None)`` with (H, W, 3) uint8 pixels (a quarter of the
+    bytes of floats to send from a worker), or ``(i, None, 0, reason)`` when it cannot be scored;
+    never raises, so one hostile file cannot end a worker."""
+
+    def __init__(self, paths: list[str], min_side: int, method: str):
+        self.paths, self.min_side, self.method = paths, min_side, method
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, int, str | None]:
+        path = self.paths[i]
+        try:
+            pixels = image_to_array(load_image(path))  # (H, W, 3)
+            seed = file_seed(path)
+        except ImageLoadError as exc:
+            return i, None, 0, exc.reason + (f"; {exc.fix}" if exc.fix else "")
+        except OSError as exc:  # the file changed between decoding and hashing
+            return i, None, 0, f"unreadable ({exc.strerror or exc})"
+        except Exception as exc:  # noqa: BLE001 - a decoder bug on one file is that file's failure
+            return i, None, 0, f"could not decode ({type(exc).__name__}: {exc})"
+        h, w = pixels.shape[:2]
+        if min(h, w) < self.min_side:
+            return i, None, 0, (f"image is {w}x{h} pixels; this {self.method} detector needs a short side of at "
+                                f"least {self.min_side} (small images are not upscaled: that would erase the traces "
+                                "it looks for)")
+        return i, pixels, seed, None
+
+
+# ---------------------------------------------------------------- the detector
+
+
+class Detector:
+    """A trained detector ready to score images; build it with :func:`load_detector`."""
+
+    def __init__(self, card: dict, config: Any, model: Any, device: torch.device, ldm: Any = None,
+                 model_dir: Path | None = None):
+        self.card, self.config, self.model, self.device, self.ldm = card, config, model, device, ldm
+        self.model_dir = model_dir
+        self.kind, self.method, self.baseline = card["kind"], card["method"], card.get("baseline")
+        self.spec = methods.get(self.baseline or self.kind)  # the registry entry: what this detector is
+        self.model_id = card["model_id"]
+        self.min_side = int(card["preprocessing"]["min_side"])
+        self.retrospects = "retrospection" in card["preprocessing"]  # per-image re-rendering, one output shape
+        self.threshold = card["threshold"]["value"] if card["threshold"]["value"] is not None else 0.5
+        self.is_scorer = not isinstance(model, torch.nn.Module)
+
+    def __repr__(self) -> str:
+        return f"Detector({self.model_id}, kind={self.kind}, threshold={self.threshold:.4f}, device={self.device})"
+
+    @torch.no_grad()
+    def predict_images(self, images: list[torch.Tensor], seeds: list[int] | None = None) -> np.ndarray:
+        """(B,) probabilities of being generated for (3, H, W) images in [0, 1] of one size
+        (retrospecting detectors: any sizes; ``seeds`` per image, default from the sha256 of the pixels)."""
+        if self.retrospects:
+            from hrr_core.models.msr import retrospect
+
+            if seeds is None:
+                seeds = [int(hashlib.sha256(to_uint8(x).tobytes()).hexdigest()[:16], 16) for x in images]
+            reps = [retrospect([x.to(self.device)], self.ldm, self.config.msr, torch.Generator().manual_seed(s))
+                    for x, s in zip(images, seeds)]  # each (1, K, C', S, S): one generator per image
+            inputs = torch.cat(reps).to(self.device)  # (B, K, C', S, S)
+        elif self.ldm is not None:  # DIRE: the residual through the carried diffusion model
+            from hrr_core.models.baselines.dire import dire_from_config
+
+            batch = torch.stack(images).to(self.device)  # (B, 3, H, W)
+            inputs = dire_from_config(batch, self.ldm, self.config.representation)  # (B, 3, H, W)
+        else:
+            inputs = torch.stack(images).to(self.device)  # (B, 3, H, W)
+        if self.is_scorer:
+            return np.asarray(self.model.score(inputs), dtype=np.float64).reshape(-1)
+        logits = self.model(inputs).logits.float()  # (B,)
+        return torch.sigmoid(logits).cpu().double().numpy()
+
+    def predict_paths(self, paths, batch_size: int = 16, threshold: float | None = None, progress: bool = False,
+                      workers: int = 0) -> PredictionReport:
+        """Score image files: ``workers`` processes decode them (0: this process), images of one
+        size go through the model together, ``batch_size`` at a time. Unreadable, too small or
+        failing files go to ``failures``, the rest to ``results`` in input order."""
+        from tqdm.auto import tqdm
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        thr = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= thr <= 1.0:
+            raise ValueError(f"threshold must be a probability in [0, 1], got {thr}")
+        paths = [str(p) for p in paths]
+        probs: dict[int, float] = {}
+        failures: dict[int, str] = {}
+        loader = DataLoader(_DecodedFiles(paths, self.min_side, self.method), batch_size=DECODE_CHUNK,
+                            num_workers=workers, collate_fn=_identity)  # a worker sends DECODE_CHUNK files at once
+        window = max(4 * batch_size, 64)  # decoded images held at once, over all size buckets
+        buckets: dict[Any, list] = {}
+        with tqdm(total=len(paths), disable=not progress, unit="img", desc="hrr-detect") as bar:
+            for chunk in loader:
+                for i, pixels, seed, why in chunk:
+                    if why is not None:
+                        failures[i] = why
+                        continue
+                    img = to_tensor(pixels)  # (3, H, W)
+                    key = None if self.retrospects else tuple(img.shape)
+                    bucket = buckets.setdefault(key, [])
+                    bucket.append((i, img, seed))
+                    if len(bucket) >= self._batch_len(img, batch_size):
+                        self._run_batch(buckets.pop(key), probs, failures)
+                    elif sum(map(len, buckets.values())) >= window:
+                        self._flush(buckets, probs, failures)
+                bar.update(len(chunk))
+            self._flush(buckets, probs, failures)
+        order = sorted(probs)
+        results = pd.DataFrame({"path": [display_path(paths[i]) for i in order],
+                                "prob_generated": [probs[i] for i in order]})
+        results["label"] = np.where(results["prob_generated"] >= thr, "generated", "real")
+        results["threshold"], results["model"] = thr, self.model_id
+        return PredictionReport(results, [(display_path(paths[i]), failures[i]) for i in sorted(failures)])
+
+    def _batch_len(self, img: torch.Tensor, batch_size: int) -> int:
+        """Images per forward pass: ``batch_size``, fewer for big images (MAX_BATCH_PIXELS)."""
+        pixels = 1 if self.retrospects else img.shape[-1] * img.shape[-2]
+        return max(1, min(batch_size, MAX_BATCH_PIXELS // pixels))
+
+    def _flush(self, buckets: dict[Any, list], probs: dict[int, float], failures: dict[int, str]) -> None:
+        for batch in buckets.values():
+            self._run_batch(batch, probs, failures)
+        buckets.clear()
+
+    def _run_batch(self, batch: list, probs: dict[int, float], failures: dict[int, str]) -> None:
+        try:
+            out = self.predict_images([x for _, x, _ in batch], [s for _, _, s in batch])
+        except Exception as exc:  # noqa: BLE001 - isolate the file that fails
+            if len(batch) > 1:
+                for item in batch:
+                    self._run_batch([item], probs, failures)
+                return
+            failures[batch[0][0]] = f"prediction failed ({type(exc).__name__}: {exc})"
+            return
+        for (i, _, _), p in zip(batch, out):
+            if math.isfinite(p):
+                probs[i] = float(p)
+            else:
+                failures[i] = "the model returned a non-finite score for this image"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _load_model(checked: CheckedCard, device: torch.device):
+    from hrr_core.training.checkpoint import CheckpointError, load_weights
+
+    spec = methods.get(checked.card.get("baseline") or checked.card["kind"])
+    try:
+        if spec.is_scorer:
+            return spec.load(checked.best)
+        model = spec.build(checked.config)
+        load_weights(checked.best, model, ema=bool(checked.card.get("ema_weights", False)))  # what best/ was chosen on
+        return model.to(device).eval()
+    except (CheckpointError, ValueError, OSError, RuntimeError) as exc:
+        raise DetectorLoadError(checked.best, f"cannot be loaded ({exc})",
+                                "re-run the train stage for this method") from None
+
+
+def load_detector(model_dir, device: str = "auto") -> Detector:
+    """Rebuild the detector described by ``model_dir/detector.json`` with the weights of
+    ``model_dir/best/``; raises :class:`DetectorLoadError` naming the file and the fix."""
+    from hrr_core.runtime import resolve_device
+
+    checked = check_card(model_dir)
+    dev = resolve_device(device)
+    model = _load_model(checked, dev)
+    ldm = None
+    if checked.ldm_dir is not None:
+        from hrr_core.models.ldm import load_ldm
+
+        try:
+            ldm = load_ldm(checked.ldm_dir, dev)
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise DetectorLoadError(checked.ldm_dir, f"retrospection LDM cannot be loaded ({exc})",
+                                    "copy the whole model folder, including retrospection_ldm/") from None
+    return Detector(checked.card, checked.config, model, dev, ldm, Path(model_dir))
