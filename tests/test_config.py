@@ -52,7 +52,7 @@ def mutate(path: str, value):
         ("methods.cnn.train_generators", ["dalle"], "methods.cnn.train_generators", "families"),
         ("methods.cnn.model.backbone.name", "vit", "methods.cnn.model.backbone.name", "efficientnet_lite0"),
         ("methods.hrr.model.msr.input_size", 999, "methods.hrr.model.msr.input_size", "smallest scale side"),
-        ("zoo.vae.steps", -1, "zoo.vae.steps", ">= 0"),
+        ("zoo.vae.ldm.vae_steps", -1, "zoo.vae.ldm.vae_steps", ">= 0"),
         ("train.device", "cuda", "train.device", "top-level `device:`"),
         ("profiles.full.train.epochz", 3, "profiles.full -> train.epochz", "unknown key"),
     ],

@@ -33,8 +33,8 @@ def _params(**dire_repr) -> dict:
             "dire": {"kind": "baseline", "baseline": "dire", "train_generators": ["ldm_img2img"],
                      "model": {"representation": {"num_steps": 2, **dire_repr}, "classifier": {"backbone": SMALL}}},
             "aeroblade": {"kind": "baseline", "baseline": "aeroblade", "train_generators": ["ldm_img2img"],
-                          "model": {"distance": "l2", "autoencoder": {"block_out_channels": [8, 8], "norm_num_groups": 4,
-                                                                      "steps": 2, "batch_size": 2, "crop": 16}}},
+                          "model": {"distance": "l2", "autoencoder": {"vae_block_out_channels": [8, 8], "norm_num_groups": 4,
+                                                                      "vae_steps": 2, "vae_batch_size": 2, "train_crop": 16}}},
         },
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -89,7 +91,20 @@ def test_config_errors_name_the_key():
         from_dict(ZooConfig, {"pixel_ddpm": {"strength": 0.5}}, "zoo")  # beyond max_train_timestep
     with pytest.raises(ConfigError, match="zoo.vae.stepz"):
         from_dict(ZooConfig, {"vae": {"stepz": 3}}, "zoo")
-    assert from_dict(ZooConfig, {"vae": {"steps": 5}}).vae.latent_channels == ZooConfig().vae.latent_channels
+    with pytest.raises(ConfigError, match="zoo.ldm_img2img.ldm.space"):
+        from_dict(ZooConfig, {"ldm_img2img": {"ldm": {"space": "pixel"}}}, "zoo")
+    with pytest.raises(ConfigError, match="zoo.vae.ldm.unet_steps"):
+        from_dict(ZooConfig, {"vae": {"ldm": {"unet_steps": 10}}}, "zoo")
+
+
+def test_partial_ldm_override_keeps_the_family_recipe():
+    """A family's ldm: starts from the family's own LDMConfig, not LDMConfig's class defaults."""
+    zoo = from_dict(ZooConfig, {"vae": {"ldm": {"vae_steps": 5}}, "pixel_ddpm": {"ldm": {"unet_steps": 7}}})
+    assert zoo.vae.ldm == replace(ZooConfig().vae.ldm, vae_steps=5)
+    assert (zoo.vae.ldm.seed, zoo.vae.ldm.unet_steps, zoo.vae.ldm.vae_latent_channels) == (11, 0, 8)
+    assert zoo.pixel_ddpm.ldm == replace(ZooConfig().pixel_ddpm.ldm, unet_steps=7)
+    assert (zoo.pixel_ddpm.ldm.space, zoo.pixel_ddpm.ldm.max_train_timestep) == ("pixel", 300)
+    assert zoo.ldm_img2img == ZooConfig().ldm_img2img
 
 
 def test_spectrum_features_shape_and_mixed_sizes():

@@ -55,8 +55,14 @@ from hrr_core.models.baselines.common import (
     save_config,
     sigmoid,
 )
-from hrr_core.models.baselines.autoencoder import RealsAEConfig, VAEAutoencoder, train_reals_autoencoder
+from hrr_core.models.baselines.autoencoder import (
+    VAEAutoencoder,
+    check_reals_autoencoder,
+    reals_autoencoder_config,
+    train_reals_autoencoder,
+)
 from hrr_core.models.efficientnet import efficientnet_lite0
+from hrr_core.models.ldm import LDMConfig
 
 EPS = 1e-12
 
@@ -71,7 +77,7 @@ class AEROBLADEConfig:
 
     ldm_paths: tuple[str, ...] = ()
     vae_dirs: tuple[str, ...] = ()
-    autoencoder: RealsAEConfig = field(default_factory=RealsAEConfig)
+    autoencoder: LDMConfig = field(default_factory=reals_autoencoder_config)  # its vae_* half; see autoencoder.py
     distance: Literal["lite0_features", "l2"] = "lite0_features"
     feature_blocks: int = 3
     lite0_weights_path: str | None = None
@@ -82,6 +88,7 @@ class AEROBLADEConfig:
         check(1 <= self.feature_blocks <= 16, "feature_blocks", "an integer in [1, 16]", self.feature_blocks)
         check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         check(self.C > 0, "C", "a positive number", self.C)
+        check_reals_autoencoder(self.autoencoder, "autoencoder.")
 
 
 class Lite0EarlyFeatures(nn.Module):

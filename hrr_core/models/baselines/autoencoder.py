@@ -13,7 +13,6 @@ L1 + log-spectrum L1 + a small KL).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,39 +23,20 @@ from hrr_core.confutil import check
 from hrr_core.models.ldm import LDMConfig, build_vae, train_vae
 
 
-@dataclass(frozen=True)
-class RealsAEConfig:
+def reals_autoencoder_config() -> LDMConfig:
     """AEROBLADE's own autoencoder (``autoencoder:``), trained by ``fit`` on the real training
-    images only: block_out_channels (spatial factor 2^(n-1)), latent_channels, norm_num_groups,
-    steps / batch_size / crop / lr of the training, fft_weight of the spectrum term, seed."""
+    images only: the VAE half of an :class:`LDMConfig` (``vae_*``, ``norm_num_groups``,
+    ``train_crop``, ``seed``); it trains no denoiser, so its UNet fields are the smallest valid ones."""
+    return LDMConfig(space="latent", vae_block_out_channels=(32, 64), vae_latent_channels=4, unet_block_out_channels=(8,),
+                     train_crop=32, vae_steps=300, unet_steps=0, seed=4242)
 
-    block_out_channels: tuple[int, ...] = (32, 64)
-    latent_channels: int = 4
-    norm_num_groups: int = 8
-    steps: int = 300
-    batch_size: int = 16
-    crop: int = 32
-    lr: float = 1e-3
-    fft_weight: float = 0.1
-    seed: int = 4242
 
-    def __post_init__(self) -> None:
-        chans = self.block_out_channels
-        check(len(chans) >= 1 and all(c > 0 and c % self.norm_num_groups == 0 for c in chans), "block_out_channels",
-              f"a non-empty list of positive multiples of norm_num_groups={self.norm_num_groups}", chans)
-        for key in ("latent_channels", "norm_num_groups", "batch_size"):
-            check(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
-        check(self.steps >= 0, "steps", "an integer >= 0", self.steps)
-        check(self.crop >= 2 ** (len(chans) - 1), "crop", f"an integer >= {2 ** (len(chans) - 1)} (the autoencoder's factor)", self.crop)
-        check(0 < self.lr < 1, "lr", "a number in (0, 1)", self.lr)
-        check(self.fft_weight >= 0, "fft_weight", "a number >= 0", self.fft_weight)
-
-    def ldm_config(self) -> LDMConfig:
-        """The same settings in the project's LDM config, to reuse its VAE builder and trainer."""
-        return LDMConfig(space="latent", norm_num_groups=self.norm_num_groups, vae_block_out_channels=self.block_out_channels,
-                         vae_latent_channels=self.latent_channels, unet_block_out_channels=(self.norm_num_groups,),
-                         train_crop=self.crop, vae_steps=self.steps, vae_batch_size=self.batch_size, vae_lr=self.lr,
-                         vae_fft_weight=self.fft_weight, seed=self.seed)
+def check_reals_autoencoder(cfg: LDMConfig, prefix: str = "") -> None:
+    """What an autoencoder trained by :func:`train_reals_autoencoder` needs beyond a valid LDMConfig
+    (errors name ``prefix`` + the key, e.g. ``autoencoder.train_crop``)."""
+    check(cfg.space == "latent", f"{prefix}space", "'latent' (the autoencoder is the LDM's VAE)", cfg.space)
+    check(cfg.train_crop >= cfg.vae_factor, f"{prefix}train_crop", f"an integer >= {cfg.vae_factor} (the autoencoder's factor)",
+          cfg.train_crop)
 
 
 class VAEAutoencoder(nn.Module):
@@ -101,17 +81,18 @@ class VAEAutoencoder(nn.Module):
         return cls(AutoencoderKL.from_pretrained(d)).to(device)
 
 
-def train_reals_autoencoder(reals: list[torch.Tensor], cfg: RealsAEConfig,
+def train_reals_autoencoder(reals: list[torch.Tensor], cfg: LDMConfig,
                             device: torch.device | str = "cpu") -> tuple[VAEAutoencoder, dict]:
     """A small AutoencoderKL trained on ``reals`` ((3, H, W) images in [0, 1], real photos of the
-    training split only; each at least ``crop`` on both sides). Deterministic for a seed.
+    training split only; each at least ``cfg.train_crop`` on both sides), with the project's VAE
+    recipe and ``cfg``'s ``vae_*`` settings. Deterministic for ``cfg.seed``.
     Returns the frozen autoencoder and training stats (steps, seconds, first/final loss)."""
     if not reals:
         raise ValueError("AEROBLADE's autoencoder trains on real images, but none were given (labels all 1); "
                          "the training set needs real photos, or set ldm_paths / vae_dirs to a pretrained autoencoder")
-    lcfg = cfg.ldm_config()
+    check_reals_autoencoder(cfg)
     torch.manual_seed(cfg.seed)
-    vae = build_vae(lcfg)
-    stats = train_vae(vae, reals, lcfg, torch.device(device), torch.Generator().manual_seed(cfg.seed))
+    vae = build_vae(cfg)
+    stats = train_vae(vae, reals, cfg, torch.device(device), torch.Generator().manual_seed(cfg.seed))
     stats["n_real_images"] = len(reals)
     return VAEAutoencoder(vae), stats
