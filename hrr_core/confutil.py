@@ -51,7 +51,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "", bas
         key = _join(where, name)
         default = getattr(base, name) if base is not None else _default(field)
         if name in data and dataclasses.is_dataclass(hints[name]) and isinstance(data[name], Mapping):
-            kwargs[name] = from_dict(hints[name], data[name], key, default if default is not dataclasses.MISSING else None)
+            base_value = default if default is not dataclasses.MISSING else None
+            kwargs[name] = from_dict(hints[name], data[name], key, base_value)
         elif name in data:
             kwargs[name] = _coerce(data[name], hints[name], key)
         elif default is not dataclasses.MISSING:

@@ -49,7 +49,8 @@ class RetrospectionConfig:
     diffusers-format checkpoint, e.g. Stable Diffusion's ``unet/`` and ``vae/`` folders."""
 
     ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
-        space="pixel", unet_block_out_channels=(32, 64), max_train_timestep=300, train_crop=48, unet_steps=400, seed=777))
+        space="pixel", unet_block_out_channels=(32, 64), max_train_timestep=300, train_crop=48, unet_steps=400,
+        seed=777))
     pretrained_vae_dir: str | None = None
     pretrained_unet_dir: str | None = None
     batch_size: int = 32

@@ -38,15 +38,17 @@ def one_thread():
 SMALL_BACKBONE = {"name": "small_resnet", "pretrained": False, "width": 8}
 TINY_PARAMS = {  # the smoke profile's sizes, with three cheap methods and no ablations; unset keys: dataclass defaults
     "profile": "smoke", "seed": 0, "device": "cpu",
-    "benchmark": {"max_photos": 9, "crop_sizes": [64, 96], "crops_per_size": 2, "gen_train_crops": 32, "batch_size": 16},
+    "benchmark": {"max_photos": 9, "crop_sizes": [64, 96], "crops_per_size": 2, "gen_train_crops": 32,
+                  "batch_size": 16},
     "zoo": {
-        "vae": {"ldm": {"vae_block_out_channels": [8, 8], "vae_latent_channels": 4, "vae_steps": 3, "norm_num_groups": 4,
-                        "unet_block_out_channels": [4], "train_crop": 16, "vae_batch_size": 4}, "adv_start": 1},
+        "vae": {"ldm": {"vae_block_out_channels": [8, 8], "vae_latent_channels": 4, "vae_steps": 3,
+                        "norm_num_groups": 4, "unet_block_out_channels": [4], "train_crop": 16, "vae_batch_size": 4},
+                "adv_start": 1},
         "ldm_img2img": {"ldm": {"vae_block_out_channels": [8, 8], "unet_block_out_channels": [8, 8], "vae_steps": 3,
                                 "unet_steps": 3, "norm_num_groups": 4, "train_crop": 16, "vae_batch_size": 4,
                                 "unet_batch_size": 4}, "adv_start": 1, "ddim_steps": 2},
-        "pixel_ddpm": {"ldm": {"unet_block_out_channels": [8, 8], "unet_steps": 3, "norm_num_groups": 4, "train_crop": 16,
-                               "unet_batch_size": 4}, "ddim_steps": 2},
+        "pixel_ddpm": {"ldm": {"unet_block_out_channels": [8, 8], "unet_steps": 3, "norm_num_groups": 4,
+                               "train_crop": 16, "unet_batch_size": 4}, "ddim_steps": 2},
         "gan_upsampler": {"width": 8, "num_blocks": 1, "disc_width": 8, "steps": 3, "adv_start": 1, "crop": 16,
                           "batch_size": 4},
         "ldm_sample": {"ddim_steps": 2},
@@ -55,8 +57,8 @@ TINY_PARAMS = {  # the smoke profile's sizes, with three cheap methods and no ab
     "evaluate": {"n_boot": 5},
     "study": {"seeds": [0, 1], "cross_train": ["ldm_img2img", "pixel_ddpm"], "max_images": 24,
               "robustness": {"rescale": [0.5], "jpeg": [50], "blur": [1.0], "downscale": [0.5]}},
-    "retrospection": {"ldm": {"unet_block_out_channels": [8, 8], "norm_num_groups": 4, "unet_steps": 3, "train_crop": 16,
-                              "unet_batch_size": 4}, "batch_size": 16},
+    "retrospection": {"ldm": {"unet_block_out_channels": [8, 8], "norm_num_groups": 4, "unet_steps": 3,
+                              "train_crop": 16, "unet_batch_size": 4}, "batch_size": 16},
     "methods": {
         "cnn": {"kind": "classifier", "train_generators": ["ldm_img2img"],
                 "model": {"backbone": SMALL_BACKBONE, "dropout": 0.0}},

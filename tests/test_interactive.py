@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def project(tmp_path, make_params) -> Path:
     """An empty project: tests/conftest.py's tiny params (profile default, one ablation row) as
     params.yaml, the real dvc.yaml (the stage graph under test), no outputs."""
-    params = make_params(profile="default", ablations={"no_msr": {"msr": {"enabled": False}, "backbone": {"in_channels": 3}}},
-                         ablation_run=["no_msr"])
+    no_msr = {"msr": {"enabled": False}, "backbone": {"in_channels": 3}}
+    params = make_params(profile="default", ablations={"no_msr": no_msr}, ablation_run=["no_msr"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     return tmp_path

@@ -1,4 +1,5 @@
 import hashlib
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -233,3 +234,39 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="root in params.yaml"):
         build_manifest(cfg(kind="genimage", root=str(tmp_path / "missing")))
     assert split_rules(cfg(kind="genimage", root="x", test_generators=["ADM"]))["test"]["generator"] == ["adm"]
+
+
+# ---------------------------------------------------------------- presets.yaml
+
+
+def test_shipped_presets_load_and_every_kind_has_a_default():
+    from hrr_core.data.adapters import DEFAULT_PRESETS, KINDS, PRESETS
+    from hrr_core.data.adapters.forensynths import FOUR_CLASSES
+    from hrr_core.data.adapters.presets import PRESETS_YAML, load_presets
+
+    assert load_presets(KINDS, PRESETS_YAML) == (PRESETS, DEFAULT_PRESETS) and set(DEFAULT_PRESETS) == set(KINDS)
+    assert PRESETS["forensynths_4class"]["splits"]["train"]["subset"] == list(FOUR_CLASSES)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d["presets"]["folder"]["splits"]["train"].update(grup=["train"]),
+     "presets.folder.splits.train.grup: unknown key"),
+    (lambda d: d["presets"]["cocofake"]["splits"]["val"].update(source_range=[0.5, 0.2]),
+     "presets.cocofake.splits.val.source_range"),
+    (lambda d: d["presets"]["csv"].update(kind="zip"), "presets.csv.kind"),
+    (lambda d: d["presets"]["folder"]["splits"].update(holdout={}), "presets.folder.splits"),
+    (lambda d: d["defaults"].update(genimage="cocofake"), "defaults.genimage"),
+    (lambda d: d["defaults"].pop("csv"), "defaults: got"),
+])
+def test_bad_presets_fail_naming_the_file_and_key(tmp_path, edit, words):
+    import yaml
+
+    from hrr_core.data.adapters import KINDS
+    from hrr_core.data.adapters.presets import PRESETS_YAML, load_presets
+
+    data = yaml.safe_load(PRESETS_YAML.read_text())
+    edit(data)
+    path = tmp_path / "presets.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {words}")):
+        load_presets(KINDS, path)

@@ -117,7 +117,8 @@ class _LDMBacked(Generator):
         if self.model.vae is not None and lcfg.vae_steps > 0:
             adv = None
             if getattr(self.model_cfg, "adv_weight", 0) > 0:
-                adv = Adversary(32, lcfg.vae_lr, self.model_cfg.adv_weight, self.model_cfg.adv_start, device, lcfg.seed + 1)
+                adv = Adversary(32, lcfg.vae_lr, self.model_cfg.adv_weight, self.model_cfg.adv_start, device,
+                                lcfg.seed + 1)
             stats["vae"] = train_vae(self.model.vae, train_images, lcfg, device, g, adversary=adv)
         if lcfg.unet_steps > 0:
             stats["unet"] = train_denoiser(self.model.unet, train_images, lcfg, device, g, vae=self.model.vae)

@@ -64,8 +64,8 @@ def load_presets(kinds: tuple[str, ...], path: str | Path = PRESETS_YAML) -> tup
         check(isinstance(presets, dict) and bool(presets), "presets", "a mapping of preset name to preset", presets)
         for name, preset in presets.items():
             _check_preset(name, preset, kinds)
-        check(isinstance(defaults, dict) and set(defaults) == set(kinds), "defaults", f"one preset for each of {list(kinds)}",
-              defaults)
+        check(isinstance(defaults, dict) and set(defaults) == set(kinds), "defaults",
+              f"one preset for each of {list(kinds)}", defaults)
         for kind, name in defaults.items():
             check(name in presets and presets[name]["kind"] == kind, f"defaults.{kind}", f"a {kind} preset", name)
     except ConfigError as exc:

@@ -27,16 +27,16 @@ def reals_autoencoder_config() -> LDMConfig:
     """AEROBLADE's own autoencoder (``autoencoder:``), trained by ``fit`` on the real training
     images only: the VAE half of an :class:`LDMConfig` (``vae_*``, ``norm_num_groups``,
     ``train_crop``, ``seed``); it trains no denoiser, so its UNet fields are the smallest valid ones."""
-    return LDMConfig(space="latent", vae_block_out_channels=(32, 64), vae_latent_channels=4, unet_block_out_channels=(8,),
-                     train_crop=32, vae_steps=300, unet_steps=0, seed=4242)
+    return LDMConfig(space="latent", vae_block_out_channels=(32, 64), vae_latent_channels=4,
+                     unet_block_out_channels=(8,), train_crop=32, vae_steps=300, unet_steps=0, seed=4242)
 
 
 def check_reals_autoencoder(cfg: LDMConfig, prefix: str = "") -> None:
     """What an autoencoder trained by :func:`train_reals_autoencoder` needs beyond a valid LDMConfig
     (errors name ``prefix`` + the key, e.g. ``autoencoder.train_crop``)."""
     check(cfg.space == "latent", f"{prefix}space", "'latent' (the autoencoder is the LDM's VAE)", cfg.space)
-    check(cfg.train_crop >= cfg.vae_factor, f"{prefix}train_crop", f"an integer >= {cfg.vae_factor} (the autoencoder's factor)",
-          cfg.train_crop)
+    check(cfg.train_crop >= cfg.vae_factor, f"{prefix}train_crop",
+          f"an integer >= {cfg.vae_factor} (the autoencoder's factor)", cfg.train_crop)
 
 
 class VAEAutoencoder(nn.Module):
