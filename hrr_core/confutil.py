@@ -4,7 +4,9 @@ Every config section in the project is a frozen dataclass. :func:`from_dict` bui
 a mapping (as read from ``params.yaml``) and rejects unknown keys, wrong types and missing
 required keys; range checks live in each dataclass's ``__post_init__`` through :func:`check`.
 Supported field types: bool, int, float, str, ``Literal[...]``, ``X | None``,
-``tuple[X, ...]``, ``dict[str, X]`` and nested dataclasses.
+``tuple[X, ...]``, ``dict[str, X]`` and nested dataclasses. A nested dataclass given as a
+mapping starts from the field's own default (e.g. a generator family's ``LDMConfig``), so a
+partial override keeps that section's defaults rather than the nested class's.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ def check(ok: bool, key: str, allowed: str, value: Any) -> None:
         raise ConfigError(key, f"got {value!r}; allowed: {allowed}")
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``; errors name the dotted key under ``where``."""
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "", base: T | None = None) -> T:
+    """Build dataclass ``cls`` from ``data``; errors name the dotted key under ``where``. Keys
+    missing from ``data`` take their value from ``base`` when given, else the field default."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(where, f"expected a mapping of keys to values, got {type(data).__name__}")
@@ -46,9 +49,15 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
     kwargs = {}
     for name, field in fields.items():
         key = _join(where, name)
-        if name in data:
+        default = getattr(base, name) if base is not None else _default(field)
+        if name in data and dataclasses.is_dataclass(hints[name]) and isinstance(data[name], Mapping):
+            base_value = default if default is not dataclasses.MISSING else None
+            kwargs[name] = from_dict(hints[name], data[name], key, base_value)
+        elif name in data:
             kwargs[name] = _coerce(data[name], hints[name], key)
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+        elif default is not dataclasses.MISSING:
+            kwargs[name] = default
+        else:
             raise ConfigError(key, "required key is missing")
     try:
         return cls(**kwargs)
@@ -76,6 +85,13 @@ def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str,
         else:
             out[k] = v
     return out
+
+
+def _default(field: dataclasses.Field) -> Any:
+    """The field's default value (a fresh one from its factory), or ``dataclasses.MISSING``."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
 
 
 def _join(where: str, name: str) -> str:

@@ -3,7 +3,6 @@ tampered with (paths leaving the folder, hashes that differ, pickles instead of 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -17,18 +16,8 @@ from hrr_core.io import sha256_file
 from hrr_core.models.backbones import BackboneConfig
 from hrr_core.models.hrr import HRRConfig
 
-_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures",
-                                               Path(__file__).with_name("detector_fixtures.py"))
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    return {"classifier": fx.make_classifier_dir(root), "hrr": fx.make_hrr_dir(root)}
 
 
 def _edit_card(folder: Path, edit) -> Path:
@@ -90,13 +79,13 @@ def test_missing_card_and_folder(tiny_models, tmp_path):
         load_detector(tmp_path / "nope", "cpu")
 
 
-def test_card_needs_best_and_the_ldm(tmp_path):
-    cfg = HRRConfig(backbone=BackboneConfig(**fx.TINY_BACKBONE), msr=fx.TINY_MSR)
+def test_card_needs_best_and_the_ldm(detectors, tmp_path):
+    cfg = HRRConfig(backbone=BackboneConfig(**detectors.TINY_BACKBONE), msr=detectors.TINY_MSR)
     with pytest.raises(FileNotFoundError, match="best"):
-        fx.write_card(tmp_path, "x", "hrr", cfg)
+        detectors.write_card(tmp_path, "x", "hrr", cfg)
     (tmp_path / "best").mkdir()
     with pytest.raises(ValueError, match="retrospection_ldm_dir"):
-        fx.write_card(tmp_path, "x", "hrr", cfg)
+        detectors.write_card(tmp_path, "x", "hrr", cfg)
 
 
 # ---------------------------------------------------------------- tampering
@@ -190,12 +179,12 @@ def test_an_unreadable_weights_file_is_refused_without_a_traceback(tiny_models, 
     _refused(bad, "cannot be read", weights)
 
 
-def test_the_ldm_copy_leaves_pickles_behind(tmp_path):
+def test_the_ldm_copy_leaves_pickles_behind(detectors, tmp_path):
     """Carrying a diffusers folder that also ships .bin duplicates copies the safetensors only."""
-    root = fx.make_hrr_dir(tmp_path)
+    root = detectors.make_hrr_dir(tmp_path)
     src = tmp_path / "retrospection_ldm"
     (src / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04")
-    cfg = HRRConfig(backbone=BackboneConfig(**fx.TINY_BACKBONE), msr=fx.TINY_MSR)
-    fx.write_card(root, "tiny_hrr", "hrr", cfg, ldm_dir=src)
+    cfg = HRRConfig(backbone=BackboneConfig(**detectors.TINY_BACKBONE), msr=detectors.TINY_MSR)
+    detectors.write_card(root, "tiny_hrr", "hrr", cfg, ldm_dir=src)
     assert not (root / "retrospection_ldm" / "unet" / "diffusion_pytorch_model.bin").exists()
     assert check_card(root).ldm_dir.is_dir()

@@ -1,9 +1,8 @@
 """hrr-detect: exit codes, output files, messages; the tiny checkpoints and the bad-input
-corpus come from detector_fixtures.py."""
+corpus are tests/conftest.py's ``tiny_models`` and ``corpus``."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -19,22 +18,12 @@ import torch
 from hrr_core.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
 from hrr_core.card import CARD_FILE
 
-_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures", Path(__file__).with_name("detector_fixtures.py"))
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return helpers.make_classifier_dir(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> dict[str, tuple[str, bool]]:
-    return helpers.make_corpus(tmp_path_factory.mktemp("corpus") / "inputs")
+@pytest.fixture()
+def model_dir(tiny_models) -> Path:
+    return tiny_models["classifier"]
 
 
 def _shown(path: str) -> str:

@@ -6,8 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hrr_core.schema import PROFILES, config_from_dict, load_config
-from hrr_core.confutil import ConfigError
+from hrr_core.schema.benchmark import BenchmarkConfig
+from hrr_core.benchmark.external import RealBenchmarkSelection
+from hrr_core.benchmark.generators import ZooConfig
+from hrr_core.schema import PROFILES, EvaluateConfig, config_from_dict, load_config
+from hrr_core.confutil import ConfigError, from_dict, to_dict
+from hrr_core.schema.retrospection import RetrospectionConfig
+from hrr_core.schema.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -27,6 +32,18 @@ def test_profiles_scale_the_study():
     assert smoke.benchmark.max_photos is not None and default.benchmark.max_photos is None
     assert smoke.train_config("cnn").max_steps is not None
     assert smoke.model_config("cnn").backbone.name == "small_resnet"
+
+
+# Sections whose dataclass defaults must be params.yaml's default profile, so code and tests that
+# build a section from its defaults (or from a partial dict) get the study's values. (study: see
+# StudyConfig in hrr_core/config.py, whose cross_train / max_images defaults still differ.)
+@pytest.mark.parametrize("section, cls", [
+    ("benchmark", BenchmarkConfig), ("real_benchmark", RealBenchmarkSelection), ("zoo", ZooConfig),
+    ("train", TrainConfig), ("retrospection", RetrospectionConfig), ("evaluate", EvaluateConfig),
+])
+def test_dataclass_defaults_are_the_default_profile(section, cls):
+    raw = load_config(ROOT / "params.yaml", "default").to_dict()[section]
+    assert to_dict(from_dict(cls, raw, section)) == to_dict(cls())
 
 
 def mutate(path: str, value):
@@ -52,7 +69,7 @@ def mutate(path: str, value):
         ("methods.cnn.train_generators", ["dalle"], "methods.cnn.train_generators", "families"),
         ("methods.cnn.model.backbone.name", "vit", "methods.cnn.model.backbone.name", "efficientnet_lite0"),
         ("methods.hrr.model.msr.input_size", 999, "methods.hrr.model.msr.input_size", "smallest scale side"),
-        ("zoo.vae.steps", -1, "zoo.vae.steps", ">= 0"),
+        ("zoo.vae.ldm.vae_steps", -1, "zoo.vae.ldm.vae_steps", ">= 0"),
         ("train.device", "cuda", "train.device", "top-level `device:`"),
         ("profiles.full.train.epochz", 3, "profiles.full -> train.epochz", "unknown key"),
     ],

@@ -26,6 +26,20 @@ class Outer:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Family:
+    inner: Inner = field(default_factory=lambda: Inner(lr=0.5, kind="b"))
+    outer: Outer = field(default_factory=lambda: Outer(name="fam", inner=Inner(lr=0.25)))
+
+
+def test_partial_nested_override_starts_from_the_field_default():
+    cfg = from_dict(Family, {"inner": {"lr": 2}, "outer": {"steps": 9, "inner": {"kind": "b"}}})
+    assert cfg.inner == Inner(lr=2.0, kind="b")  # kind from the field default, not Inner's "a"
+    assert cfg.outer == Outer(name="fam", steps=9, inner=Inner(lr=0.25, kind="b"))
+    assert from_dict(Family, {}) == Family()
+    assert from_dict(Outer, {"name": "x", "inner": {"kind": "b"}}).inner == Inner(kind="b")
+
+
 def test_builds_nested_and_coerces():
     cfg = from_dict(Outer, {"name": "x", "sizes": [64, 96], "inner": {"lr": 1}, "extra": {"a": 1}})
     assert cfg.sizes == (64, 96) and cfg.inner.lr == 1.0 and isinstance(cfg.inner.lr, float)

@@ -3,7 +3,6 @@ unusual files, batched by size, decoded in worker processes, order- and batch-in
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -14,23 +13,8 @@ from PIL import Image
 from hrr_core.data.walk import expand_inputs
 from hrr_core.inference import load_detector
 
-_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures",
-                                               Path(__file__).with_name("detector_fixtures.py"))
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    return {"classifier": fx.make_classifier_dir(root), "hrr": fx.make_hrr_dir(root)}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> dict[str, tuple[str, bool]]:
-    return fx.make_corpus(tmp_path_factory.mktemp("corpus") / "inputs")
 
 
 def test_corpus_is_big_enough(corpus):
@@ -38,24 +22,24 @@ def test_corpus_is_big_enough(corpus):
 
 
 @pytest.mark.parametrize("kind, workers", [("classifier", 0), ("classifier", 2), ("hrr", 0)])
-def test_every_corpus_file_gets_a_prediction_or_a_clear_failure(tiny_models, corpus, kind, workers):
+def test_every_corpus_file_gets_a_prediction_or_a_clear_failure(detectors, tiny_models, corpus, kind, workers):
     detector = load_detector(tiny_models[kind], device="cpu")
     files, failures = expand_inputs([p for p, _ in corpus.values()])
     report = detector.predict_paths(files, batch_size=3, workers=workers)
     failures = dict(failures + report.failures)
     predicted = set(report.results["path"])
     for name, (path, ok) in corpus.items():
-        shown = fx.shown(path)
+        shown = detectors.shown(path)
         assert (shown in predicted) == ok, (name, failures.get(shown))
         assert (shown in failures) != ok, name
     r = report.results
     assert list(r.columns) == ["path", "prob_generated", "label", "threshold", "model"]
-    assert list(r["path"]) == [fx.shown(f) for f in files if fx.shown(f) in predicted]  # input order
+    assert list(r["path"]) == [detectors.shown(f) for f in files if detectors.shown(f) in predicted]  # input order
     assert r["prob_generated"].between(0, 1).all() and set(r["label"]) <= {"generated", "real"}
     assert (r["label"] == np.where(r["prob_generated"] >= detector.threshold, "generated", "real")).all()
-    assert "pixels" in failures[fx.shown(corpus["bomb.png"][0])]
-    assert "short side of at least" in failures[fx.shown(corpus["strip_1x4000.png"][0])]
-    assert "empty" in failures[fx.shown(corpus["empty.png"][0])]
+    assert "pixels" in failures[detectors.shown(corpus["bomb.png"][0])]
+    assert "short side of at least" in failures[detectors.shown(corpus["strip_1x4000.png"][0])]
+    assert "empty" in failures[detectors.shown(corpus["empty.png"][0])]
     assert "caf\\xe9.png" in " ".join(predicted)
 
 

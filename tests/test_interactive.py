@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from hrr_core import interactive
 from hrr_core.interactive import SCRATCH, ensure, has_outputs, open_stage, pipeline_graph, stage_outputs, upstream
@@ -16,9 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
-def project(tmp_path) -> Path:
-    """An empty project: the real params.yaml, dvc.yaml and dvc.code.yaml, no outputs."""
-    for name in ("params.yaml", "dvc.yaml", "dvc.code.yaml"):
+def project(tmp_path, make_params) -> Path:
+    """An empty project: tests/conftest.py's tiny params (profile default, one ablation row) as
+    params.yaml, the real dvc.yaml (the stage graph under test), no outputs."""
+    no_msr = {"msr": {"enabled": False}, "backbone": {"in_channels": 3}}
+    params = make_params(profile="default", ablations={"no_msr": no_msr}, ablation_run=["no_msr"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for name in ("dvc.yaml", "dvc.code.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 

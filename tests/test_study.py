@@ -2,14 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hrr_core.schema import load_config
+from hrr_core.schema import config_from_dict
 from hrr_core.confutil import ConfigError
 from hrr_core.pipeline.study import robustness_sample, study_runs, summarise, variant
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config("params.yaml", "default")
+@pytest.fixture()
+def cfg(tiny_config):
+    """tests/conftest.py's tiny study config (seeds [0, 1], cross_train [ldm_img2img, pixel_ddpm])."""
+    return tiny_config
 
 
 def test_study_runs_put_the_main_model_first_without_duplicates(cfg):
@@ -28,9 +29,9 @@ def test_variant_changes_only_the_method_seed_and_generators(cfg):
     assert v.method("hrr") == cfg.method("hrr")
 
 
-def test_cross_train_must_name_benchmark_families():
+def test_cross_train_must_name_benchmark_families(make_params):
     with pytest.raises(ConfigError, match="study.cross_train"):
-        load_config("params.yaml", "default", {"study": {"cross_train": ["dalle"]}})
+        config_from_dict(make_params(study={"cross_train": ["dalle"]}))
 
 
 def test_robustness_sample_is_stratified_and_fixed():

@@ -5,6 +5,7 @@ offline), is downscaled to at most ``MAX_SIDE`` px on its long side (Lanczos, an
 stored as a JPEG at quality 95 with 4:4:4 chroma. ``provenance.csv`` records, per photo, where it
 came from (package, exact version, package-relative path, source sha256), its licence and author,
 and the sha256 of the stored file. Photos keep their own licences: see ``LICENSES.md`` beside them.
+The photos to fetch are data, not code: ``seed_sources.csv`` beside this module (see :func:`load_sources`).
 
     python -m hrr_core.benchmark.photos rebuild --dest data/seed [--workdir DIR]
     python -m hrr_core.benchmark.photos verify --dir data/seed
@@ -13,9 +14,11 @@ and the sha256 of the stored file. Photos keep their own licences: see ``LICENSE
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import hashlib
 import io
+import re
 import subprocess
 import sys
 import tempfile
@@ -41,14 +44,21 @@ COLUMNS = (
 
 
 # ---------------------------------------------------------------------------------------------
-# The declarative source list
+# The declarative source list: seed_sources.csv beside this module
 # ---------------------------------------------------------------------------------------------
+
+SOURCES_CSV = Path(__file__).with_name("seed_sources.csv")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+KINDS = ("pip", "deb")
+
 
 @dataclass(frozen=True)
 class PhotoSource:
-    """One photo inside one pinned package. ``licence`` is the per-file statement where the
-    package makes one (lomiri copyright stanzas, palapeli .desktop, plasma metadata.json,
-    scikit-image loader docstrings), ``package_licence`` the package-wide one."""
+    """One photo inside one pinned package (one row of ``seed_sources.csv``). ``licence`` is the
+    per-file statement where the package makes one (scikit-image loader docstrings, scikit-learn's
+    images README.txt, mate/lomiri debian/copyright stanzas, plasma metadata.json KPlugin.License,
+    palapeli .desktop X-KDE-PluginInfo-License), ``package_licence`` the package-wide one;
+    ``group`` ties photos of one scene (the two Middlebury motorcycle views) to one split."""
 
     id: str
     group: str
@@ -61,104 +71,39 @@ class PhotoSource:
     author: str
 
 
-def _pkg(kind: str, package: str, version: str, package_licence: str, prefix: str, rows) -> list[PhotoSource]:
-    """Expand ``(name, path, licence, author[, group])`` rows of one package into sources."""
-    out = []
-    for name, path, licence, author, *group in rows:
-        pid = f"{prefix}-{name}"
-        out.append(PhotoSource(pid, group[0] if group else pid, kind, package, version, path,
-                               licence, package_licence, author))
-    return out
+def load_sources(path: str | Path = SOURCES_CSV) -> tuple[PhotoSource, ...]:
+    """The photo sources listed in ``path`` (CSV, one row per photo, columns = the fields of
+    :class:`PhotoSource`), validated: every value non-empty without surrounding spaces, ``kind``
+    pip or deb, ids unique and usable as file names. Errors name the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"photo source list {path} not found; it ships with hrr_core (package data)")
+    fields = [f.name for f in dataclasses.fields(PhotoSource)]
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != fields:
+            raise ValueError(f"{path}: columns are {reader.fieldnames}; expected exactly {fields}")
+        sources, seen = [], {}
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            bad = [k for k in fields if not row[k] or row[k] != row[k].strip()]
+            if None in row or bad:
+                raise ValueError(f"{where}: {'too many values' if None in row else f'empty or padded {bad}'}; "
+                                 f"give each of {fields} a value")
+            if row["kind"] not in KINDS:
+                raise ValueError(f"{where}: kind {row['kind']!r}; use one of {', '.join(KINDS)}")
+            if not _ID.fullmatch(row["id"]):
+                raise ValueError(f"{where}: id {row['id']!r} is not a file name stem (letters, digits, _ . -)")
+            if row["id"] in seen:
+                raise ValueError(f"{where}: id {row['id']!r} already on line {seen[row['id']]}; ids must be unique")
+            seen[row["id"]] = reader.line_num
+            sources.append(PhotoSource(**row))
+    if not sources:
+        raise ValueError(f"{path}: no photo rows")
+    return tuple(sources)
 
 
-_SK = "skimage/data/"
-# Middlebury states no licence; the only grant is the wheel's package-wide one (LICENSES.md).
-_MOTORCYCLE_LICENCE = "BSD-3-Clause as redistributed by scikit-image (Middlebury 2014 stereo; authors state none)"
-_SK_ROWS = [  # licence and author as stated in each scikit-image 0.26.0 loader docstring
-    ("astronaut", _SK + "astronaut.png", "Public domain", "NASA (Eileen Collins)"),
-    ("chelsea", _SK + "chelsea.png", "CC0-1.0", "Stefan van der Walt"),
-    ("coffee", _SK + "coffee.png", "CC0-1.0", "Rachel Michetti (courtesy of Pikolo Espresso Bar)"),
-    ("hubble_deep_field", _SK + "hubble_deep_field.jpg", "Public domain", "NASA"),
-    ("motorcycle_left", _SK + "motorcycle_left.png", _MOTORCYCLE_LICENCE,
-     "N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, D. Scharstein (Middlebury College)",
-     "skimage-motorcycle"),
-    ("motorcycle_right", _SK + "motorcycle_right.png", _MOTORCYCLE_LICENCE,
-     "N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, D. Scharstein (Middlebury College)",
-     "skimage-motorcycle"),
-    ("retina", _SK + "retina.jpg", "CC0-1.0", "Mikael Häggström"),
-    ("rocket", _SK + "rocket.jpg", "Public domain", "SpaceX"),
-    ("brick", _SK + "brick.png", "CC0-1.0", "CC0Textures (Bricks25)"),
-    ("camera", _SK + "camera.png", "CC0-1.0", "Lav Varshney"),
-    ("clock_motion", _SK + "clock_motion.png", "Public domain", "Stefan van der Walt"),
-    ("coins", _SK + "coins.png", "No known copyright restrictions", "Brooklyn Museum"),
-    ("grass", _SK + "grass.png", "CC0-1.0", "linolafett (DeviantArt)"),
-    ("gravel", _SK + "gravel.png", "CC0-1.0", "CC0Textures (Gravel04)"),
-    ("moon", _SK + "moon.png", "BSD-3-Clause (scikit-image LICENSE.txt Files: *; author unknown)", "unknown"),
-]
-_SL = "sklearn/datasets/images/"
-_SL_ROWS = [  # sklearn/datasets/images/README.txt
-    ("china", _SL + "china.jpg", "CC-BY-2.0", "danielbuechele (Flickr)"),
-    ("flower", _SL + "flower.jpg", "CC-BY-2.0", "danielbuechele per README.txt (source URL is Flickr user vultilion)"),
-]
-_MATE = "usr/share/backgrounds/mate/nature/"
-_MATE_ROWS = [(n.lower(), f"{_MATE}{n}.jpg", "GPL-2+", a) for n, a in [  # debian/copyright stanzas
-    ("Aqua", "Charles Barbin"), ("Blinds", "Lennart Poettering, Andrea Cimitan"),
-    ("Dune", "Marco Cogoni, Hylke Bons"), ("FreshFlower", "Jens Ansorg"),
-    ("Garden", "Charles Barbin"), ("GreenMeadow", "Timothy Schellhase, Lapo Calamandrei"),
-    ("LadyBird", "Charles Barbin"), ("RainDrops", "blackcombwhistler07"),
-    ("Storm", "Sergey Nazarov"), ("TwoWings", "Charles Barbin, Hylke Bons"),
-    ("Wood", "Jean-François Fortin Tam"), ("YellowFlower", "Charles Barbin"),
-]]
-_PLASMA_ROWS = [  # usr/share/wallpapers/<Name>/metadata.json (KPlugin.Authors, KPlugin.License)
-    (n.lower(), f"usr/share/wallpapers/{n}/contents/images/2560x1600.jpg", "LGPL-3.0-only (metadata.json: LGPLv3)", a)
-    for n, a in [
-        ("BytheWater", "Maciej Wiklo"), ("ColdRipple", "Risto Saukonpää"), ("ColorfulCups", "Dmitri Popov"),
-        ("DarkestHour", "Risto Saukonpää"), ("EveningGlow", "Ian Hex"), ("FallenLeaf", "Martin Klapetek"),
-        ("Grey", "Sigi Sagi"), ("Kite", "Risto Saukonpää"), ("OneStandsOut", "Risto Saukonpää"),
-        ("Path", "Risto Saukonpää"), ("summer_1am", "Risto Saukonpää"),
-    ]
-]
-_LOMIRI_16_ROWS = [  # debian/copyright "Files: 16.04/<file>" stanzas
-    (f.split("_by_")[0].lower(), f"usr/share/backgrounds/{f}.jpg", lic, a) for f, lic, a in [
-        ("Bridge_by_Sander_Klootwijk", "CC-BY-SA-4.0", "Sander Klootwijk, 2018"),
-        ("Dragonfly_by_Bolly", "CC-BY-SA-4.0", '"Bolly", 2018'),
-        ("Picture_0B_by_freespace", "CC-BY-4.0", 'Trevor "Freespace", 2018'),
-        ("Picture_1A_by_freespace", "CC-BY-4.0", 'Trevor "Freespace", 2018'),
-        ("Wine_by_Jakkub_Mede", "CC-BY-4.0", "Jakub Mede, 2018"),
-        ("aitzgorri_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
-        ("free_by_Peter_Nerlich", "CC-BY-SA-4.0", "Peter Nerlich, 2018"),
-        ("friends_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
-        ("greentock_by_Peter_Nerlich", "CC-BY-SA-4.0", "Peter Nerlich, 2018"),
-        ("life_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
-        ("picosdeeuropa_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
-        ("seeding_by_Clements_Engelhardt", "CC0-1.0", "Clemens Engelhardt, 2018"),
-        ("sunset_by_Aitzol_Berasategi", "CC-BY-4.0", "Aitzol Berasategi, 2018"),
-    ]
-]
-_PALAPELI = "usr/share/palapeli/collection/"
-_PALAPELI_ROWS = [  # <name>.desktop: X-KDE-PluginInfo-Author / -License
-    ("castle-maintenon", _PALAPELI + "castle-maintenon.jpg", "GFDL, no version stated (.desktop: FDL)", "Eric Pouhier"),
-    ("cincinnati-bridge", _PALAPELI + "cincinnati-bridge.jpg", "Public domain", "Derek Jensen"),
-    ("citrus-fruits", _PALAPELI + "citrus-fruits.jpg", "Public domain", "US Department of Agriculture"),
-    ("european-honey-bee", _PALAPELI + "european-honey-bee.jpg", "Public domain", "John Severns"),
-    ("panther-chameleon-female", _PALAPELI + "panther-chameleon-female.jpg", "GFDL, no version stated (.desktop: GNU-FDL)",
-     "B. Navez and others"),
-]
-
-SOURCES: tuple[PhotoSource, ...] = tuple(
-    _pkg("pip", "scikit-image", "0.26.0", "BSD-3-Clause (LICENSE.txt Files: *)", "skimage", _SK_ROWS)
-    + _pkg("pip", "scikit-learn", "1.9.1", "CC-BY-2.0 (images README.txt)", "sklearn", _SL_ROWS)
-    + _pkg("pip", "matplotlib", "3.11.2", "PSF-based matplotlib licence (code)", "mpl", [
-        ("grace_hopper", "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
-         "Public domain (U.S. Navy official photograph)", "U.S. Navy")])
-    + _pkg("deb", "mate-backgrounds", "1.26.0-1", "GPL-2+", "mate", _MATE_ROWS)
-    + _pkg("deb", "plasma-workspace-wallpapers", "4:5.27.5-2", "GPL-2+ (debian/copyright Files: *)",
-           "plasma", _PLASMA_ROWS)
-    + _pkg("deb", "lomiri-wallpapers-16.04", "20.04.0-2", "per file (debian/copyright)", "lomiri", _LOMIRI_16_ROWS)
-    + _pkg("deb", "lomiri-wallpapers-20.04", "20.04.0-2", "per file (debian/copyright)", "lomiri", [
-        ("kleiber", "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg", "CC-BY-SA-3.0", "Lukas Baubkus, 2021")])
-    + _pkg("deb", "palapeli-data", "4:22.12.3-1", "GPL-2+ (debian/copyright Files: *)", "palapeli", _PALAPELI_ROWS)
-)
+SOURCES: tuple[PhotoSource, ...] = load_sources()
 
 
 # ---------------------------------------------------------------------------------------------

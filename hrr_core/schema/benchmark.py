@@ -18,7 +18,7 @@ class BenchmarkConfig:
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
     crop_sizes: tuple[int, ...] = (64, 96, 128)
-    crops_per_size: int = 6
+    crops_per_size: int = 4
     short_side_range: tuple[int, int] = (256, 512)
     max_photos: int | None = None
     codec: Literal["png", "jpeg"] = "png"

@@ -17,7 +17,7 @@ METHOD_CONFIGS: dict[str, str] = {
     "npr": "hrr_core.schema.baselines:NPRConfig",
     "dire": "hrr_core.schema.baselines:DIREConfig",
     "univfd": "hrr_core.schema.baselines:UnivFDConfig",
-    "aeroblade": "hrr_core.models.baselines.aeroblade:AEROBLADEConfig",
+    "aeroblade": "hrr_core.schema.baselines:AEROBLADEConfig",
     "spectrum_lr": "hrr_core.schema.baselines:SpectrumLRConfig",
     "safe": "hrr_core.schema.baselines:SAFEConfig",
     "bsf": "hrr_core.schema.baselines:BSFConfig",

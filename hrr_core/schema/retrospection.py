@@ -17,7 +17,9 @@ class RetrospectionConfig:
     ``pretrained_unet_dir`` (and ``pretrained_vae_dir`` for a latent model) to a local
     diffusers-format checkpoint, e.g. Stable Diffusion's ``unet/`` and ``vae/`` folders."""
 
-    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(space="pixel", max_train_timestep=300, seed=777))
+    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
+        space="pixel", unet_block_out_channels=(32, 64), max_train_timestep=300, train_crop=48, unet_steps=400,
+        seed=777))
     pretrained_vae_dir: str | None = None
     pretrained_unet_dir: str | None = None
     batch_size: int = 32

@@ -10,19 +10,18 @@ from hrr_core.confutil import check
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train (params.yaml ``train:``). Smoke: epochs=1, batch_size=8, max_steps=4;
-    default: epochs=20, batch_size=32, lr=1e-4; full: epochs=50, batch_size=64, amp=auto."""
+    """How to train (params.yaml ``train:``); the defaults are its ``default`` profile."""
 
-    epochs: int = 1
+    epochs: int = 3
     batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.0
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: float = 0.9  # SGD only
-    scheduler: Literal["none", "cosine"] = "none"
-    warmup_steps: int = 0
+    scheduler: Literal["none", "cosine"] = "cosine"
+    warmup_steps: int = 20
     grad_accum: int = 1
-    grad_clip: float | None = None
+    grad_clip: float | None = 5.0
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     channels_last: bool = False
     compile: bool = False
@@ -31,7 +30,7 @@ class TrainConfig:
     deterministic: bool = False
     num_workers: int = 0
     seed: int = 0
-    log_every_steps: int = 50
+    log_every_steps: int = 20
     max_steps: int | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     find_unused_parameters: bool = False  # multi-process only: DDP option for parameters without gradients

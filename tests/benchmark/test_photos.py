@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -67,9 +70,44 @@ def test_each_photo_loads_as_rgb_uint8_within_size(table):
     assert load_seed_photo(SEED, "skimage-camera").shape == (512, 512, 3)
 
 
-def test_total_size_within_budget(table):
+def test_verify_reports_a_set_over_the_size_budget(monkeypatch, table):
     total = sum((SEED / f).stat().st_size for f in table["file"])
-    assert total <= MAX_TOTAL_BYTES <= 20 * 1024 * 1024
+    assert total <= MAX_TOTAL_BYTES
+    monkeypatch.setattr(photos, "MAX_TOTAL_BYTES", total - 1)
+    assert [p for p in verify_seed_set(SEED) if "over" in p] == [
+        f"seed set is {total / 2**20:.1f} MiB, over {(total - 1) / 2**20:.0f} MiB"]
+
+
+def test_source_list_is_the_shipped_csv_and_loads_again():
+    assert photos.SOURCES_CSV.is_file() and photos.load_sources(photos.SOURCES_CSV) == SOURCES
+    assert {s.kind for s in SOURCES} == {"pip", "deb"} and len({s.id for s in SOURCES}) == len(SOURCES) == 60
+
+
+@pytest.mark.parametrize("row, changes, message", [
+    (0, {"kind": "conda"}, "line 2: kind 'conda'"),
+    (1, {"id": "skimage-astronaut"}, "line 3: id 'skimage-astronaut' already on line 2"),
+    (0, {"author": ""}, "line 2: empty or padded ['author']"),
+    (1, {"licence": " CC0-1.0"}, "line 3: empty or padded ['licence']"),
+    (0, {"id": "a/b"}, "line 2: id 'a/b' is not a file name stem"),
+])
+def test_source_list_errors_name_the_file_and_line(tmp_path, row, changes, message):
+    fields = [f.name for f in dataclasses.fields(photos.PhotoSource)]
+    rows = [dataclasses.asdict(s) for s in SOURCES[:2]]
+    rows[row].update(changes)
+    path = tmp_path / "sources.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ValueError, match=re.escape(f"{path}, {message}")):
+        photos.load_sources(path)
+
+
+def test_source_list_with_wrong_columns_fails_naming_them(tmp_path):
+    path = tmp_path / "sources.csv"
+    path.write_text("id,group,kind\na,a,pip\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}: columns are ['id', 'group', 'kind']")):
+        photos.load_sources(path)
 
 
 def test_licences_file_exists_and_names_every_photo(table):

@@ -1,5 +1,5 @@
 import hashlib
-import importlib.util
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,10 +10,6 @@ from hrr_core.data.adapters import RealBenchmarkConfig, build_manifest, split_ru
 from hrr_core.data.manifest import check_no_leakage, read_manifest
 from hrr_core.data.adapters.cocofake import coco_id
 from hrr_core.data.walk import BadFile, iter_image_files, probe_image
-
-_spec = importlib.util.spec_from_file_location("hrr_data_fixtures", Path(__file__).with_name("fixtures.py"))
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 
 def cfg(**kw):
@@ -27,7 +23,7 @@ def counts(df):
 # ---------------------------------------------------------------- walk
 
 
-def test_walk_matches_extensions_case_insensitively_and_skips_others(tmp_path):
+def test_walk_matches_extensions_case_insensitively_and_skips_others(tmp_path, fx):
     for name in ("a.jpg", "b.JPEG", "c.png", "d.webp", "e.Png"):
         fx.write_image(tmp_path / "x" / "y" / name)
     (tmp_path / "x" / "notes.txt").write_text("no")
@@ -35,7 +31,7 @@ def test_walk_matches_extensions_case_insensitively_and_skips_others(tmp_path):
     assert sorted(Path(p).name for p in iter_image_files(tmp_path)) == ["a.jpg", "b.JPEG", "c.png", "d.webp", "e.Png"]
 
 
-def test_probe_reports_bad_files_and_decode_catches_truncation(tmp_path):
+def test_probe_reports_bad_files_and_decode_catches_truncation(tmp_path, fx):
     with pytest.raises(BadFile, match="empty"):
         probe_image(str(fx.write_empty(tmp_path / "e.png")))
     with pytest.raises(BadFile, match="not a readable image"):
@@ -53,7 +49,7 @@ def test_probe_reports_bad_files_and_decode_catches_truncation(tmp_path):
 # ---------------------------------------------------------------- ForenSynths
 
 
-def test_forensynths_4class_preset(tmp_path):
+def test_forensynths_4class_preset(tmp_path, fx):
     fx.make_forensynths(tmp_path, n=2)
     df = build_manifest(cfg(kind="forensynths", root=str(tmp_path)))
     # train/val: 4 of the 5 classes (dog left out) x 2 labels x 2; test: progan+stylegan x 2 classes + biggan
@@ -70,7 +66,7 @@ def test_forensynths_4class_preset(tmp_path):
     check_no_leakage(df)
 
 
-def test_forensynths_20class_and_test_override(tmp_path):
+def test_forensynths_20class_and_test_override(tmp_path, fx):
     fx.make_forensynths(tmp_path, n=1)
     df = build_manifest(cfg(kind="forensynths", root=str(tmp_path), preset="forensynths_20class", test_generators=["biggan"]))
     assert "dog" in set(df.loc[df.split == "train", "subset"])
@@ -80,7 +76,7 @@ def test_forensynths_20class_and_test_override(tmp_path):
 # ---------------------------------------------------------------- DiffusionForensics
 
 
-def test_diffusionforensics_dire_preset_and_shared_reals(tmp_path):
+def test_diffusionforensics_dire_preset_and_shared_reals(tmp_path, fx):
     fx.make_diffusionforensics(tmp_path, n=2)
     df = build_manifest(cfg(kind="diffusionforensics", root=str(tmp_path)))
     train = df[df.split == "train"]
@@ -94,7 +90,7 @@ def test_diffusionforensics_dire_preset_and_shared_reals(tmp_path):
     assert set(df.loc[df.label == 0, "format"]) == {"jpeg"} and set(df.loc[df.label == 1, "format"]) == {"png"}
 
 
-def test_diffusionforensics_tree_and_generator_override(tmp_path):
+def test_diffusionforensics_tree_and_generator_override(tmp_path, fx):
     fx.make_diffusionforensics(tmp_path, n=1)
     df = build_manifest(cfg(kind="diffusionforensics", root=str(tmp_path), tree="recons", train_generators=["ddpm"], test_generators=["adm"]))
     assert df["path"].str.startswith("recons/").all()
@@ -106,7 +102,7 @@ def test_diffusionforensics_tree_and_generator_override(tmp_path):
 # ---------------------------------------------------------------- GenImage
 
 
-def test_genimage_sd14_preset(tmp_path):
+def test_genimage_sd14_preset(tmp_path, fx):
     fx.make_genimage(tmp_path, n=40)
     df = build_manifest(cfg(kind="genimage", root=str(tmp_path)))
     fit = df[df.split.isin(["train", "val"])]
@@ -120,7 +116,7 @@ def test_genimage_sd14_preset(tmp_path):
     check_no_leakage(df)
 
 
-def test_genimage_train_override_gives_the_matrix_row(tmp_path):
+def test_genimage_train_override_gives_the_matrix_row(tmp_path, fx):
     fx.make_genimage(tmp_path, n=8)
     df = build_manifest(cfg(kind="genimage", root=str(tmp_path), train_generators=["adm"]))
     assert set(df.loc[df.split != "test", "generator"]) == {"adm"}
@@ -129,7 +125,7 @@ def test_genimage_train_override_gives_the_matrix_row(tmp_path):
 # ---------------------------------------------------------------- cocoFake
 
 
-def test_cocofake_split_by_coco_id_and_balanced(tmp_path):
+def test_cocofake_split_by_coco_id_and_balanced(tmp_path, fx):
     fx.make_cocofake(tmp_path)
     df = build_manifest(cfg(kind="cocofake", root=str(tmp_path), seed=3))
     check_no_leakage(df)
@@ -145,7 +141,7 @@ def test_cocofake_split_by_coco_id_and_balanced(tmp_path):
     assert set(df.loc[df.source.str.match(r"coco:\d$|coco:1[01]$"), "split"]) == {"train"}
 
 
-def test_cocofake_seed_changes_the_fake_not_the_split(tmp_path):
+def test_cocofake_seed_changes_the_fake_not_the_split(tmp_path, fx):
     fx.make_cocofake(tmp_path, train_ids=range(1, 4), val_ids=range(100, 140))
     a = build_manifest(cfg(kind="cocofake", root=str(tmp_path), seed=0))
     b = build_manifest(cfg(kind="cocofake", root=str(tmp_path), seed=1))
@@ -154,7 +150,7 @@ def test_cocofake_seed_changes_the_fake_not_the_split(tmp_path):
     assert set(a.loc[a.label == 1, "path"]) != set(b.loc[b.label == 1, "path"])
 
 
-def test_cocofake_ids_and_alternative_layouts(tmp_path):
+def test_cocofake_ids_and_alternative_layouts(tmp_path, fx):
     assert coco_id("real/val2014/COCO_val2014_000000000042.jpg", 0) == "42"
     assert coco_id("fake/val2014/42/42_3.png", 1) == "42" and coco_id("fake/val2014/000042_3.png", 1) == "42"
     fx.write_image(tmp_path / "real" / "validation" / "data" / "000000000042.jpg")  # FiftyOne export
@@ -164,7 +160,7 @@ def test_cocofake_ids_and_alternative_layouts(tmp_path):
     assert list(df.source) == ["coco:42", "coco:42"] and sorted(df.label) == [0, 1]
 
 
-def test_forensynths_release_folder_names(tmp_path):
+def test_forensynths_release_folder_names(tmp_path, fx):
     for top in ("progan_train", "progan_val"):
         fx.write_image(tmp_path / top / "car" / "0_real" / "1.png")
         fx.write_image(tmp_path / top / "car" / "1_fake" / "1.png")
@@ -177,7 +173,7 @@ def test_forensynths_release_folder_names(tmp_path):
 # ---------------------------------------------------------------- generic folder and list
 
 
-def test_folder_tree_and_nested_label_names(tmp_path):
+def test_folder_tree_and_nested_label_names(tmp_path, fx):
     fx.make_folder_tree(tmp_path, n=3)
     df = build_manifest(cfg(kind="folder", root=str(tmp_path)))
     assert counts(df) == {("train", 0): 3, ("train", 1): 3, ("test", 0): 6, ("test", 1): 6}
@@ -185,14 +181,14 @@ def test_folder_tree_and_nested_label_names(tmp_path):
     assert set(df.loc[df.generator == "flux", "format"]) == {"webp"}
 
 
-def test_folder_without_split_goes_to_test(tmp_path):
+def test_folder_without_split_goes_to_test(tmp_path, fx):
     fx.write_image(tmp_path / "real" / "a.jpg")
     fx.write_image(tmp_path / "fake" / "b.png")
     df = build_manifest(cfg(kind="folder", root=str(tmp_path)))
     assert list(df.split) == ["test", "test"] and list(df.generator) == ["unknown", "unknown"]
 
 
-def test_csv_list(tmp_path):
+def test_csv_list(tmp_path, fx):
     fx.write_image(tmp_path / "imgs" / "a.jpg")
     fx.write_image(tmp_path / "imgs" / "b.png")
     fx.write_empty(tmp_path / "imgs" / "c.png")
@@ -208,7 +204,7 @@ def test_csv_list(tmp_path):
 # ---------------------------------------------------------------- determinism, sampling, config
 
 
-def test_two_builds_write_identical_manifests(tmp_path):
+def test_two_builds_write_identical_manifests(tmp_path, fx):
     fx.make_forensynths(tmp_path / "fs", n=2)
     c = cfg(kind="forensynths", root=str(tmp_path / "fs"), checksums=True)
     p1 = write_benchmark_manifest(c, tmp_path / "a" / "manifest.csv")
@@ -220,7 +216,7 @@ def test_two_builds_write_identical_manifests(tmp_path):
     assert row["sha256"] == hashlib.sha256((tmp_path / "fs" / row["path"]).read_bytes()).hexdigest()
 
 
-def test_max_per_class_is_deterministic_and_bounded(tmp_path):
+def test_max_per_class_is_deterministic_and_bounded(tmp_path, fx):
     fx.make_genimage(tmp_path, n=40)
     c = cfg(kind="genimage", root=str(tmp_path), max_per_class=5, seed=7)
     a, b = build_manifest(c), build_manifest(c)
@@ -238,3 +234,39 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="root in params.yaml"):
         build_manifest(cfg(kind="genimage", root=str(tmp_path / "missing")))
     assert split_rules(cfg(kind="genimage", root="x", test_generators=["ADM"]))["test"]["generator"] == ["adm"]
+
+
+# ---------------------------------------------------------------- presets.yaml
+
+
+def test_shipped_presets_load_and_every_kind_has_a_default():
+    from hrr_core.data.adapters import DEFAULT_PRESETS, KINDS, PRESETS
+    from hrr_core.data.adapters.forensynths import FOUR_CLASSES
+    from hrr_core.data.adapters.presets import PRESETS_YAML, load_presets
+
+    assert load_presets(KINDS, PRESETS_YAML) == (PRESETS, DEFAULT_PRESETS) and set(DEFAULT_PRESETS) == set(KINDS)
+    assert PRESETS["forensynths_4class"]["splits"]["train"]["subset"] == list(FOUR_CLASSES)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d["presets"]["folder"]["splits"]["train"].update(grup=["train"]),
+     "presets.folder.splits.train.grup: unknown key"),
+    (lambda d: d["presets"]["cocofake"]["splits"]["val"].update(source_range=[0.5, 0.2]),
+     "presets.cocofake.splits.val.source_range"),
+    (lambda d: d["presets"]["csv"].update(kind="zip"), "presets.csv.kind"),
+    (lambda d: d["presets"]["folder"]["splits"].update(holdout={}), "presets.folder.splits"),
+    (lambda d: d["defaults"].update(genimage="cocofake"), "defaults.genimage"),
+    (lambda d: d["defaults"].pop("csv"), "defaults: got"),
+])
+def test_bad_presets_fail_naming_the_file_and_key(tmp_path, edit, words):
+    import yaml
+
+    from hrr_core.data.adapters import KINDS
+    from hrr_core.data.adapters.presets import PRESETS_YAML, load_presets
+
+    data = yaml.safe_load(PRESETS_YAML.read_text())
+    edit(data)
+    path = tmp_path / "presets.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {words}")):
+        load_presets(KINDS, path)

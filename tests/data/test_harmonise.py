@@ -1,4 +1,3 @@
-import importlib.util
 import io
 from pathlib import Path
 
@@ -11,17 +10,13 @@ from hrr_core.data.adapters import RealBenchmarkConfig, build_manifest, prepare_
 from hrr_core.data.harmonise import HarmoniseConfig, harmonise_image, harmonise_manifest
 from hrr_core.data.manifest import validate_manifest
 
-_spec = importlib.util.spec_from_file_location("hrr_data_fixtures", Path(__file__).with_name("fixtures.py"))
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
-
 
 def hcfg(**kw):
     return from_dict(HarmoniseConfig, kw, "harmonise")
 
 
 @pytest.fixture
-def dire(tmp_path):
+def dire(tmp_path, fx):
     """DiffusionForensics-like tree: JPEG 24 px reals, PNG 16 px fakes (the shortcut)."""
     fx.make_diffusionforensics(tmp_path / "bench", n=2, trees=("images",))
     return build_manifest(from_dict(RealBenchmarkConfig, {"kind": "diffusionforensics", "root": str(tmp_path / "bench")}))
@@ -48,7 +43,7 @@ def test_center_crop_keeps_pixels_when_large_enough():
         assert out.size == (10, 10) and out.convert("RGB").getpixel((5, 5)) == (255, 0, 0)
 
 
-def test_metadata_stripped_or_kept(tmp_path):
+def test_metadata_stripped_or_kept(tmp_path, fx):
     src = fx.write_image(tmp_path / "a.jpg", exif=True)
     with Image.open(src) as im:
         im.load()
@@ -57,7 +52,7 @@ def test_metadata_stripped_or_kept(tmp_path):
     assert not Image.open(io.BytesIO(stripped)).getexif() and Image.open(io.BytesIO(kept)).getexif()[0x010F] == "FixtureCam"
 
 
-def test_bad_files_are_skipped_and_reported_and_names_never_collide(tmp_path):
+def test_bad_files_are_skipped_and_reported_and_names_never_collide(tmp_path, fx):
     fx.write_image(tmp_path / "in" / "a.png")
     fx.write_image(tmp_path / "in" / "a.jpg")
     fx.write_corrupt(tmp_path / "in" / "c.png")
@@ -69,7 +64,7 @@ def test_bad_files_are_skipped_and_reported_and_names_never_collide(tmp_path):
     assert (tmp_path / "out" / "bad_files.csv").read_text().startswith("path,reason\nc.png,")
 
 
-def test_identity_config_copies_bytes(tmp_path):
+def test_identity_config_copies_bytes(tmp_path, fx):
     src = fx.write_image(tmp_path / "in" / "x.webp")
     df = pd.DataFrame([dict(id="x", path="x.webp", label=1, generator="g", source="x", split="test", width=16, height=16, format="webp", sha256="")])
     out = harmonise_manifest(df, tmp_path / "in", tmp_path / "out", hcfg(format="keep", strip_metadata=False))
@@ -83,7 +78,7 @@ def test_config_checks():
         hcfg(resize="crop")
 
 
-def test_prepare_stage_writes_raw_and_harmonised_manifests(tmp_path):
+def test_prepare_stage_writes_raw_and_harmonised_manifests(tmp_path, fx):
     fx.make_genimage(tmp_path / "bench", n=8)
     c = from_dict(RealBenchmarkConfig, {"kind": "genimage", "root": str(tmp_path / "bench"),
                                         "harmonise": {"format": "jpeg", "resize": "resize_short", "size": 16}}, "real_benchmarks.genimage")

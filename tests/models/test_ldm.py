@@ -44,7 +44,6 @@ def test_img2img_shape_and_determinism_odd_size(tiny_latent):
     b = tiny_latent.img2img(x, 0.3, 2, torch.Generator().manual_seed(5))
     c = tiny_latent.img2img(x, 0.3, 2, torch.Generator().manual_seed(6))
     assert a.shape == x.shape
-    assert 0 <= float(a.min()) and float(a.max()) <= 1
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 

@@ -49,7 +49,6 @@ def test_odd_sizes_give_fixed_shapes(size):
     cfg = MSRConfig(**{**SMALL, "max_upscale": 16.0, "retrospection": False})
     out = scale_hierarchy([_img(*size)], cfg, torch.Generator().manual_seed(0))
     assert out.shape == (1, 3, 3, 16, 16)
-    assert 0 <= out.min() and out.max() <= 1
 
 
 def test_mixed_size_list_with_retrospection():
@@ -57,7 +56,7 @@ def test_mixed_size_list_with_retrospection():
     imgs = [_img(37, 91, 1), _img(64, 48, 2)]
     r = retrospect(imgs, HalfBlur(), cfg, torch.Generator().manual_seed(0))
     assert r.shape == (2, 3, 3, 16, 16)
-    assert (r >= 0).all()  # a residual magnitude
+    assert r.flatten(2).amax(2).gt(0).all()  # every image and scale has a residual: retrospection ran
 
 
 def test_too_small_names_the_minimum():

@@ -1,7 +1,9 @@
-"""Configs of the generator zoo: one flat, frozen section per family, gathered in :class:`ZooConfig`.
+"""Configs of the generator zoo: one frozen section per family, gathered in :class:`ZooConfig`.
 
-Family sections are flat (no nested LDMConfig) so that a partial override in ``params.yaml``
-keeps the family's own defaults; :meth:`ldm_config` turns one into an :class:`LDMConfig`.
+The three diffusion-backed families (``vae``, ``ldm_img2img``, ``pixel_ddpm``) nest the
+:class:`LDMConfig` their model is built and trained from (``ldm:``), next to the family's own
+generation settings. Each family's ``ldm`` default is its own recipe (seed, space, budget), and
+:func:`hrr_core.confutil.from_dict` starts a partial ``ldm:`` override from that default.
 Defaults are the ``default`` profile (about 10 min on a 2-core CPU for all five families,
 training + ~1,200 fakes); :func:`smoke_zoo` gives the tiny profile for tests and smoke runs.
 """
@@ -33,35 +35,26 @@ def _check_common(cfg) -> None:
         check(cfg.ddim_steps >= 1, "ddim_steps", ">= 1", cfg.ddim_steps)
 
 
+def _check_space(ldm: LDMConfig, space: str, family: str) -> None:
+    check(ldm.space == space, "ldm.space", f"{space!r} (the {family} family's model)", ldm.space)
+
+
 @dataclass(frozen=True)
 class VAEFamilyConfig:
-    """``vae``: reconstructions through a small AutoencoderKL (f = 2 ** (len(channels) - 1))."""
+    """``vae``: reconstructions through a small AutoencoderKL (f = 2 ** (len(vae_block_out_channels) - 1));
+    ``ldm.vae_*`` and ``ldm.train_crop`` drive its training, no denoiser is trained (``ldm.unet_steps: 0``)."""
 
-    seed: int = 11
-    block_out_channels: tuple[int, ...] = (32, 64)
-    latent_channels: int = 8
-    layers_per_block: int = 1
-    norm_num_groups: int = 8
-    steps: int = 400
-    batch_size: int = 16
-    crop: int = 32  # training crops; the nets are convolutional and run at any size
-    lr: float = 1e-3
-    l1_weight: float = 1.0
-    fft_weight: float = 0.1
-    kl_weight: float = 1e-6
+    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
+        space="latent", vae_block_out_channels=(32, 64), vae_latent_channels=8, unet_block_out_channels=(8,),
+        train_crop=32, vae_steps=400, unet_steps=0, seed=11))
     adv_weight: float = 0.05  # short hinge-GAN term against a patch discriminator
     adv_start: int = 200
     gen_batch_size: int = 32
 
     def __post_init__(self) -> None:
         _check_common(self)
-
-    def ldm_config(self) -> LDMConfig:
-        return LDMConfig(space="latent", norm_num_groups=self.norm_num_groups, vae_block_out_channels=self.block_out_channels,
-                         vae_latent_channels=self.latent_channels, vae_layers_per_block=self.layers_per_block,
-                         unet_block_out_channels=(self.norm_num_groups,), train_crop=self.crop, vae_steps=self.steps,
-                         vae_batch_size=self.batch_size, vae_lr=self.lr, vae_kl_weight=self.kl_weight,
-                         vae_l1_weight=self.l1_weight, vae_fft_weight=self.fft_weight, unet_steps=0, seed=self.seed)
+        _check_space(self.ldm, "latent", "vae")
+        check(self.ldm.unet_steps == 0, "ldm.unet_steps", "0 (the vae family trains no denoiser)", self.ldm.unet_steps)
 
 
 @dataclass(frozen=True)
@@ -69,20 +62,9 @@ class LatentLDMFamilyConfig:
     """``ldm_img2img`` (SDEdit in latent space); its model is shared with ``ldm_sample``, so it is
     trained on all timesteps."""
 
-    seed: int = 22
-    vae_block_out_channels: tuple[int, ...] = (32, 64, 64)
-    latent_channels: int = 4
-    unet_block_out_channels: tuple[int, ...] = (32, 64, 64)
-    unet_attention: bool = False
-    norm_num_groups: int = 8
-    crop: int = 32
-    vae_steps: int = 400
-    unet_steps: int = 600
-    batch_size: int = 16
-    lr: float = 1e-3
-    l1_weight: float = 1.0
-    fft_weight: float = 0.1
-    kl_weight: float = 1e-6
+    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
+        space="latent", vae_block_out_channels=(32, 64, 64), vae_latent_channels=4,
+        unet_block_out_channels=(32, 64, 64), train_crop=32, vae_steps=400, unet_steps=600, seed=22))
     adv_weight: float = 0.05
     adv_start: int = 200
     strength: float = 0.3
@@ -91,41 +73,26 @@ class LatentLDMFamilyConfig:
 
     def __post_init__(self) -> None:
         _check_common(self)
-
-    def ldm_config(self) -> LDMConfig:
-        return LDMConfig(space="latent", norm_num_groups=self.norm_num_groups, vae_block_out_channels=self.vae_block_out_channels,
-                         vae_latent_channels=self.latent_channels, unet_block_out_channels=self.unet_block_out_channels,
-                         unet_attention=self.unet_attention, train_crop=self.crop, vae_steps=self.vae_steps,
-                         vae_batch_size=self.batch_size, vae_lr=self.lr, vae_kl_weight=self.kl_weight,
-                         vae_l1_weight=self.l1_weight, vae_fft_weight=self.fft_weight, unet_steps=self.unet_steps,
-                         unet_batch_size=self.batch_size, unet_lr=self.lr, seed=self.seed)
+        _check_space(self.ldm, "latent", "ldm_img2img")
 
 
 @dataclass(frozen=True)
 class PixelDDPMFamilyConfig:
-    """``pixel_ddpm``: SDEdit in pixel space; trained only on t < max_train_timestep."""
+    """``pixel_ddpm``: SDEdit in pixel space; trained only on t < ``ldm.max_train_timestep``."""
 
-    seed: int = 33
-    unet_block_out_channels: tuple[int, ...] = (32, 64, 64)
-    norm_num_groups: int = 8
-    max_train_timestep: int = 300
-    crop: int = 32
-    steps: int = 400
-    batch_size: int = 16
-    lr: float = 1e-3
+    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
+        space="pixel", unet_block_out_channels=(32, 64, 64), max_train_timestep=300, train_crop=32, vae_steps=0,
+        unet_steps=400, seed=33))
     strength: float = 0.15
     ddim_steps: int = 3
     gen_batch_size: int = 32
 
     def __post_init__(self) -> None:
         _check_common(self)
-        check(self.strength * 1000 < self.max_train_timestep, "strength",
-              f"< max_train_timestep / 1000 = {self.max_train_timestep / 1000}", self.strength)
-
-    def ldm_config(self) -> LDMConfig:
-        return LDMConfig(space="pixel", norm_num_groups=self.norm_num_groups, unet_block_out_channels=self.unet_block_out_channels,
-                         max_train_timestep=self.max_train_timestep, train_crop=self.crop, vae_steps=0,
-                         unet_steps=self.steps, unet_batch_size=self.batch_size, unet_lr=self.lr, seed=self.seed)
+        _check_space(self.ldm, "pixel", "pixel_ddpm")
+        check(self.strength * self.ldm.num_train_timesteps < self.ldm.max_train_timestep, "strength",
+              f"< ldm.max_train_timestep / ldm.num_train_timesteps = "
+              f"{self.ldm.max_train_timestep / self.ldm.num_train_timesteps}", self.strength)
 
 
 @dataclass(frozen=True)
@@ -177,13 +144,21 @@ class ZooConfig:
 
 def smoke_zoo() -> ZooConfig:
     """Tiny nets, a few steps: all five families fit and generate in seconds (tests, smoke profile)."""
-    small = dict(norm_num_groups=4, crop=16, batch_size=4, gen_batch_size=16)
+    small = dict(norm_num_groups=4, train_crop=16)
+    zoo = ZooConfig()
     return ZooConfig(
-        vae=replace(VAEFamilyConfig(), block_out_channels=(8, 8), latent_channels=4, steps=3, adv_start=1, **small),
-        ldm_img2img=replace(LatentLDMFamilyConfig(), vae_block_out_channels=(8, 8), unet_block_out_channels=(8, 8),
-                            vae_steps=3, unet_steps=3, adv_start=1, ddim_steps=2, **small),
-        pixel_ddpm=replace(PixelDDPMFamilyConfig(), unet_block_out_channels=(8, 8), steps=3, ddim_steps=2, **small),
-        gan_upsampler=replace(GANUpsamplerFamilyConfig(), width=8, num_blocks=1, disc_width=8, steps=3, adv_start=1,
+        vae=replace(zoo.vae, ldm=replace(zoo.vae.ldm, vae_block_out_channels=(8, 8), vae_latent_channels=4,
+                                         unet_block_out_channels=(4,), vae_steps=3, vae_batch_size=4,
+                                         **small),
+                    adv_start=1, gen_batch_size=16),
+        ldm_img2img=replace(zoo.ldm_img2img, ldm=replace(zoo.ldm_img2img.ldm, vae_block_out_channels=(8, 8),
+                                                         unet_block_out_channels=(8, 8), vae_steps=3, unet_steps=3,
+                                                         vae_batch_size=4, unet_batch_size=4, **small),
+                            adv_start=1, ddim_steps=2, gen_batch_size=16),
+        pixel_ddpm=replace(zoo.pixel_ddpm, ldm=replace(zoo.pixel_ddpm.ldm, unet_block_out_channels=(8, 8), unet_steps=3,
+                                                       unet_batch_size=4, **small),
+                           ddim_steps=2, gen_batch_size=16),
+        gan_upsampler=replace(zoo.gan_upsampler, width=8, num_blocks=1, disc_width=8, steps=3, adv_start=1,
                               crop=16, batch_size=4, gen_batch_size=16),
-        ldm_sample=replace(LDMSampleFamilyConfig(), ddim_steps=2, gen_batch_size=16),
+        ldm_sample=replace(zoo.ldm_sample, ddim_steps=2, gen_batch_size=16),
     )

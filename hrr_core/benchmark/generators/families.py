@@ -98,9 +98,9 @@ class _LDMBacked(Generator):
 
     def __init__(self, cfg, zoo: ZooConfig, model_cfg, cache: dict | None):
         super().__init__(cfg, zoo)
-        self.model_cfg = model_cfg  # the family section that describes the model
+        self.model_cfg = model_cfg  # the family section whose ``ldm`` describes the model
         self.cache = cache
-        self.model = LatentDiffusion.create(model_cfg.ldm_config())
+        self.model = LatentDiffusion.create(model_cfg.ldm)
 
     def _cache_key(self) -> str:
         return json.dumps({"ldm": to_dict(self.model_cfg)}, sort_keys=True)
@@ -111,14 +111,14 @@ class _LDMBacked(Generator):
             self.model = self.cache[key]
             return {"shared": True, "steps": 0, "seconds": 0.0}
         t0 = time.perf_counter()
-        g = torch.Generator().manual_seed(self.model_cfg.seed)  # training is seeded by the family, not the caller
-        stats = {}
         lcfg = self.model.cfg
+        g = torch.Generator().manual_seed(lcfg.seed)  # training is seeded by the family's ldm.seed, not the caller
+        stats = {}
         if self.model.vae is not None and lcfg.vae_steps > 0:
             adv = None
             if getattr(self.model_cfg, "adv_weight", 0) > 0:
                 adv = Adversary(32, lcfg.vae_lr, self.model_cfg.adv_weight, self.model_cfg.adv_start, device,
-                                self.model_cfg.seed + 1)
+                                lcfg.seed + 1)
             stats["vae"] = train_vae(self.model.vae, train_images, lcfg, device, g, adversary=adv)
         if lcfg.unet_steps > 0:
             stats["unet"] = train_denoiser(self.model.unet, train_images, lcfg, device, g, vae=self.model.vae)

