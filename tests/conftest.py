@@ -94,7 +94,7 @@ def tiny_params(make_params) -> dict:
 @pytest.fixture()
 def tiny_config(make_params):
     """:data:`TINY_PARAMS` as the typed, validated study config."""
-    from hrr_core.config import config_from_dict
+    from hrr_core.schema import config_from_dict
 
     return config_from_dict(make_params())
 

@@ -22,6 +22,7 @@ def project(tmp_path, make_params) -> Path:
     params.yaml, the real dvc.yaml (the stage graph under test), no outputs."""
     no_msr = {"msr": {"enabled": False}, "backbone": {"in_channels": 3}}
     params = make_params(profile="default", ablations={"no_msr": no_msr}, ablation_run=["no_msr"])
+    params.setdefault("benchmark", {}).setdefault("out_dir", "data/embedded")  # dvc.yaml interpolates it
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for name in ("dvc.yaml", "dvc.code.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)

@@ -27,7 +27,8 @@ from hrr_core.schema.methods import METHOD_CONFIGS, method_config_class
 from hrr_core.schema.retrospection import RetrospectionConfig
 from hrr_core.schema.training import TrainConfig
 
-__all__ = ["ABLATION_PREFIX", "PROFILES", "Config", "ConfigError", "MethodConfig", "METHOD_CONFIGS", "ablation_method",
+__all__ = ["ABLATION_PREFIX", "PROFILES", "Config", "ConfigError", "EvaluateConfig", "MethodConfig", "METHOD_CONFIGS", "StudyConfig",
+           "ablation_method",
            "config_from_dict", "load_config", "method_config_class"]
 
 PROFILES = ("smoke", "default", "full")

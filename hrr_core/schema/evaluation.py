@@ -64,8 +64,8 @@ class StudyConfig:
     fixed, content-matched sample of the test split (``max_images``; null = all of it)."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
-    cross_train: tuple[str, ...] = ()
-    max_images: int | None = 240
+    cross_train: tuple[str, ...] = ("ldm_img2img", "gan_upsampler")
+    max_images: int | None = 120
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
 
     def __post_init__(self) -> None:

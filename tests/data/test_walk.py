@@ -3,24 +3,12 @@ problems reported (hrr-detect's expand_inputs over the bad-input corpus)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
 from hrr_core.data.walk import INPUT_EXTENSIONS, expand_inputs, iter_image_files
-
-_spec = importlib.util.spec_from_file_location("hrr_detector_fixtures",
-                                               Path(__file__).parents[1] / "detector_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> dict[str, tuple[str, bool]]:
-    return fx.make_corpus(tmp_path_factory.mktemp("corpus") / "inputs")
-
 
 def _touch(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)

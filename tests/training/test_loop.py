@@ -17,7 +17,8 @@ from hrr_core.training.loop import TrainConfig, fit, make_loader, predict_loader
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = {"epochs": 2, "batch_size": 4, "lr": 0.05, "device": "cpu", "deterministic": True}
+    base = {"epochs": 2, "batch_size": 4, "lr": 0.05, "device": "cpu", "deterministic": True,  # the loop's own
+            "weight_decay": 0.0, "scheduler": "none", "warmup_steps": 0, "grad_clip": None}  # behaviour, not params
     return TrainConfig(**{**base, **kw})
 
 

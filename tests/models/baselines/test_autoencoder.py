@@ -67,9 +67,9 @@ def test_fit_trains_on_part_of_the_reals_calibrates_on_the_rest_then_saves_and_r
     reals, fakes = _images(3, 32, 1), [torch.zeros(3, 48, 48), torch.ones(3, 32, 32)]
     seen, calibrated = [], []
 
-    def spy(images, cfg, device="cpu"):
+    def spy(images, cfg, device="cpu", threads=1):
         seen.extend(images)
-        return train_reals_autoencoder(images, cfg, device)
+        return train_reals_autoencoder(images, cfg, device, threads)
 
     monkeypatch.setattr(aeroblade_module, "train_reals_autoencoder", spy)
     model = build_baseline("aeroblade", {"distance": "l2", "autoencoder": to_dict(TINY_AE)})
@@ -114,7 +114,7 @@ class MemorisingAE:
 def test_calibration_direction_survives_an_autoencoder_that_memorises_its_reals(monkeypatch):
     import hrr_core.models.baselines.aeroblade as aeroblade_module
 
-    memorising = lambda imgs, cfg, device="cpu": (MemorisingAE(imgs), {})  # noqa: E731
+    memorising = lambda imgs, cfg, device="cpu", threads=1: (MemorisingAE(imgs), {})  # noqa: E731
     monkeypatch.setattr(aeroblade_module, "train_reals_autoencoder", memorising)
     g = torch.Generator().manual_seed(0)
     reals = [torch.rand(3, 32, 32, generator=g) for _ in range(8)]  # noise: poorly reconstructed unless memorised
