@@ -26,7 +26,7 @@ SMALL = {"name": "small_resnet", "pretrained": False, "width": 8}
 def _params(**dire_repr) -> dict:
     return {
         "profile": "default", "seed": 0, "device": "cpu",
-        "benchmark": {"out_dir": "data/embedded", "families": ["ldm_img2img", "vae"]},
+        "benchmark": {"out_dir": "data/embedded", "families": ["ldm_img2img", "vae"]}, "study": {"cross_train": []},
         "zoo": {}, "train": {"epochs": 1, "batch_size": 4, "max_steps": 2, "warmup_steps": 0, "log_every_steps": 1},
         "evaluate": {"n_boot": 0, "batch_size": 8, "by_size": False},
         "retrospection": {"ldm": {"space": "pixel", "unet_block_out_channels": [8, 8], "norm_num_groups": 4, "unet_steps": 2,

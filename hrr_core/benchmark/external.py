@@ -27,58 +27,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 
 from hrr_core.benchmark.audit import counts_table
-from hrr_core.confutil import check, to_dict
-from hrr_core.data.adapters import KINDS, PRESETS, RealBenchmarkConfig, build_manifest, write_bad_files
-from hrr_core.data.harmonise import HarmoniseConfig, harmonise_manifest
+from hrr_core.confutil import to_dict
+from hrr_core.data.adapters import PRESETS, build_manifest, write_bad_files
+from hrr_core.data.harmonise import harmonise_manifest
 from hrr_core.data.manifest import absolute_paths, write_manifest
 from hrr_core.io import atomic_write_json
-from hrr_core.paths import resolve
+from hrr_core.schema.benchmark import RealBenchmarkSelection  # noqa: F401 (config lives in the schema)
 
-SOURCES = ("embedded",) + KINDS
-_ADAPTER_KEYS = ("preset", "tree", "train_generators", "test_generators", "checksums", "verify", "max_per_class", "seed",
-                 "check_leakage", "harmonise")
-
-
-@dataclass(frozen=True)
-class RealBenchmarkSelection:
-    """``real_benchmark:``: which benchmark the stages run on, where it is, how to harmonise it."""
-
-    source: Literal["embedded", "forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"] = "embedded"
-    root: str | None = None  # benchmark folder (csv: the list file); relative to the project root
-    preset: str | None = None  # null: the source's default preset
-    tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics only
-    train_generators: tuple[str, ...] | None = None  # replaces the preset's train/val generators
-    test_generators: tuple[str, ...] | None = None  # replaces the preset's test generators
-    checksums: bool = False
-    verify: Literal["header", "decode"] = "header"
-    max_per_class: int | None = None
-    seed: int = 0
-    check_leakage: bool = True
-    bias_audit: Literal["warn", "fail"] = "warn"
-    harmonise: HarmoniseConfig | None = field(default_factory=HarmoniseConfig)
-
-    def __post_init__(self) -> None:
-        if self.is_embedded:
-            return
-        check(bool(self.root), "root", f"the {self.source} folder (csv: the list file); set it in params.yaml or run "
-              f"`dvc exp run -S real_benchmark.root=/path/to/{self.source}`", self.root)
-        self.adapter_config()  # validates preset, generators and max_per_class, naming the key
-
-    @property
-    def is_embedded(self) -> bool:
-        return self.source == "embedded"
-
-    def adapter_config(self, project_root: str | os.PathLike | None = None) -> RealBenchmarkConfig:
-        """The adapter's config; a relative ``root`` is resolved against ``project_root`` when given."""
-        root = str(resolve(self.root, project_root)) if project_root is not None else str(self.root)
-        return RealBenchmarkConfig(kind=self.source, root=root, **{k: getattr(self, k) for k in _ADAPTER_KEYS})
 
 
 def _stage_rows(df: pd.DataFrame, out_dir: Path, jpeg_quality: int | None, keep_absolute: bool) -> pd.DataFrame:

@@ -27,38 +27,16 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
 import pandas as pd
 from PIL import Image
 
-from hrr_core.confutil import check
 from hrr_core.data.manifest import absolute_paths, validate_manifest
 from hrr_core.io import ImageLoadError, to_rgb, atomic_write_bytes, load_image
+from hrr_core.schema.benchmark import HarmoniseConfig  # noqa: F401 (config lives in the schema)
 
 SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
-
-
-@dataclass(frozen=True)
-class HarmoniseConfig:
-    """One encoding for both classes (see the module docstring)."""
-
-    format: Literal["keep", "png", "jpeg"] = "jpeg"
-    jpeg_quality: int = 96  # GenImage's reals are q~96: a fair single common quality
-    resize: Literal["none", "center_crop", "resize_short"] = "none"
-    size: int = 256
-    strip_metadata: bool = True
-
-    def __post_init__(self) -> None:
-        check(1 <= self.jpeg_quality <= 100, "jpeg_quality", "an integer in 1..100", self.jpeg_quality)
-        check(self.size >= 8, "size", "an integer >= 8 (pixels)", self.size)
-
-    @property
-    def is_identity(self) -> bool:
-        """True when files would come out byte-identical: copy them instead of re-encoding."""
-        return self.format == "keep" and self.resize == "none" and not self.strip_metadata
 
 
 def _target_format(cfg: HarmoniseConfig, source_format: str | None) -> str:

@@ -18,14 +18,14 @@ from typing import Any, Literal
 
 import yaml
 
-from hrr_core.benchmark.external import RealBenchmarkSelection
 from hrr_core.confutil import ConfigError, check, deep_merge, from_dict, to_dict
 from hrr_core.paths import resolve
-from hrr_core.schema.benchmark import BenchmarkConfig
+from hrr_core.schema.benchmark import BenchmarkConfig, RealBenchmarkSelection
 from hrr_core.schema.evaluation import EvaluateConfig, StudyConfig
 from hrr_core.schema.methods import METHOD_CONFIGS, method_config_class
 from hrr_core.schema.retrospection import RetrospectionConfig
 from hrr_core.schema.training import TrainConfig
+from hrr_core.schema.zoo import ZooConfig
 
 __all__ = ["ABLATION_PREFIX", "PROFILES", "Config", "ConfigError", "EvaluateConfig", "MethodConfig", "METHOD_CONFIGS", "StudyConfig",
            "ablation_method",
@@ -104,9 +104,7 @@ class Config:
         for name in self.ablations:
             self.model_config(ablation_method(name))
 
-    def zoo_config(self):
-        from hrr_core.benchmark.generators import ZooConfig
-
+    def zoo_config(self) -> ZooConfig:
         return from_dict(ZooConfig, self.zoo, "zoo")
 
     def retrospection_config(self) -> RetrospectionConfig:

@@ -1,11 +1,22 @@
-"""``benchmark:``: what the embedded benchmark is made of."""
+"""``benchmark:`` (what the embedded benchmark is made of) and ``real_benchmark:`` (which
+benchmark the stages run on: the embedded one, or a real one read by an adapter of
+:mod:`hrr_core.data.adapters`, with its preset and harmonisation)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Literal
 
 from hrr_core.confutil import check
+from hrr_core.paths import resolve
+from hrr_core.schema.presets import load_presets
+
+KINDS = ("forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv")  # the adapters
+SOURCES = ("embedded",) + KINDS
+PRESETS, DEFAULT_PRESETS = load_presets(KINDS)  # hrr_core/schema/presets.yaml
+_ADAPTER_KEYS = ("preset", "tree", "train_generators", "test_generators", "checksums", "verify", "max_per_class", "seed",
+                 "check_leakage", "harmonise")
 
 
 @dataclass(frozen=True)
@@ -39,3 +50,90 @@ class BenchmarkConfig:
         check(self.gen_train_crops >= 4, "gen_train_crops", ">= 4", self.gen_train_crops)
         check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
 
+
+@dataclass(frozen=True)
+class HarmoniseConfig:
+    """One encoding for both classes (see the module docstring)."""
+
+    format: Literal["keep", "png", "jpeg"] = "jpeg"
+    jpeg_quality: int = 96  # GenImage's reals are q~96: a fair single common quality
+    resize: Literal["none", "center_crop", "resize_short"] = "none"
+    size: int = 256
+    strip_metadata: bool = True
+
+    def __post_init__(self) -> None:
+        check(1 <= self.jpeg_quality <= 100, "jpeg_quality", "an integer in 1..100", self.jpeg_quality)
+        check(self.size >= 8, "size", "an integer >= 8 (pixels)", self.size)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when files would come out byte-identical: copy them instead of re-encoding."""
+        return self.format == "keep" and self.resize == "none" and not self.strip_metadata
+
+
+@dataclass(frozen=True)
+class RealBenchmarkConfig:
+    """Which benchmark to read, where, and which folders become train / val / test."""
+
+    kind: Literal["forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"]
+    root: str  # benchmark folder (kind csv: the list file); relative paths from the working dir
+    preset: str | None = None  # None: the kind's default (DEFAULT_PRESETS)
+    tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics tree to read
+    train_generators: tuple[str, ...] | None = None  # replaces the preset's train/val generators
+    test_generators: tuple[str, ...] | None = None  # replaces the preset's test generators
+    checksums: bool = False  # sha256 of every file (reads whole files)
+    verify: Literal["header", "decode"] = "header"  # decode: also catch truncated pixel data
+    max_per_class: int | None = None  # at most N rows per (split, subset, generator, label)
+    seed: int = 0  # subsampling and cocoFake fake choice
+    check_leakage: bool = True  # raise if one source lands in two splits
+    harmonise: HarmoniseConfig | None = None  # also write harmonised copies (prepare_real_benchmark)
+
+    def __post_init__(self) -> None:
+        check(bool(self.root), "root", "a benchmark folder (or list file for kind csv)", self.root)
+        name = self.preset_name
+        check(name in PRESETS, "preset", ", ".join(sorted(PRESETS)), self.preset)
+        check(PRESETS[name]["kind"] == self.kind, "preset",
+              f"a {self.kind} preset: {', '.join(sorted(k for k, v in PRESETS.items() if v['kind'] == self.kind))}", self.preset)
+        check(self.max_per_class is None or self.max_per_class > 0, "max_per_class", "a positive integer or null", self.max_per_class)
+        for key in ("train_generators", "test_generators"):
+            value = getattr(self, key)
+            check(value is None or len(value) > 0, key, "a non-empty list of generator names, or null", value)
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset or DEFAULT_PRESETS[self.kind]
+
+
+@dataclass(frozen=True)
+class RealBenchmarkSelection:
+    """``real_benchmark:``: which benchmark the stages run on, where it is, how to harmonise it."""
+
+    source: Literal["embedded", "forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"] = "embedded"
+    root: str | None = None  # benchmark folder (csv: the list file); relative to the project root
+    preset: str | None = None  # null: the source's default preset
+    tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics only
+    train_generators: tuple[str, ...] | None = None  # replaces the preset's train/val generators
+    test_generators: tuple[str, ...] | None = None  # replaces the preset's test generators
+    checksums: bool = False
+    verify: Literal["header", "decode"] = "header"
+    max_per_class: int | None = None
+    seed: int = 0
+    check_leakage: bool = True
+    bias_audit: Literal["warn", "fail"] = "warn"
+    harmonise: HarmoniseConfig | None = field(default_factory=HarmoniseConfig)
+
+    def __post_init__(self) -> None:
+        if self.is_embedded:
+            return
+        check(bool(self.root), "root", f"the {self.source} folder (csv: the list file); set it in params.yaml or run "
+              f"`dvc exp run -S real_benchmark.root=/path/to/{self.source}`", self.root)
+        self.adapter_config()  # validates preset, generators and max_per_class, naming the key
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.source == "embedded"
+
+    def adapter_config(self, project_root: str | os.PathLike | None = None) -> RealBenchmarkConfig:
+        """The adapter's config; a relative ``root`` is resolved against ``project_root`` when given."""
+        root = str(resolve(self.root, project_root)) if project_root is not None else str(self.root)
+        return RealBenchmarkConfig(kind=self.source, root=root, **{k: getattr(self, k) for k in _ADAPTER_KEYS})

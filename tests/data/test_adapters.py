@@ -242,7 +242,7 @@ def test_config_errors_name_the_key(tmp_path):
 def test_shipped_presets_load_and_every_kind_has_a_default():
     from hrr_core.data.adapters import DEFAULT_PRESETS, KINDS, PRESETS
     from hrr_core.data.adapters.forensynths import FOUR_CLASSES
-    from hrr_core.data.adapters.presets import PRESETS_YAML, load_presets
+    from hrr_core.schema.presets import PRESETS_YAML, load_presets
 
     assert load_presets(KINDS, PRESETS_YAML) == (PRESETS, DEFAULT_PRESETS) and set(DEFAULT_PRESETS) == set(KINDS)
     assert PRESETS["forensynths_4class"]["splits"]["train"]["subset"] == list(FOUR_CLASSES)
@@ -262,7 +262,7 @@ def test_bad_presets_fail_naming_the_file_and_key(tmp_path, edit, words):
     import yaml
 
     from hrr_core.data.adapters import KINDS
-    from hrr_core.data.adapters.presets import PRESETS_YAML, load_presets
+    from hrr_core.schema.presets import PRESETS_YAML, load_presets
 
     data = yaml.safe_load(PRESETS_YAML.read_text())
     edit(data)

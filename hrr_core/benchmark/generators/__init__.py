@@ -7,7 +7,7 @@
     fakes = gen.generate(crops, device, torch.Generator().manual_seed(1))   # same shape, [0, 1]
 """
 
-from hrr_core.benchmark.generators.config import (
+from hrr_core.schema.zoo import (
     FAMILIES,
     GANUpsamplerFamilyConfig,
     LatentLDMFamilyConfig,

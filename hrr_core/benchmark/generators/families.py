@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from hrr_core.benchmark.generators.config import FAMILIES, ZooConfig
+from hrr_core.schema.zoo import FAMILIES, ZooConfig
 from hrr_core.benchmark.generators.gan import Adversary, UpsamplerNet, train_upsampler, upsample_roundtrip
 from hrr_core.confutil import to_dict
 from hrr_core.io import atomic_write_json

@@ -24,62 +24,26 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
-from hrr_core.confutil import ConfigError, check, to_dict
+from hrr_core.confutil import ConfigError, to_dict
 from hrr_core.data import walk
 from hrr_core.data.adapters import cocofake, diffusionforensics, folder, forensynths, genimage
-from hrr_core.data.adapters.presets import load_presets
-from hrr_core.data.harmonise import HarmoniseConfig, harmonise_manifest
+from hrr_core.data.harmonise import harmonise_manifest
 from hrr_core.data.manifest import MANIFEST_COLUMNS, ManifestError, check_no_leakage, read_manifest, validate_manifest, write_manifest
 from hrr_core.io import atomic_write_bytes, atomic_write_json
+from hrr_core.schema.benchmark import DEFAULT_PRESETS, KINDS, PRESETS, RealBenchmarkConfig  # noqa: F401 (the schema's)
 
-KINDS = ("forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv")
 ADAPTERS = {"forensynths": forensynths, "diffusionforensics": diffusionforensics, "genimage": genimage,
             "cocofake": cocofake, "folder": folder}
 CANDIDATE_COLUMNS = ("id", "path", "label", "generator", "source", "split", "benchmark", "subset")
 EXTRA_COLUMNS = ("benchmark", "subset")
 ROW_COLUMNS = MANIFEST_COLUMNS + EXTRA_COLUMNS
 
-# Which discovered folders become train / val / test: data in presets.yaml (see hrr_core.data.adapters.presets).
-PRESETS, DEFAULT_PRESETS = load_presets(KINDS)
-
-
-@dataclass(frozen=True)
-class RealBenchmarkConfig:
-    """Which benchmark to read, where, and which folders become train / val / test."""
-
-    kind: Literal["forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"]
-    root: str  # benchmark folder (kind csv: the list file); relative paths from the working dir
-    preset: str | None = None  # None: the kind's default (DEFAULT_PRESETS)
-    tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics tree to read
-    train_generators: tuple[str, ...] | None = None  # replaces the preset's train/val generators
-    test_generators: tuple[str, ...] | None = None  # replaces the preset's test generators
-    checksums: bool = False  # sha256 of every file (reads whole files)
-    verify: Literal["header", "decode"] = "header"  # decode: also catch truncated pixel data
-    max_per_class: int | None = None  # at most N rows per (split, subset, generator, label)
-    seed: int = 0  # subsampling and cocoFake fake choice
-    check_leakage: bool = True  # raise if one source lands in two splits
-    harmonise: HarmoniseConfig | None = None  # also write harmonised copies (prepare_real_benchmark)
-
-    def __post_init__(self) -> None:
-        check(bool(self.root), "root", "a benchmark folder (or list file for kind csv)", self.root)
-        name = self.preset_name
-        check(name in PRESETS, "preset", ", ".join(sorted(PRESETS)), self.preset)
-        check(PRESETS[name]["kind"] == self.kind, "preset",
-              f"a {self.kind} preset: {', '.join(sorted(k for k, v in PRESETS.items() if v['kind'] == self.kind))}", self.preset)
-        check(self.max_per_class is None or self.max_per_class > 0, "max_per_class", "a positive integer or null", self.max_per_class)
-        for key in ("train_generators", "test_generators"):
-            value = getattr(self, key)
-            check(value is None or len(value) > 0, key, "a non-empty list of generator names, or null", value)
-
-    @property
-    def preset_name(self) -> str:
-        return self.preset or DEFAULT_PRESETS[self.kind]
+# Which discovered folders become train / val / test: data in presets.yaml (see hrr_core.schema.presets).
 
 
 def split_rules(cfg: RealBenchmarkConfig) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from hrr_core.confutil import check
-from hrr_core.models.ldm import LDMConfig
+from hrr_core.schema.models import LDMConfig
 
 FAMILIES = ("vae", "ldm_img2img", "pixel_ddpm", "gan_upsampler", "ldm_sample")
 
