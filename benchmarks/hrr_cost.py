@@ -17,11 +17,11 @@ import time
 
 import torch
 
-from hrr_core.schema import load_config
 from hrr_core.models.classifier import BinaryClassifier
 from hrr_core.models.hrr import HRRDetector
 from hrr_core.models.ldm import LatentDiffusion
 from hrr_core.models.msr import retrospect
+from hrr_core.schema import load_config
 
 
 def timed(fn, repeats: int) -> float:
@@ -52,13 +52,18 @@ def main() -> None:
     k = hrr_cfg.msr.resolved().num_scales
     with torch.no_grad():
         reps = retrospect(list(images), ldm, hrr_cfg.msr, torch.Generator().manual_seed(0))
-        t_msr = timed(lambda: retrospect(list(images), ldm, hrr_cfg.msr, torch.Generator().manual_seed(0)), args.repeats)
+        t_msr = timed(
+            lambda: retrospect(list(images), ldm, hrr_cfg.msr, torch.Generator().manual_seed(0)), args.repeats
+        )
         t_hrr = timed(lambda: hrr(reps), args.repeats)
         t_cnn = timed(lambda: cnn(images), args.repeats)
         t_dire = timed(lambda: ldm.ddim_invert_reconstruct(images, args.dire_steps), max(1, args.repeats - 1))
     per = lambda t: 1000 * t / args.batch  # noqa: E731
     print(f"input {args.size}px, batch {args.batch}, K={k}, threads {torch.get_num_threads()}, profile {args.profile}")
-    print(f"retrospection (MSR, {hrr_cfg.msr.num_steps} DDIM steps): {per(t_msr):8.1f} ms/image  ({per(t_msr) / k:.1f} per scale)")
+    print(
+        f"retrospection (MSR, {hrr_cfg.msr.num_steps} DDIM steps): {per(t_msr):8.1f} ms/image  ({per(t_msr) / k:.1f} "
+        "per scale)"
+    )
     print(f"HRR forward on cached representations: {per(t_hrr):8.1f} ms/image")
     print(f"plain CNN forward:                      {per(t_cnn):8.1f} ms/image")
     print(f"DIRE {args.dire_steps}-step inversion + reconstruction: {per(t_dire):8.1f} ms/image")

@@ -30,14 +30,22 @@ def main() -> None:
     df = df.sample(min(args.limit, len(df)), random_state=0)
     ds = ManifestImageDataset(df)
     for workers in args.workers:
-        loader = DataLoader(ds, batch_sampler=SizeBucketBatchSampler(ds.sizes, args.batch, shuffle=True, seed=0),
-                            collate_fn=collate, num_workers=workers, persistent_workers=False)
+        loader = DataLoader(
+            ds,
+            batch_sampler=SizeBucketBatchSampler(ds.sizes, args.batch, shuffle=True, seed=0),
+            collate_fn=collate,
+            num_workers=workers,
+            persistent_workers=False,
+        )
         t0, n = time.perf_counter(), 0
         for batch in loader:
             n += len(batch["ids"])
         dt = time.perf_counter() - t0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"workers={workers}: {n} images in {dt:.2f}s = {n / dt:.0f} images/s (peak RSS of this process {rss:.0f} MiB)")
+        print(
+            f"workers={workers}: {n} images in {dt:.2f}s = {n / dt:.0f} images/s (peak RSS of this process {rss:.0f} "
+            "MiB)"
+        )
 
 
 if __name__ == "__main__":

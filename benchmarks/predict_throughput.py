@@ -44,8 +44,18 @@ def tiny_checkpoint(root: Path, width: int) -> Path:
     model_dir = root / "tiny_cnn"
     model = BinaryClassifier(cfg).eval()
     save_checkpoint(model_dir / "best", model, None, None, None, 0, 0, None, {"model": to_dict(cfg)})
-    write_detector_card(model_dir, method="tiny_cnn", kind="classifier", baseline=None, model_config=to_dict(cfg),
-                        train_generators=[], profile="benchmark", threshold=None, val_metrics={}, data_summary={})
+    write_detector_card(
+        model_dir,
+        method="tiny_cnn",
+        kind="classifier",
+        baseline=None,
+        model_config=to_dict(cfg),
+        train_generators=[],
+        profile="benchmark",
+        threshold=None,
+        val_metrics={},
+        data_summary={},
+    )
     return model_dir
 
 
@@ -77,13 +87,24 @@ def measure(checkpoint, inputs, batch_size: int, workers: list[int], device: str
         report = detector.predict_paths(files, batch_size=batch_size, workers=w)
         predict_s = time.perf_counter() - t0
         n = len(report.results)
-        rows.append({"model": detector.model_id, "kind": detector.kind, "device": str(detector.device),
-                     "threads": torch.get_num_threads(), "workers": w, "batch_size": batch_size,
-                     "cpu": platform.processor() or platform.machine(), "files": len(files), "scored": n,
-                     "failed": len(report.failures) + len(failures), "load_s": round(load_s, 2),
-                     "decode_images_per_s": round(len(files) / max(decode_s, 1e-9), 1),
-                     "images_per_s": round(n / max(predict_s, 1e-9), 1),
-                     "ms_per_image": round(1000 * predict_s / max(n, 1), 2)})
+        rows.append(
+            {
+                "model": detector.model_id,
+                "kind": detector.kind,
+                "device": str(detector.device),
+                "threads": torch.get_num_threads(),
+                "workers": w,
+                "batch_size": batch_size,
+                "cpu": platform.processor() or platform.machine(),
+                "files": len(files),
+                "scored": n,
+                "failed": len(report.failures) + len(failures),
+                "load_s": round(load_s, 2),
+                "decode_images_per_s": round(len(files) / max(decode_s, 1e-9), 1),
+                "images_per_s": round(n / max(predict_s, 1e-9), 1),
+                "ms_per_image": round(1000 * predict_s / max(n, 1), 2),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -92,8 +113,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", nargs="?", help="a model folder with detector.json, e.g. models/hrr")
     parser.add_argument("inputs", nargs="*", help="image files, folders or globs")
-    parser.add_argument("--tiny", type=int, nargs="+", metavar="SIZE",
-                        help="measure a tiny CNN on SIZE x SIZE PNGs instead")
+    parser.add_argument(
+        "--tiny", type=int, nargs="+", metavar="SIZE", help="measure a tiny CNN on SIZE x SIZE PNGs instead"
+    )
     parser.add_argument("--tiny-width", type=int, default=8, help="small_resnet width of the tiny CNN (default 8)")
     parser.add_argument("--files", type=int, default=256, help="PNGs per size with --tiny (default 256)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -113,8 +135,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         checkpoint = tiny_checkpoint(Path(tmp), args.tiny_width)
         for size in args.tiny:
             folder = random_pngs(Path(tmp) / f"png{size}", size, args.files)
-            rows += [{**r, "px": size} for r in measure(checkpoint, [folder], args.batch_size, args.workers,
-                                                          args.device, args.limit)]
+            rows += [
+                {**r, "px": size}
+                for r in measure(checkpoint, [folder], args.batch_size, args.workers, args.device, args.limit)
+            ]
     return rows
 
 

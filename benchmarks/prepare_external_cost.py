@@ -32,14 +32,20 @@ def make_tree(root: Path, n: int, size: int) -> None:
         (base / sub).mkdir(parents=True, exist_ok=True)
     ramp = np.linspace(0, 255, size, dtype=np.float32)
     for i in range(n):
-        img = (ramp[None, :, None] * 0.5 + ramp[:, None, None] * 0.3 + rng.normal(0, 12, (size, size, 3))).clip(0, 255).astype(np.uint8)
+        img = (
+            (ramp[None, :, None] * 0.5 + ramp[:, None, None] * 0.3 + rng.normal(0, 12, (size, size, 3)))
+            .clip(0, 255)
+            .astype(np.uint8)
+        )
         Image.fromarray(img).save(base / "nature" / f"n01440764_{i}.JPEG", "JPEG", quality=96)
         Image.fromarray(img[::-1].copy()).save(base / "ai" / f"000_sdv4_{i:05d}.png", "PNG")
 
 
 def time_prepare(root: Path, out: Path, harmonise: dict | None, repeats: int) -> tuple[float, float, int]:
     """Median (manifest_s, harmonise_s) over ``repeats`` and the number of images."""
-    sel = from_dict(RealBenchmarkSelection, {"source": "genimage", "root": str(root), "harmonise": harmonise}, "real_benchmark")
+    sel = from_dict(
+        RealBenchmarkSelection, {"source": "genimage", "root": str(root), "harmonise": harmonise}, "real_benchmark"
+    )
     runs = []
     for _ in range(repeats):
         df, stats = build_stage_manifest(sel, out, out, echo=lambda *_: None)
@@ -53,16 +59,21 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    policies = {"none": None, "jpeg96/none": {"format": "jpeg", "resize": "none"},
-                "jpeg96/center_crop256": {"format": "jpeg", "resize": "center_crop", "size": 256},
-                "jpeg96/resize_short256": {"format": "jpeg", "resize": "resize_short", "size": 256}}
+    policies = {
+        "none": None,
+        "jpeg96/none": {"format": "jpeg", "resize": "none"},
+        "jpeg96/center_crop256": {"format": "jpeg", "resize": "center_crop", "size": 256},
+        "jpeg96/resize_short256": {"format": "jpeg", "resize": "resize_short", "size": 256},
+    }
     for size in args.size:
         with tempfile.TemporaryDirectory(prefix="hrr-prepare-cost-") as tmp:
             make_tree(Path(tmp) / "bench", args.n, size)
             for name, harmonise in policies.items():
                 m, h, n = time_prepare(Path(tmp) / "bench", Path(tmp) / "out", harmonise, args.repeats)
-                print(f"{size}px {name:24s} {n} images: manifest {m:.2f}s ({m / n * 1e4:.1f} s/10k), "
-                      f"harmonise {h:.2f}s ({h / n * 1e4 / 60:.1f} min/10k)")
+                print(
+                    f"{size}px {name:24s} {n} images: manifest {m:.2f}s ({m / n * 1e4:.1f} s/10k), "
+                    f"harmonise {h:.2f}s ({h / n * 1e4 / 60:.1f} min/10k)"
+                )
 
 
 if __name__ == "__main__":

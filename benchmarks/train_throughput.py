@@ -118,15 +118,25 @@ def _peak_memory_mb(device: torch.device) -> float:
 def measure(model_name: str, image_size: int, amp: str, args: argparse.Namespace) -> dict:
     """Images/s of ``args.steps`` optimiser steps after a ``args.warmup``-step run."""
     device = resolve_device(args.device)
-    cfg = TrainConfig(epochs=1, batch_size=args.batch_size, lr=1e-3, amp=amp, device=args.device,
-                      channels_last=args.channels_last, compile=args.compile, num_workers=args.num_workers,
-                      log_every_steps=10**9)
+    cfg = TrainConfig(
+        epochs=1,
+        batch_size=args.batch_size,
+        lr=1e-3,
+        amp=amp,
+        device=args.device,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        num_workers=args.num_workers,
+        log_every_steps=10**9,
+    )
     seconds = 0.0
     for steps in (args.warmup, args.steps):
         model = MODELS[model_name](image_size)
         shape = INPUT_SHAPES.get(model_name, lambda size: (3, size, size))(image_size)
         data = RandomImages(steps * args.batch_size, shape)
-        loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers)
+        loader = torch.utils.data.DataLoader(
+            data, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers
+        )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -134,10 +144,17 @@ def measure(model_name: str, image_size: int, amp: str, args: argparse.Namespace
             result = fit(model, _objective, loader, None, cfg, out, resume=False)
         seconds = result.history[-1]["seconds"]  # the training epoch only, without the checkpoint
     n_params = sum(p.numel() for p in model.parameters())
-    return {"model": model_name, "params_m": round(n_params / 1e6, 3), "size": image_size, "amp": amp,
-            "device": str(device), "batch": args.batch_size, "steps": args.steps,
-            "images_per_s": round(args.steps * args.batch_size / seconds, 1),
-            "peak_mem_mb": round(_peak_memory_mb(device), 1)}
+    return {
+        "model": model_name,
+        "params_m": round(n_params / 1e6, 3),
+        "size": image_size,
+        "amp": amp,
+        "device": str(device),
+        "batch": args.batch_size,
+        "steps": args.steps,
+        "images_per_s": round(args.steps * args.batch_size / seconds, 1),
+        "peak_mem_mb": round(_peak_memory_mb(device), 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -162,8 +179,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for amp in amps:
             row = measure(args.model, size, amp, args)
             rows.append(row)
-            print(f"{row['model']:>14} {size:>5} {amp:>5} {row['device']:>7} {row['batch']:>5} "
-                  f"{row['images_per_s']:>9.1f} {row['peak_mem_mb']:>9.1f}", flush=True)
+            print(
+                f"{row['model']:>14} {size:>5} {amp:>5} {row['device']:>7} {row['batch']:>5} "
+                f"{row['images_per_s']:>9.1f} {row['peak_mem_mb']:>9.1f}",
+                flush=True,
+            )
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return rows

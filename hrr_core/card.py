@@ -80,8 +80,10 @@ def _files_of(model_dir: Path, folders: list[str]) -> list[Path]:
 
 def _file_table(model_dir: Path, folders: list[str]) -> dict[str, dict[str, Any]]:
     """``{relative posix path: {"sha256", "bytes"}}`` of every file under ``folders`` of ``model_dir``."""
-    return {p.relative_to(model_dir).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-            for p in _files_of(model_dir, folders)}
+    return {
+        p.relative_to(model_dir).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in _files_of(model_dir, folders)
+    }
 
 
 def _inference_config(data: Any) -> Any:
@@ -99,8 +101,10 @@ def _carry_ldm(model_dir: Path, ldm, kind: str) -> None:
     """Copy the diffusion model (a ``LatentDiffusion.save`` / diffusers folder, or a
     ``LatentDiffusion``) into ``model_dir/retrospection_ldm/``: it travels with the checkpoint."""
     if ldm is None:
-        raise ValueError(f"a {kind} detector with a diffusion model (HRR with msr.retrospection on, or DIRE) needs "
-                         "retrospection_ldm_dir (models/retrospection_ldm, or DIRE's representation.ldm_path)")
+        raise ValueError(
+            f"a {kind} detector with a diffusion model (HRR with msr.retrospection on, or DIRE) needs "
+            "retrospection_ldm_dir (models/retrospection_ldm, or DIRE's representation.ldm_path)"
+        )
     with atomic_dir(model_dir / LDM_DIR) as tmp:
         if isinstance(ldm, torch.nn.Module):
             ldm.save(tmp)
@@ -113,9 +117,21 @@ def _carry_ldm(model_dir: Path, ldm, kind: str) -> None:
 # ---------------------------------------------------------------- writing
 
 
-def write_detector_card(model_dir, *, method: str, kind: str, baseline: str | None, model_config: dict,
-                        train_generators, profile: str, threshold: float | None, val_metrics: dict,
-                        data_summary: dict, retrospection_ldm_dir=None, ema_weights: bool = False) -> Path:
+def write_detector_card(
+    model_dir,
+    *,
+    method: str,
+    kind: str,
+    baseline: str | None,
+    model_config: dict,
+    train_generators,
+    profile: str,
+    threshold: float | None,
+    val_metrics: dict,
+    data_summary: dict,
+    retrospection_ldm_dir=None,
+    ema_weights: bool = False,
+) -> Path:
     """Write ``model_dir/detector.json`` atomically (after ``model_dir/best/`` is final) and,
     for detectors with a diffusion model, copy it (a folder saved by ``LatentDiffusion.save``,
     or a ``LatentDiffusion`` object) into ``model_dir/retrospection_ldm/``. Returns the card's path.
@@ -133,7 +149,7 @@ def write_detector_card(model_dir, *, method: str, kind: str, baseline: str | No
     cfg = from_dict(spec.config_cls, model_config, "model_config")  # refuse a card that cannot load
     preprocessing: dict[str, Any] = {
         "input": "file -> hrr_core.io.load_image (EXIF-rotated, 8-bit RGB, alpha on white, first frame) "
-                 "-> (3, H, W) float32 in [0, 1] at the stored size, no resizing",
+        "-> (3, H, W) float32 in [0, 1] at the stored size, no resizing",
         "min_side": spec.min_side(cfg),
         "smaller_images": "refused as per-file failures (never padded or upscaled)",
         **(spec.card_preprocessing(cfg) if spec.card_preprocessing else {}),
@@ -144,21 +160,33 @@ def write_detector_card(model_dir, *, method: str, kind: str, baseline: str | No
         folders.append(LDM_DIR)
     card = {
         "ema_weights": bool(ema_weights),  # best/ holds EMA weights to evaluate with (train.ema_decay)
-        "format": CARD_FORMAT, "format_version": CARD_VERSION, "hrr_core_version": hrr_core.__version__,
-        "model_id": f"{method}-{_folder_digest(best)[:12]}", "method": method, "kind": kind, "baseline": baseline,
-        "model_config": to_dict(cfg), "train_generators": list(train_generators), "profile": profile,
+        "format": CARD_FORMAT,
+        "format_version": CARD_VERSION,
+        "hrr_core_version": hrr_core.__version__,
+        "model_id": f"{method}-{_folder_digest(best)[:12]}",
+        "method": method,
+        "kind": kind,
+        "baseline": baseline,
+        "model_config": to_dict(cfg),
+        "train_generators": list(train_generators),
+        "profile": profile,
         "preprocessing": preprocessing,
-        "threshold": {"value": None if threshold is None else float(threshold), "calibrated_on": "validation",
-                      "criterion": "max balanced accuracy; ties -> closest to 0.5"},
-        "val_metrics": dict(val_metrics), "training_data": dict(data_summary),
+        "threshold": {
+            "value": None if threshold is None else float(threshold),
+            "calibrated_on": "validation",
+            "criterion": "max balanced accuracy; ties -> closest to 0.5",
+        },
+        "val_metrics": dict(val_metrics),
+        "training_data": dict(data_summary),
         "files": _file_table(model_dir, folders),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return atomic_write_json(model_dir / CARD_FILE, card)
 
 
-def write_card_for_method(cfg, method: str, model_dir, val_probs, val_labels, data_summary: dict,
-                          retrospection_ldm_dir=None) -> Path:
+def write_card_for_method(
+    cfg, method: str, model_dir, val_probs, val_labels, data_summary: dict, retrospection_ldm_dir=None
+) -> Path:
     """The call for ``run_train``: calibrate on the validation probabilities, add validation
     metrics at that threshold and at 0.5, and write the card for ``cfg.method(method)``."""
     from hrr_core.evaluation.calibration import calibrate_threshold
@@ -167,13 +195,25 @@ def write_card_for_method(cfg, method: str, model_dir, val_probs, val_labels, da
     m = cfg.method(method)
     probs, labels = np.asarray(val_probs, np.float64), np.asarray(val_labels).astype(int)
     threshold = calibrate_threshold(probs, labels)
-    metrics = {"at_threshold": binary_metrics(probs, labels, threshold), "at_0.5": binary_metrics(probs, labels, 0.5),
-               "n_val": int(len(labels))}
-    return write_detector_card(model_dir, method=method, kind=m.kind, baseline=m.baseline,
-                               model_config=to_dict(cfg.model_config(method)), train_generators=m.train_generators,
-                               profile=cfg.profile, threshold=threshold, val_metrics=metrics,
-                               data_summary=data_summary, retrospection_ldm_dir=retrospection_ldm_dir,
-                               ema_weights=cfg.train_config(method).ema_decay is not None)
+    metrics = {
+        "at_threshold": binary_metrics(probs, labels, threshold),
+        "at_0.5": binary_metrics(probs, labels, 0.5),
+        "n_val": int(len(labels)),
+    }
+    return write_detector_card(
+        model_dir,
+        method=method,
+        kind=m.kind,
+        baseline=m.baseline,
+        model_config=to_dict(cfg.model_config(method)),
+        train_generators=m.train_generators,
+        profile=cfg.profile,
+        threshold=threshold,
+        val_metrics=metrics,
+        data_summary=data_summary,
+        retrospection_ldm_dir=retrospection_ldm_dir,
+        ema_weights=cfg.train_config(method).ema_decay is not None,
+    )
 
 
 # ---------------------------------------------------------------- reading and checking
@@ -184,8 +224,9 @@ def read_card(model_dir) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / CARD_FILE
     if not model_dir.is_dir():
-        raise DetectorLoadError(model_dir, "no such checkpoint folder",
-                                "pass models/<method>, the folder holding detector.json and best/")
+        raise DetectorLoadError(
+            model_dir, "no such checkpoint folder", "pass models/<method>, the folder holding detector.json and best/"
+        )
     if not path.is_file():
         raise DetectorLoadError(path, "missing, so this folder is not a self-describing checkpoint", RETRAIN)
     try:
@@ -199,9 +240,12 @@ def read_card(model_dir) -> dict:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise DetectorLoadError(path, f"unknown format_version {version!r}", RETRAIN)
     if version > CARD_VERSION:
-        raise DetectorLoadError(path, f"format_version {version} is newer than this hrr_core reads ({CARD_VERSION}; "
-                                f"written by hrr_core {card.get('hrr_core_version')})",
-                                "upgrade hrr (pip install -U hrr)")
+        raise DetectorLoadError(
+            path,
+            f"format_version {version} is newer than this hrr_core reads ({CARD_VERSION}; "
+            f"written by hrr_core {card.get('hrr_core_version')})",
+            "upgrade hrr (pip install -U hrr)",
+        )
     return card
 
 
@@ -220,9 +264,11 @@ def _inside(model_dir: Path, rel: Any, card_path: Path) -> Path:
     """``model_dir / rel`` for a path the card names, refusing one that leaves the folder."""
     p = PurePosixPath(rel) if isinstance(rel, str) else None
     if p is None or not rel or p.is_absolute() or ".." in p.parts or "\\" in rel or ":" in rel:
-        raise DetectorLoadError(card_path, f"names the path {rel!r}, which is not inside the model folder "
-                                "(a checkpoint reads only its own files)",
-                                "restore the original detector.json, or re-run the train stage to write a new one")
+        raise DetectorLoadError(
+            card_path,
+            f"names the path {rel!r}, which is not inside the model folder (a checkpoint reads only its own files)",
+            "restore the original detector.json, or re-run the train stage to write a new one",
+        )
     return model_dir / p
 
 
@@ -260,9 +306,12 @@ def _refuse_pickles(files: list[Path], model_dir: Path) -> None:
             continue
         why = _not_safetensors(f)
         if why:
-            raise DetectorLoadError(f, f"{why}; hrr loads weights only from safetensors, because unpickling a file "
-                                    "runs code from it", "re-run the train stage to rewrite the folder, or get the "
-                                    "folder again from its author; never load such a file you did not make")
+            raise DetectorLoadError(
+                f,
+                f"{why}; hrr loads weights only from safetensors, because unpickling a file runs code from it",
+                "re-run the train stage to rewrite the folder, or get the "
+                "folder again from its author; never load such a file you did not make",
+            )
 
 
 def _check_hashes(card: dict, model_dir: Path, card_path: Path) -> None:
@@ -292,9 +341,11 @@ def _config_of(card: dict, path: Path) -> tuple[Any, Any]:
             raise TypeError("preprocessing and files must be JSON objects")
         int(card["preprocessing"]["min_side"])
     except (ValueError, ConfigError, KeyError, TypeError, AttributeError) as exc:
-        raise DetectorLoadError(path, f"cannot be used by hrr_core {hrr_core.__version__} "
-                                f"({type(exc).__name__}: {exc})", "re-run the train stage with this version of hrr, "
-                                "or install the version named in the card") from None
+        raise DetectorLoadError(
+            path,
+            f"cannot be used by hrr_core {hrr_core.__version__} ({type(exc).__name__}: {exc})",
+            "re-run the train stage with this version of hrr, or install the version named in the card",
+        ) from None
     return spec, cfg
 
 
@@ -312,17 +363,26 @@ def check_card(model_dir) -> CheckedCard:
     if not best.is_dir():
         raise DetectorLoadError(best, "missing", "copy the whole model folder, or re-run the train stage")
     if ldm_dir is not None and not ldm_dir.is_dir():
-        raise DetectorLoadError(ldm_dir, "missing: this detector re-renders inputs through the diffusion model it "
-                                "carries", "copy the whole model folder, including retrospection_ldm/")
+        raise DetectorLoadError(
+            ldm_dir,
+            "missing: this detector re-renders inputs through the diffusion model it carries",
+            "copy the whole model folder, including retrospection_ldm/",
+        )
     folders = [BEST_DIR] + ([ldm_dir.relative_to(model_dir).as_posix()] if ldm_dir else [])
     try:
         _refuse_pickles(_files_of(model_dir, folders), model_dir)
         _check_hashes(card, model_dir, path)
         digest = _folder_digest(best)
     except OSError as exc:
-        raise DetectorLoadError(exc.filename or model_dir, f"cannot be read ({exc.strerror or exc})",
-                                "make the model folder readable by this user") from None
+        raise DetectorLoadError(
+            exc.filename or model_dir,
+            f"cannot be read ({exc.strerror or exc})",
+            "make the model folder readable by this user",
+        ) from None
     if card["model_id"] != f"{card['method']}-{digest[:12]}":
-        raise DetectorLoadError(best, "not the weights detector.json was written for (stale card or mixed copy)",
-                                "copy the whole model folder, or re-run the train stage to write a matching card")
+        raise DetectorLoadError(
+            best,
+            "not the weights detector.json was written for (stale card or mixed copy)",
+            "copy the whole model folder, or re-run the train stage to write a matching card",
+        )
     return CheckedCard(card, cfg, best, ldm_dir)

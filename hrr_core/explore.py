@@ -41,23 +41,32 @@ def load_metrics(root: str | Path, methods: list[str] | None = None) -> pd.DataF
     root = Path(root)
     methods = find_methods(root) if methods is None else methods
     if not methods:
-        raise FileNotFoundError(f"no results/<method>/results.csv under {root}; run the pipeline (dvc repro) "
-                                "or open a stage notebook to build smoke outputs")
+        raise FileNotFoundError(
+            f"no results/<method>/results.csv under {root}; run the pipeline (dvc repro) "
+            "or open a stage notebook to build smoke outputs"
+        )
     parts = []
     for m in methods:
-        parts.append(pd.read_csv(root / "results" / m / "results.csv", dtype={"size": str})
-                     .assign(condition="none", level=0.0, seed=np.nan, method=m))
+        parts.append(
+            pd.read_csv(root / "results" / m / "results.csv", dtype={"size": str}).assign(
+                condition="none", level=0.0, seed=np.nan, method=m
+            )
+        )
         study = root / "results" / "study" / m / "study.csv"
         if study.is_file():
             part = pd.read_csv(study, dtype={"size": str})
             missing = [c for c in STUDY_COLUMNS if c not in part.columns]
             if missing:
-                raise ValueError(f"{study}: missing columns {missing}; a study table adds {list(STUDY_COLUMNS)} to results.csv's")
+                raise ValueError(
+                    f"{study}: missing columns {missing}; a study table adds {list(STUDY_COLUMNS)} to results.csv's"
+                )
             parts.append(part.assign(method=m))
     return pd.concat(parts, ignore_index=True)
 
 
-def load_predictions(root: str | Path, method: str, threshold: float = 0.5, manifest: str | Path = MANIFEST) -> pd.DataFrame:
+def load_predictions(
+    root: str | Path, method: str, threshold: float = 0.5, manifest: str | Path = MANIFEST
+) -> pd.DataFrame:
     """Per-image scores of ``method`` joined with the manifest: id, path (absolute), label,
     generator, split, size, score, logit, pred, correct and ``margin`` = |score - threshold|."""
     from hrr_core.data.manifest import absolute_paths, read_manifest
@@ -71,8 +80,10 @@ def load_predictions(root: str | Path, method: str, threshold: float = 0.5, mani
     cols = ["id", "path", "label", "generator", "split", "size", "width", "height"]
     df = pd.read_csv(scores_file).merge(man[cols], on="id", how="left", validate="one_to_one")
     if df["path"].isna().any():
-        raise ValueError(f"{scores_file}: {int(df['path'].isna().sum())} ids are not in {root / manifest}; "
-                         "the scores and the manifest come from different runs: rerun dvc repro")
+        raise ValueError(
+            f"{scores_file}: {int(df['path'].isna().sum())} ids are not in {root / manifest}; "
+            "the scores and the manifest come from different runs: rerun dvc repro"
+        )
     pred = (df["score"] >= threshold).astype(int)
     return df.assign(method=method, pred=pred, correct=pred == df["label"], margin=(df["score"] - threshold).abs())
 
@@ -114,8 +125,10 @@ def confident_mistakes(preds: pd.DataFrame, n: int = 6) -> pd.DataFrame:
 def _git(repo: Path, *args: str) -> str:
     proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise ValueError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}; "
-                         "pass revisions that exist (git log --oneline) in a git checkout")
+        raise ValueError(
+            f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}; "
+            "pass revisions that exist (git log --oneline) in a git checkout"
+        )
     return proc.stdout
 
 
@@ -136,8 +149,9 @@ def commit_metrics(repo: str | Path, rev: str, folder: str = "metrics/evaluate")
     return pd.DataFrame(rows, columns=["method", "test", "metric", "value"])
 
 
-def compare_commits(repo: str | Path, rev_a: str, rev_b: str, folder: str = "metrics/evaluate",
-                    changed_only: bool = False) -> pd.DataFrame:
+def compare_commits(
+    repo: str | Path, rev_a: str, rev_b: str, folder: str = "metrics/evaluate", changed_only: bool = False
+) -> pd.DataFrame:
     """Side by side: one row per (method, test, metric) with the values at ``rev_a`` and
     ``rev_b`` (columns ``a: <rev_a>``, ``b: <rev_b>``; NaN where a commit lacks it) and
     ``delta`` = b - a; ``changed_only`` keeps rows whose value differs."""
@@ -150,5 +164,3 @@ def compare_commits(repo: str | Path, rev_a: str, rev_b: str, folder: str = "met
     if changed_only:
         table = table[(table["delta"].abs() > 0) | table["delta"].isna()]
     return table.reset_index(drop=True)
-
-

@@ -37,15 +37,21 @@ def scale_view(detector, path: str | Path) -> dict:
     seed = int(sha256_file(path)[:16], 16)
     with torch.no_grad():
         x_tilde = scale_hierarchy([image], msr, torch.Generator().manual_seed(seed))  # (1, K, 3, S, S)
-        r = retrospect([image.to(detector.device)], detector.ldm, detector.config.msr,
-                       torch.Generator().manual_seed(seed)).to(detector.device)  # (1, K, C', S, S)
+        r = retrospect(
+            [image.to(detector.device)], detector.ldm, detector.config.msr, torch.Generator().manual_seed(seed)
+        ).to(detector.device)  # (1, K, C', S, S)
         out = detector.model(r)
     residuals = None
     if msr.retrospection and msr.representation != "recon":
         residuals = r[0, :, -3:].mean(dim=1).cpu().numpy()  # (K, S, S): the residual channels come last
-    return {"image": array, "scales": x_tilde[0].permute(0, 2, 3, 1).cpu().numpy(), "residuals": residuals,
-            "scale_probs": torch.softmax(out.scale_logits[0].float(), dim=-1)[:, 1].cpu().numpy(),
-            "prob": float(out.probs[0]), "factors": list(msr.scale_factors)}
+    return {
+        "image": array,
+        "scales": x_tilde[0].permute(0, 2, 3, 1).cpu().numpy(),
+        "residuals": residuals,
+        "scale_probs": torch.softmax(out.scale_logits[0].float(), dim=-1)[:, 1].cpu().numpy(),
+        "prob": float(out.probs[0]),
+        "factors": list(msr.scale_factors),
+    }
 
 
 def mistakes_figure(rows: pd.DataFrame, views: list[dict]) -> plt.Figure:
@@ -54,15 +60,20 @@ def mistakes_figure(rows: pd.DataFrame, views: list[dict]) -> plt.Figure:
     fig, axes = plt.subplots(len(views), k + 1, figsize=(2.2 * (k + 1), 2.3 * len(views)), squeeze=False)
     for ax_row, (_, row), view in zip(axes, rows.iterrows(), views):
         ax_row[0].imshow(view["image"])
-        ax_row[0].set_title(f"{row['generator']} {row['size']}px\nlabel {'fake' if row['label'] else 'real'}, "
-                            f"score {row['score']:.2f}", fontsize=8)
+        ax_row[0].set_title(
+            f"{row['generator']} {row['size']}px\nlabel {'fake' if row['label'] else 'real'}, score {row['score']:.2f}",
+            fontsize=8,
+        )
         for s in range(k):
             ax = ax_row[s + 1]
             if s < len(view["factors"]):
                 shown = view["residuals"][s] if view["residuals"] is not None else view["scales"][s]
                 ax.imshow(shown, cmap="magma" if view["residuals"] is not None else None)
-                ax.set_title(f"x{view['factors'][s]:g} {'residual' if view['residuals'] is not None else 'input'}\n"
-                             f"p(fake) {view['scale_probs'][s]:.2f}", fontsize=8)
+                ax.set_title(
+                    f"x{view['factors'][s]:g} {'residual' if view['residuals'] is not None else 'input'}\n"
+                    f"p(fake) {view['scale_probs'][s]:.2f}",
+                    fontsize=8,
+                )
         for ax in ax_row:
             ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
@@ -82,8 +93,15 @@ def afr_survival(model) -> pd.DataFrame:
     alpha = afr.alpha.detach().cpu()  # (d, M)
     norms = afr.group_norms().cpu().numpy()
     peak = afr.anchors.cpu().numpy()[alpha.abs().argmax(dim=1).numpy()]
-    table = pd.DataFrame({"dim": np.arange(len(norms)), "group_norm": norms, "tau": afr.tau.cpu().numpy(),
-                          "survived": norms > 0, "peak_anchor": peak})
+    table = pd.DataFrame(
+        {
+            "dim": np.arange(len(norms)),
+            "group_norm": norms,
+            "tau": afr.tau.cpu().numpy(),
+            "survived": norms > 0,
+            "peak_anchor": peak,
+        }
+    )
     return table.sort_values(["group_norm", "dim"], ascending=[False, True]).reset_index(drop=True)
 
 
@@ -94,7 +112,12 @@ def afr_figure(model, top: int = 32) -> plt.Figure:
     if table.empty:
         raise ValueError("this HRR model has no AFR head (afr.enabled: false); nothing survives or dies")
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1.2, 1]})
-    a.bar(np.arange(len(table)), table["group_norm"], color=np.where(table["survived"], "tab:blue", "lightgrey"), width=1.0)
+    a.bar(
+        np.arange(len(table)),
+        table["group_norm"],
+        color=np.where(table["survived"], "tab:blue", "lightgrey"),
+        width=1.0,
+    )
     a.set_title(f"AFR: {int(table['survived'].sum())} of {len(table)} dimensions survived")
     a.set_xlabel("dimension (sorted by ||alpha_j||)"), a.set_ylabel("||alpha_j||_2")
     keep = table[table["survived"]].head(top)["dim"].to_numpy()
@@ -125,8 +148,12 @@ def controls(render: Callable[..., None], choices: dict[str, list], use_widgets:
         except ImportError:
             use_widgets = False
         else:
-            display(ipywidgets.interactive(render, **{k: ipywidgets.Dropdown(options=v, value=defaults[k], description=k)
-                                                      for k, v in choices.items()}))
+            display(
+                ipywidgets.interactive(
+                    render,
+                    **{k: ipywidgets.Dropdown(options=v, value=defaults[k], description=k) for k, v in choices.items()},
+                )
+            )
             return "widgets"
     render(**defaults)
     return "static"
@@ -138,6 +165,7 @@ def controls(render: Callable[..., None], choices: dict[str, list], use_widgets:
 def metrics_view(metrics: pd.DataFrame, show: Callable = print) -> tuple[Callable, dict]:
     """(render, choices): the metrics table filtered by method, test generator, size and
     perturbation, and AP per test generator and method of the selected rows."""
+
     def render(method=ANY, test=ANY, size="all", condition="none"):
         rows = filter_rows(metrics, method=method, test=test, size=size, condition=condition)
         show(rows[[c for c in METRIC_COLUMNS if c in rows.columns]].round(3).reset_index(drop=True))
@@ -145,13 +173,19 @@ def metrics_view(metrics: pd.DataFrame, show: Callable = print) -> tuple[Callabl
             return
         fig, ax = plt.subplots(figsize=(7, 3.2))
         wide = rows.groupby(["test", "method"])["ap"].mean().unstack("method")
-        wide.plot.bar(ax=ax, rot=30, ylim=(0, 1.02), title=f"AP per test generator (size {size}, condition {condition})")
+        wide.plot.bar(
+            ax=ax, rot=30, ylim=(0, 1.02), title=f"AP per test generator (size {size}, condition {condition})"
+        )
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         show(fig)
         plt.close(fig)
 
-    return render, {"method": options(metrics, "method"), "test": options(metrics, "test"),
-                    "size": options(metrics, "size", "all"), "condition": options(metrics, "condition", "none")}
+    return render, {
+        "method": options(metrics, "method"),
+        "test": options(metrics, "test"),
+        "size": options(metrics, "size", "all"),
+        "condition": options(metrics, "condition", "none"),
+    }
 
 
 def image_view(detector, path: str | Path) -> dict:
@@ -160,13 +194,20 @@ def image_view(detector, path: str | Path) -> dict:
         return scale_view(detector, path)
     from hrr_core.io import image_to_array, load_image
 
-    return {"image": image_to_array(load_image(path)), "scales": None, "residuals": None, "scale_probs": [],
-            "prob": float("nan"), "factors": []}
+    return {
+        "image": image_to_array(load_image(path)),
+        "scales": None,
+        "residuals": None,
+        "scale_probs": [],
+        "prob": float("nan"),
+        "factors": [],
+    }
 
 
 def mistakes_view(preds: pd.DataFrame, detector, n: int = 6, show: Callable = print) -> tuple[Callable, dict]:
     """(render, choices): the ``n`` most confident mistakes among the selected generator and
     size, as a table and a figure (HRR: each scale's residual and per-scale prediction)."""
+
     def render(generator=ANY, size=ANY):
         rows = confident_mistakes(filter_rows(preds, generator=generator, size=size), n)
         show(rows[["id", "generator", "size", "label", "score", "margin"]].round(3))
@@ -186,15 +227,18 @@ def afr_report(detector) -> tuple[pd.DataFrame, plt.Figure | None, str]:
         what = "no detector" if detector is None else f"{detector.method} has no AFR head"
         return afr_survival(None), None, f"AFR: {what}; nothing to show"
     table = afr_survival(model)
-    note = (f"AFR of {detector.method}: {int(table['survived'].sum())} of {len(table)} fused dimensions survived "
-            "the group soft-thresholding (||alpha_j|| > 0)")
+    note = (
+        f"AFR of {detector.method}: {int(table['survived'].sum())} of {len(table)} fused dimensions survived "
+        "the group soft-thresholding (||alpha_j|| > 0)"
+    )
     fig = afr_figure(model)
     plt.close(fig)  # shown by the caller's display(fig), not again by the inline backend
     return table, fig, note
 
 
-def compare_or_note(repo: str | Path, rev_a: str, rev_b: str, folder: str = "metrics/evaluate",
-                    changed_only: bool = True) -> pd.DataFrame | str:
+def compare_or_note(
+    repo: str | Path, rev_a: str, rev_b: str, folder: str = "metrics/evaluate", changed_only: bool = True
+) -> pd.DataFrame | str:
     """:func:`hrr_core.explore.compare_commits` (by default only the metrics that changed), or
     the reason it cannot run (not a git checkout, unknown revision) as text to print."""
     try:

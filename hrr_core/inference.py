@@ -88,9 +88,16 @@ class _DecodedFiles(Dataset):
             return i, None, 0, f"could not decode ({type(exc).__name__}: {exc})"
         h, w = pixels.shape[:2]
         if min(h, w) < self.min_side:
-            return i, None, 0, (f"image is {w}x{h} pixels; this {self.method} detector needs a short side of at "
-                                f"least {self.min_side} (small images are not upscaled: that would erase the traces "
-                                "it looks for)")
+            return (
+                i,
+                None,
+                0,
+                (
+                    f"image is {w}x{h} pixels; this {self.method} detector needs a short side of at "
+                    f"least {self.min_side} (small images are not upscaled: that would erase the traces "
+                    "it looks for)"
+                ),
+            )
         return i, pixels, seed, None
 
 
@@ -100,8 +107,9 @@ class _DecodedFiles(Dataset):
 class Detector:
     """A trained detector ready to score images; build it with :func:`load_detector`."""
 
-    def __init__(self, card: dict, config: Any, model: Any, device: torch.device, ldm: Any = None,
-                 model_dir: Path | None = None):
+    def __init__(
+        self, card: dict, config: Any, model: Any, device: torch.device, ldm: Any = None, model_dir: Path | None = None
+    ):
         self.card, self.config, self.model, self.device, self.ldm = card, config, model, device, ldm
         self.model_dir = model_dir
         self.kind, self.method, self.baseline = card["kind"], card["method"], card.get("baseline")
@@ -124,8 +132,10 @@ class Detector:
 
             if seeds is None:
                 seeds = [int(hashlib.sha256(to_uint8(x).tobytes()).hexdigest()[:16], 16) for x in images]
-            reps = [retrospect([x.to(self.device)], self.ldm, self.config.msr, torch.Generator().manual_seed(s))
-                    for x, s in zip(images, seeds)]  # each (1, K, C', S, S): one generator per image
+            reps = [
+                retrospect([x.to(self.device)], self.ldm, self.config.msr, torch.Generator().manual_seed(s))
+                for x, s in zip(images, seeds)
+            ]  # each (1, K, C', S, S): one generator per image
             inputs = torch.cat(reps).to(self.device)  # (B, K, C', S, S)
         elif self.ldm is not None:  # DIRE: the residual through the carried diffusion model
             from hrr_core.models.baselines.dire import dire_from_config
@@ -139,8 +149,9 @@ class Detector:
         logits = self.model(inputs).logits.float()  # (B,)
         return torch.sigmoid(logits).cpu().double().numpy()
 
-    def predict_paths(self, paths, batch_size: int = 16, threshold: float | None = None, progress: bool = False,
-                      workers: int = 0) -> PredictionReport:
+    def predict_paths(
+        self, paths, batch_size: int = 16, threshold: float | None = None, progress: bool = False, workers: int = 0
+    ) -> PredictionReport:
         """Score image files: ``workers`` processes decode them (0: this process), images of one
         size go through the model together, ``batch_size`` at a time. Unreadable, too small or
         failing files go to ``failures``, the rest to ``results`` in input order."""
@@ -156,8 +167,12 @@ class Detector:
         paths = [str(p) for p in paths]
         probs: dict[int, float] = {}
         failures: dict[int, str] = {}
-        loader = DataLoader(_DecodedFiles(paths, self.min_side, self.method), batch_size=DECODE_CHUNK,
-                            num_workers=workers, collate_fn=_identity)  # a worker sends DECODE_CHUNK files at once
+        loader = DataLoader(
+            _DecodedFiles(paths, self.min_side, self.method),
+            batch_size=DECODE_CHUNK,
+            num_workers=workers,
+            collate_fn=_identity,
+        )  # a worker sends DECODE_CHUNK files at once
         window = max(4 * batch_size, 64)  # decoded images held at once, over all size buckets
         buckets: dict[Any, list] = {}
         with tqdm(total=len(paths), disable=not progress, unit="img", desc="hrr-detect") as bar:
@@ -177,8 +192,9 @@ class Detector:
                 bar.update(len(chunk))
             self._flush(buckets, probs, failures)
         order = sorted(probs)
-        results = pd.DataFrame({"path": [display_path(paths[i]) for i in order],
-                                "prob_generated": [probs[i] for i in order]})
+        results = pd.DataFrame(
+            {"path": [display_path(paths[i]) for i in order], "prob_generated": [probs[i] for i in order]}
+        )
         results["label"] = np.where(results["prob_generated"] >= thr, "generated", "real")
         results["threshold"], results["model"] = thr, self.model_id
         return PredictionReport(results, [(display_path(paths[i]), failures[i]) for i in sorted(failures)])
@@ -224,8 +240,9 @@ def _load_model(checked: CheckedCard, device: torch.device):
         load_weights(checked.best, model, ema=bool(checked.card.get("ema_weights", False)))  # what best/ was chosen on
         return model.to(device).eval()
     except (CheckpointError, ValueError, OSError, RuntimeError) as exc:
-        raise DetectorLoadError(checked.best, f"cannot be loaded ({exc})",
-                                "re-run the train stage for this method") from None
+        raise DetectorLoadError(
+            checked.best, f"cannot be loaded ({exc})", "re-run the train stage for this method"
+        ) from None
 
 
 def load_detector(model_dir, device: str = "auto") -> Detector:
@@ -243,6 +260,9 @@ def load_detector(model_dir, device: str = "auto") -> Detector:
         try:
             ldm = load_ldm(checked.ldm_dir, dev)
         except (ValueError, OSError, RuntimeError) as exc:
-            raise DetectorLoadError(checked.ldm_dir, f"retrospection LDM cannot be loaded ({exc})",
-                                    "copy the whole model folder, including retrospection_ldm/") from None
+            raise DetectorLoadError(
+                checked.ldm_dir,
+                f"retrospection LDM cannot be loaded ({exc})",
+                "copy the whole model folder, including retrospection_ldm/",
+            ) from None
     return Detector(checked.card, checked.config, model, dev, ldm, Path(model_dir))

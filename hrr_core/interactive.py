@@ -92,8 +92,10 @@ def pipeline_graph(project: Path) -> dict[str, StageNode]:
         items = [(None, {})]
         if "foreach" in body:
             each = _interpolate(body["foreach"], context)
-            items = [(str(k), {"key": k, "item": v}) for k, v in (each.items() if isinstance(each, dict)
-                                                                   else ((v, v) for v in each))]
+            items = [
+                (str(k), {"key": k, "item": v})
+                for k, v in (each.items() if isinstance(each, dict) else ((v, v) for v in each))
+            ]
             body = body["do"]
         for item, extra in items:
             b = _interpolate(body, {**context, **extra})
@@ -110,8 +112,11 @@ def _overlaps(a: str, b: str) -> bool:
 
 def upstream(node: StageNode, graph: dict[str, StageNode]) -> list[StageNode]:
     """The stages whose outputs ``node`` depends on (dvc.yaml's edges), in dvc.yaml order."""
-    return [other for other in graph.values() if other.name != node.name
-            and any(_overlaps(d, o) for d in node.deps for o in other.outs)]
+    return [
+        other
+        for other in graph.values()
+        if other.name != node.name and any(_overlaps(d, o) for d in node.deps for o in other.outs)
+    ]
 
 
 def stage_outputs(node: StageNode, root: Path) -> list[Path]:
@@ -162,8 +167,11 @@ def ensure(node: StageNode, graph: dict[str, StageNode], cfg: Config, root: Path
 def scratch_config(project: Path, profile: str | None) -> Config:
     """The config of a scratch run: ``profile`` (default smoke), seed photos read from ``project``."""
     base = load_config(project / "params.yaml", profile or "smoke")
-    return load_config(project / "params.yaml", profile or "smoke",
-                       overrides={"benchmark": {"seed_dir": str(resolve(base.benchmark.seed_dir, project))}})
+    return load_config(
+        project / "params.yaml",
+        profile or "smoke",
+        overrides={"benchmark": {"seed_dir": str(resolve(base.benchmark.seed_dir, project))}},
+    )
 
 
 @dataclass
@@ -186,9 +194,11 @@ class StageSession:
         return self.node.item
 
     def describe(self) -> str:
-        what = {"pipeline": "papermill run: computing and writing the stage's outputs",
-                "existing": "opened by hand: reading the outputs the pipeline produced (nothing is written)",
-                "scratch": "opened by hand, no pipeline outputs yet: running here on a scratch copy"}[self.mode]
+        what = {
+            "pipeline": "papermill run: computing and writing the stage's outputs",
+            "existing": "opened by hand: reading the outputs the pipeline produced (nothing is written)",
+            "scratch": "opened by hand, no pipeline outputs yet: running here on a scratch copy",
+        }[self.mode]
         return f"{self.node.name}: {what}; profile {self.cfg.profile}, root {self.root}"
 
     def run(self) -> dict:
@@ -200,8 +210,14 @@ class StageSession:
         return ensure(self.node, self.graph, self.cfg, self.root, self.echo)
 
 
-def open_stage(stage: str, params_path: str | None, profile: str | None = None, arg: str | None = None,
-               root: str | Path | None = None, echo: Callable = print) -> StageSession:
+def open_stage(
+    stage: str,
+    params_path: str | None,
+    profile: str | None = None,
+    arg: str | None = None,
+    root: str | Path | None = None,
+    echo: Callable = print,
+) -> StageSession:
     """The session of a stage notebook. ``params_path`` is what papermill passes (None: opened by
     hand); ``arg`` is the foreach item (the method of train/evaluate/study, the row of ablate)."""
     project = Path(root).resolve() if root else project_root()
@@ -219,8 +235,12 @@ def open_stage(stage: str, params_path: str | None, profile: str | None = None, 
     return StageSession(node, "scratch", project / SCRATCH / scratch_cfg.profile, scratch_cfg, graph, echo)
 
 
-def results_root(root: str | Path | None = None, profile: str | None = None, methods: tuple[str, ...] = ("cnn", "hrr"),
-                 echo: Callable = print) -> Path:
+def results_root(
+    root: str | Path | None = None,
+    profile: str | None = None,
+    methods: tuple[str, ...] = ("cnn", "hrr"),
+    echo: Callable = print,
+) -> Path:
     """Where the explorer reads: ``root`` (default: the project root) when it holds evaluation
     results of every one of ``methods``, else the scratch root, where the missing stages run
     first (smoke profile unless ``profile``)."""
@@ -228,8 +248,10 @@ def results_root(root: str | Path | None = None, profile: str | None = None, met
     if all((project / "results" / m / "scores.csv").is_file() for m in methods):
         return project
     if not (project / "params.yaml").is_file():
-        raise FileNotFoundError(f"{project} holds neither results/<method>/scores.csv for {list(methods)} nor params.yaml; "
-                                "pass the root of a project the pipeline ran in")
+        raise FileNotFoundError(
+            f"{project} holds neither results/<method>/scores.csv for {list(methods)} nor params.yaml; "
+            "pass the root of a project the pipeline ran in"
+        )
     cfg, graph = scratch_config(project, profile), pipeline_graph(project)
     scratch = project / SCRATCH / cfg.profile
     for m in methods:

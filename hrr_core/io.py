@@ -150,13 +150,21 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(p, f"too many pixels ({exc})", f"images above {MAX_IMAGE_PIXELS} pixels are refused; downscale it first") from None
+        raise ImageLoadError(
+            p, f"too many pixels ({exc})", f"images above {MAX_IMAGE_PIXELS} pixels are refused; downscale it first"
+        ) from None
     except PermissionError:
         raise ImageLoadError(p, "permission denied", "make the file readable") from None
     except OSError as exc:
-        raise ImageLoadError(p, f"not a readable image ({exc})", "the file is corrupt, truncated or not an image; re-export it as PNG or JPEG") from None
+        raise ImageLoadError(
+            p,
+            f"not a readable image ({exc})",
+            "the file is corrupt, truncated or not an image; re-export it as PNG or JPEG",
+        ) from None
     except Exception as exc:  # PIL raises assorted errors on hostile input
-        raise ImageLoadError(p, f"could not decode ({type(exc).__name__}: {exc})", "re-export it as PNG or JPEG") from None
+        raise ImageLoadError(
+            p, f"could not decode ({type(exc).__name__}: {exc})", "re-export it as PNG or JPEG"
+        ) from None
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

@@ -30,7 +30,9 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 120) -> Non
     plt.close(fig)
 
 
-def sample_grid(manifest: pd.DataFrame, families: Sequence[str], n_rows: int = 4, split: str = "test", seed: int = 0) -> plt.Figure:
+def sample_grid(
+    manifest: pd.DataFrame, families: Sequence[str], n_rows: int = 4, split: str = "test", seed: int = 0
+) -> plt.Figure:
     """Rows: real crops of ``split``; columns: the real, then the fake every family made from it
     (same content; ``ldm_sample`` is unconditional and shows an unrelated sample)."""
     paths = dict(zip(manifest["id"], absolute_paths(manifest)))
@@ -103,8 +105,18 @@ def history_figure(history: pd.DataFrame) -> plt.Figure:
     """Training curves from a per-epoch history (columns epoch, method and metric names)."""
     value_cols = [c for c in history.columns if "/" in c and history[c].notna().any()]  # train/*, val/*, model/*
     long = history.melt(id_vars=["epoch", "method"], value_vars=value_cols, var_name="metric").dropna()
-    g = sns.relplot(data=long, x="epoch", y="value", hue="method", col="metric", col_wrap=3, kind="line",
-                    height=2.6, facet_kws={"sharey": False}, marker="o")
+    g = sns.relplot(
+        data=long,
+        x="epoch",
+        y="value",
+        hue="method",
+        col="metric",
+        col_wrap=3,
+        kind="line",
+        height=2.6,
+        facet_kws={"sharey": False},
+        marker="o",
+    )
     return g.figure
 
 
@@ -125,12 +137,24 @@ def cross_generator_heatmap(study: pd.DataFrame, metric: str = "ap") -> plt.Figu
     """One train × test heatmap of ``metric`` per method (clean test set, seed of the main run)."""
     none = study[study["condition"] == "none"]
     methods = sorted(none["method"].unique())
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods), 0.5 * none["train"].nunique() + 2.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(methods), figsize=(3.6 * len(methods), 0.5 * none["train"].nunique() + 2.4), squeeze=False
+    )
     for ax, method in zip(axes[0], methods):
         part = none[none["method"] == method]
         part = part[part["seed"] == part["seed"].min()]
         grid = part.pivot_table(index="train", columns="test", values=metric)
-        sns.heatmap(grid, vmin=0.5, vmax=1.0, annot=True, fmt=".2f", cmap="viridis", cbar=False, ax=ax, annot_kws={"fontsize": 7})
+        sns.heatmap(
+            grid,
+            vmin=0.5,
+            vmax=1.0,
+            annot=True,
+            fmt=".2f",
+            cmap="viridis",
+            cbar=False,
+            ax=ax,
+            annot_kws={"fontsize": 7},
+        )
         ax.set_title(f"{method}: {metric.upper()}", fontsize=10)
         ax.set_xlabel("test generator"), ax.set_ylabel("trained on")
         ax.tick_params(axis="x", rotation=40)
@@ -143,10 +167,22 @@ def robustness_figure(curves: pd.DataFrame, bias: pd.DataFrame, metric: str = "a
     of clean vs harmonised ``metric`` per method (the bias audit)."""
     conds = [c for c in ("rescale", "jpeg", "blur", "downscale") if c in set(curves["condition"])]
     fig, axes = plt.subplots(1, len(conds) + 1, figsize=(3.8 * (len(conds) + 1), 3.6), squeeze=False)
-    xlabels = {"rescale": "scale factor (x stored size)", "jpeg": "JPEG quality (100 = clean)", "blur": "Gaussian sigma (px)",
-               "downscale": "downscale factor (1 = clean)"}
+    xlabels = {
+        "rescale": "scale factor (x stored size)",
+        "jpeg": "JPEG quality (100 = clean)",
+        "blur": "Gaussian sigma (px)",
+        "downscale": "downscale factor (1 = clean)",
+    }
     for ax, cond in zip(axes[0], conds):
-        sns.lineplot(data=curves[curves["condition"] == cond], x="level", y=metric, hue="method", marker="o", ax=ax, legend=ax is axes[0][0])
+        sns.lineplot(
+            data=curves[curves["condition"] == cond],
+            x="level",
+            y=metric,
+            hue="method",
+            marker="o",
+            ax=ax,
+            legend=ax is axes[0][0],
+        )
         if ax is axes[0][0]:
             ax.legend(fontsize=7, loc="lower left")
         ax.set_ylim(0.4, 1.02), ax.set_xlabel(xlabels[cond]), ax.set_title(cond)
@@ -158,7 +194,10 @@ def robustness_figure(curves: pd.DataFrame, bias: pd.DataFrame, metric: str = "a
         sns.barplot(data=bias, x="method", y=metric, hue="condition", ax=ax)
         ax.tick_params(axis="x", rotation=40)
     ax.set_ylim(0, 1.02), ax.set_title("bias audit: one size + one codec")
-    fig.suptitle(f"Robustness of the main model, mean {metric.upper()} over test generators (both classes transformed alike)", fontsize=10)
+    fig.suptitle(
+        f"Robustness of the main model, mean {metric.upper()} over test generators (both classes transformed alike)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -168,8 +207,17 @@ def pr_figure(pr: pd.DataFrame) -> plt.Figure:
     methods = sorted(pr["method"].unique())
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), squeeze=False)
     for ax, method in zip(axes[0], methods):
-        sns.lineplot(data=pr[pr["method"] == method], x="recall", y="precision", hue="test", ax=ax, estimator=None, sort=False,
-                     legend=ax is axes[0][0], drawstyle="steps-post")
+        sns.lineplot(
+            data=pr[pr["method"] == method],
+            x="recall",
+            y="precision",
+            hue="test",
+            ax=ax,
+            estimator=None,
+            sort=False,
+            legend=ax is axes[0][0],
+            drawstyle="steps-post",
+        )
         ax.set_title(f"PR: {method}"), ax.set_xlim(0, 1), ax.set_ylim(0, 1.02)
     fig.tight_layout()
     return fig
@@ -189,7 +237,9 @@ def afr_sparsity_figure(rows: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def residual_grid(images: list[np.ndarray], residuals: np.ndarray, names: Sequence[str], scales: Sequence[float]) -> plt.Figure:
+def residual_grid(
+    images: list[np.ndarray], residuals: np.ndarray, names: Sequence[str], scales: Sequence[float]
+) -> plt.Figure:
     """Rows: one image each (``names``); columns: the image, then its retrospection residual
     |x~_s - x^_s| at every scale s (``residuals`` (B, K, 3, S, S), shown as mean over channels)."""
     k = residuals.shape[1]

@@ -1,19 +1,7 @@
-"""HRR's retrospection as a cached stage: the frozen LDM, and per-image representations
-computed once through it and stored keyed by a hash of their config: HRR's MSR
-representations and DIRE's reconstruction residuals share this one cache.
-
-The cache itself (layout, keys, reading) is :mod:`hrr_core.data.cache`. Cache layout under ``root/<key>/`` (key = hash of the representation config (MSR config or
-DIRE representation config) + the LDM's identity + the seed)::
-
-    index.csv                    id, shard, shape of every cached image
-    shard_00000.safetensors      up to ``shard_size`` tensors float16, keyed by id
-                                 (MSR: (K, C', S, S); DIRE: (3, H, W) at the image's own size)
-    config.json                  the representation config, the LDM digest, the seed
-
-A change of the representation config gives a new key and a new folder; images already cached under a
-key are never recomputed, so the stage's outputs persist across runs (``persist: true``).
-Representations are deterministic: images are processed in sorted-id batches of fixed size,
-each batch drawing noise from a generator seeded by ``(seed, first id of the batch)``.
+"""HRR's retrospection: the frozen LDM (trained once on train-split reals, or a pretrained
+one) and the MSR representations computed through it. They are cached by
+:mod:`hrr_core.data.cache` (layout, keys, reading), which HRR's MSR representations and DIRE's
+reconstruction residuals share; see that module for the cache layout and determinism.
 """
 
 from __future__ import annotations
@@ -24,12 +12,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from hrr_core.data.cache import (
+    Representation,
+    compute_representation_cache,
+    ldm_digest,
+    representation_key,
+)
 from hrr_core.io import atomic_write_json
 from hrr_core.models.ldm import LatentDiffusion, train_denoiser, train_vae
 from hrr_core.models.msr import MSRConfig, retrospect
-from hrr_core.data.cache import (Representation, RetrospectionDataset, compute_representation_cache, ldm_digest,  # noqa: F401
-                                 read_index, representation_key)
-from hrr_core.schema.retrospection import RetrospectionConfig  # noqa: F401 (config lives in the schema)
+from hrr_core.schema.retrospection import RetrospectionConfig
 
 
 def cache_key(msr: MSRConfig, cfg: RetrospectionConfig) -> str:
@@ -38,11 +30,15 @@ def cache_key(msr: MSRConfig, cfg: RetrospectionConfig) -> str:
     return representation_key("msr", msr.resolved(), cfg)
 
 
-def prepare_ldm(cfg: RetrospectionConfig, train_images: list[torch.Tensor], out_dir: Path, device: torch.device) -> tuple[LatentDiffusion, dict]:
+def prepare_ldm(
+    cfg: RetrospectionConfig, train_images: list[torch.Tensor], out_dir: Path, device: torch.device
+) -> tuple[LatentDiffusion, dict]:
     """Load the pretrained LDM, or the one trained earlier with the same config, or train it
     on ``train_images`` ((3, H, W) in [0, 1], train split only) and save it to ``out_dir``."""
     if cfg.pretrained_unet_dir is not None:
-        return LatentDiffusion.from_pretrained_parts(cfg.pretrained_vae_dir, cfg.pretrained_unet_dir, device), {"source": "pretrained"}
+        return LatentDiffusion.from_pretrained_parts(cfg.pretrained_vae_dir, cfg.pretrained_unet_dir, device), {
+            "source": "pretrained"
+        }
     meta = out_dir / "retrospection_meta.json"
     if meta.exists() and json.loads(meta.read_text()).get("digest") == ldm_digest(cfg):
         return LatentDiffusion.load(out_dir, device), json.loads(meta.read_text())["stats"]
@@ -57,11 +53,14 @@ def prepare_ldm(cfg: RetrospectionConfig, train_images: list[torch.Tensor], out_
     return ldm.eval(), stats
 
 
-def compute_cache(rows: pd.DataFrame, ldm: LatentDiffusion | None, msr: MSRConfig, cfg: RetrospectionConfig, root: Path, log=print) -> dict:
+def compute_cache(
+    rows: pd.DataFrame, ldm: LatentDiffusion | None, msr: MSRConfig, cfg: RetrospectionConfig, root: Path, log=print
+) -> dict:
     """Make sure the MSR representation of every image of ``rows`` (a manifest slice) is cached
     under ``root/<cache_key>``; compute only the missing ones. Returns cost figures."""
-    rep = Representation("msr", msr.resolved(), lambda images, g: list(retrospect(images, ldm, msr, g).unbind(0)),
-                         msr.num_scales)  # each (K, C', S, S)
-    return compute_representation_cache(rows, rep, cfg, root, ldm.device if ldm is not None else torch.device("cpu"), log)
-
-
+    rep = Representation(
+        "msr", msr.resolved(), lambda images, g: list(retrospect(images, ldm, msr, g).unbind(0)), msr.num_scales
+    )  # each (K, C', S, S)
+    return compute_representation_cache(
+        rows, rep, cfg, root, ldm.device if ldm is not None else torch.device("cpu"), log
+    )

@@ -37,42 +37,124 @@ def one_thread():
 
 SMALL_BACKBONE = {"name": "small_resnet", "pretrained": False, "width": 8}
 TINY_PARAMS = {  # the smoke profile's sizes, with three cheap methods and no ablations; unset keys: dataclass defaults
-    "profile": "smoke", "seed": 0, "device": "cpu",
-    "benchmark": {"max_photos": 9, "crop_sizes": [64, 96], "crops_per_size": 2, "gen_train_crops": 32,
-                  "batch_size": 16},
+    "profile": "smoke",
+    "seed": 0,
+    "device": "cpu",
+    "benchmark": {
+        "max_photos": 9,
+        "crop_sizes": [64, 96],
+        "crops_per_size": 2,
+        "gen_train_crops": 32,
+        "batch_size": 16,
+    },
     "zoo": {
-        "vae": {"ldm": {"vae_block_out_channels": [8, 8], "vae_latent_channels": 4, "vae_steps": 3,
-                        "norm_num_groups": 4, "unet_block_out_channels": [4], "train_crop": 16, "vae_batch_size": 4},
-                "adv_start": 1},
-        "ldm_img2img": {"ldm": {"vae_block_out_channels": [8, 8], "unet_block_out_channels": [8, 8], "vae_steps": 3,
-                                "unet_steps": 3, "norm_num_groups": 4, "train_crop": 16, "vae_batch_size": 4,
-                                "unet_batch_size": 4}, "adv_start": 1, "ddim_steps": 2},
-        "pixel_ddpm": {"ldm": {"unet_block_out_channels": [8, 8], "unet_steps": 3, "norm_num_groups": 4,
-                               "train_crop": 16, "unet_batch_size": 4}, "ddim_steps": 2},
-        "gan_upsampler": {"width": 8, "num_blocks": 1, "disc_width": 8, "steps": 3, "adv_start": 1, "crop": 16,
-                          "batch_size": 4},
+        "vae": {
+            "ldm": {
+                "vae_block_out_channels": [8, 8],
+                "vae_latent_channels": 4,
+                "vae_steps": 3,
+                "norm_num_groups": 4,
+                "unet_block_out_channels": [4],
+                "train_crop": 16,
+                "vae_batch_size": 4,
+            },
+            "adv_start": 1,
+        },
+        "ldm_img2img": {
+            "ldm": {
+                "vae_block_out_channels": [8, 8],
+                "unet_block_out_channels": [8, 8],
+                "vae_steps": 3,
+                "unet_steps": 3,
+                "norm_num_groups": 4,
+                "train_crop": 16,
+                "vae_batch_size": 4,
+                "unet_batch_size": 4,
+            },
+            "adv_start": 1,
+            "ddim_steps": 2,
+        },
+        "pixel_ddpm": {
+            "ldm": {
+                "unet_block_out_channels": [8, 8],
+                "unet_steps": 3,
+                "norm_num_groups": 4,
+                "train_crop": 16,
+                "unet_batch_size": 4,
+            },
+            "ddim_steps": 2,
+        },
+        "gan_upsampler": {
+            "width": 8,
+            "num_blocks": 1,
+            "disc_width": 8,
+            "steps": 3,
+            "adv_start": 1,
+            "crop": 16,
+            "batch_size": 4,
+        },
         "ldm_sample": {"ddim_steps": 2},
     },
     "train": {"epochs": 1, "batch_size": 8, "max_steps": 4, "warmup_steps": 0, "log_every_steps": 1},
     "evaluate": {"n_boot": 5},
-    "study": {"seeds": [0, 1], "cross_train": ["ldm_img2img", "pixel_ddpm"], "max_images": 24,
-              "robustness": {"rescale": [0.5], "jpeg": [50], "blur": [1.0], "downscale": [0.5]}},
-    "retrospection": {"ldm": {"unet_block_out_channels": [8, 8], "norm_num_groups": 4, "unet_steps": 3,
-                              "train_crop": 16, "unet_batch_size": 4}, "batch_size": 16},
+    "study": {
+        "seeds": [0, 1],
+        "cross_train": ["ldm_img2img", "pixel_ddpm"],
+        "max_images": 24,
+        "robustness": {"rescale": [0.5], "jpeg": [50], "blur": [1.0], "downscale": [0.5]},
+    },
+    "retrospection": {
+        "ldm": {
+            "unet_block_out_channels": [8, 8],
+            "norm_num_groups": 4,
+            "unet_steps": 3,
+            "train_crop": 16,
+            "unet_batch_size": 4,
+        },
+        "batch_size": 16,
+    },
     "methods": {
-        "cnn": {"kind": "classifier", "train_generators": ["ldm_img2img"],
-                "model": {"backbone": SMALL_BACKBONE, "dropout": 0.0}},
-        "spectrum_lr": {"kind": "baseline", "baseline": "spectrum_lr", "train_generators": ["ldm_img2img"],
-                        "model": {"dct": True, "C": 1.0}},
-        "hrr": {"kind": "hrr", "train_generators": ["ldm_img2img"],
-                "model": {"backbone": {**SMALL_BACKBONE, "in_channels": 6},
-                          "msr": {"scale_factors": [1.0, 1.5, 2.0], "base_size": 64, "input_size": 64, "noise": True,
-                                  "noise_std": 0.01, "line_enhancement": True, "line_beta": 0.2, "retrospection": True,
-                                  "strength": 0.2, "num_steps": 1, "representation": "residual+image"},
-                          "afr": {"enabled": True, "num_anchors": 4, "rho": 0.5},
-                          "objective": {"afr_loss": "correntropy", "sigma": 2.0, "kl": True, "lambda_kl": 0.5,
-                                        "lambda_ce": 0.5, "lambda_omega": 1.0},
-                          "fusion": "mean"}},
+        "cnn": {
+            "kind": "classifier",
+            "train_generators": ["ldm_img2img"],
+            "model": {"backbone": SMALL_BACKBONE, "dropout": 0.0},
+        },
+        "spectrum_lr": {
+            "kind": "baseline",
+            "baseline": "spectrum_lr",
+            "train_generators": ["ldm_img2img"],
+            "model": {"dct": True, "C": 1.0},
+        },
+        "hrr": {
+            "kind": "hrr",
+            "train_generators": ["ldm_img2img"],
+            "model": {
+                "backbone": {**SMALL_BACKBONE, "in_channels": 6},
+                "msr": {
+                    "scale_factors": [1.0, 1.5, 2.0],
+                    "base_size": 64,
+                    "input_size": 64,
+                    "noise": True,
+                    "noise_std": 0.01,
+                    "line_enhancement": True,
+                    "line_beta": 0.2,
+                    "retrospection": True,
+                    "strength": 0.2,
+                    "num_steps": 1,
+                    "representation": "residual+image",
+                },
+                "afr": {"enabled": True, "num_anchors": 4, "rho": 0.5},
+                "objective": {
+                    "afr_loss": "correntropy",
+                    "sigma": 2.0,
+                    "kl": True,
+                    "lambda_kl": 0.5,
+                    "lambda_ce": 0.5,
+                    "lambda_omega": 1.0,
+                },
+                "fusion": "mean",
+            },
+        },
     },
 }
 
@@ -191,7 +273,10 @@ def make_genimage(root: str | Path, n: int = 20) -> None:
     """sdv4 inside its release wrapper, adm bare; nature .JPEG (ImageNet names) 24 px,
     ai .png 16 px (sdv4) / 32 px (adm); adm/val/ai holds one empty and one corrupt file."""
     root = Path(root)
-    for base, gen in ((root / "stable_diffusion_v_1_4" / "imagenet_ai_0419_sdv4", "sdv4"), (root / "imagenet_ai_0508_adm", "adm")):
+    for base, gen in (
+        (root / "stable_diffusion_v_1_4" / "imagenet_ai_0419_sdv4", "sdv4"),
+        (root / "imagenet_ai_0508_adm", "adm"),
+    ):
         fake_size = (16, 16) if gen == "sdv4" else (32, 32)
         _fill(base / "train" / "nature", n, ".JPEG", (24, 24), "n01440764_{i}")
         _fill(base / "train" / "ai", n, ".png", fake_size, "000_" + gen + "_{i:05d}")
@@ -235,10 +320,17 @@ def make_folder_tree(root: str | Path, n: int = 3) -> None:
 def fx() -> SimpleNamespace:
     """The tree and file builders above. Every builder writes under its ``root``; image content
     is seeded by the file's path, so a tree built twice is byte-identical."""
-    return SimpleNamespace(write_image=write_image, write_empty=write_empty, write_corrupt=write_corrupt,
-                           write_truncated_png=write_truncated_png, make_forensynths=make_forensynths,
-                           make_diffusionforensics=make_diffusionforensics, make_genimage=make_genimage,
-                           make_cocofake=make_cocofake, make_folder_tree=make_folder_tree)
+    return SimpleNamespace(
+        write_image=write_image,
+        write_empty=write_empty,
+        write_corrupt=write_corrupt,
+        write_truncated_png=write_truncated_png,
+        make_forensynths=make_forensynths,
+        make_diffusionforensics=make_diffusionforensics,
+        make_genimage=make_genimage,
+        make_cocofake=make_cocofake,
+        make_folder_tree=make_folder_tree,
+    )
 
 
 # ---------------------------------------------------------------- tiny saved detectors and a bad-input corpus
@@ -247,13 +339,22 @@ def fx() -> SimpleNamespace:
 
 
 def _card(model_dir: Path, method: str, kind: str, cfg, threshold=0.5, ldm_dir=None) -> Path:
-    from hrr_core.confutil import to_dict
     from hrr_core.card import write_detector_card
+    from hrr_core.confutil import to_dict
 
-    return write_detector_card(model_dir, method=method, kind=kind, baseline=None, model_config=to_dict(cfg),
-                               train_generators=["tiny_gen"], profile="smoke", threshold=threshold,
-                               val_metrics={"ap": 1.0}, data_summary={"n_train": 2, "n_val": 2},
-                               retrospection_ldm_dir=ldm_dir)
+    return write_detector_card(
+        model_dir,
+        method=method,
+        kind=kind,
+        baseline=None,
+        model_config=to_dict(cfg),
+        train_generators=["tiny_gen"],
+        profile="smoke",
+        threshold=threshold,
+        val_metrics={"ap": 1.0},
+        data_summary={"n_train": 2, "n_val": 2},
+        retrospection_ldm_dir=ldm_dir,
+    )
 
 
 def make_classifier_dir(root: Path) -> Path:
@@ -266,7 +367,9 @@ def make_classifier_dir(root: Path) -> Path:
     torch.manual_seed(0)
     cfg = ClassifierConfig(backbone=BackboneConfig(name="small_resnet", pretrained=False, width=4))
     model_dir = root / "tiny_cnn"
-    save_checkpoint(model_dir / "best", BinaryClassifier(cfg).eval(), None, None, None, 0, 0, None, {"model": to_dict(cfg)})
+    save_checkpoint(
+        model_dir / "best", BinaryClassifier(cfg).eval(), None, None, None, 0, 0, None, {"model": to_dict(cfg)}
+    )
     _card(model_dir, "tiny_cnn", "classifier", cfg, threshold=0.45)
     return model_dir
 
@@ -313,10 +416,14 @@ def _encoded(im: Image.Image, fmt: str, **kw) -> bytes:
 
 def _png_bomb() -> bytes:
     """A valid PNG signature and IHDR claiming 100000 x 100000 pixels, and almost no data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _frames(fmt: str) -> bytes:
@@ -347,7 +454,11 @@ def make_corpus(folder: Path) -> dict[str, tuple[str, bool]]:
     put("strip_1x4000.png", _encoded(_rgb(4000, 1), "PNG"), False)
     put("good.png", png, True)
     put("UPPER.JPG", jpeg, True)
-    put("deep16.png", _encoded(Image.fromarray((np.arange(48 * 40).reshape(40, 48) * 30).astype(np.uint16)), "PNG"), True)
+    put(
+        "deep16.png",
+        _encoded(Image.fromarray((np.arange(48 * 40).reshape(40, 48) * 30).astype(np.uint16)), "PNG"),
+        True,
+    )
     put("cmyk.jpg", _encoded(_rgb(48, 40, 4).convert("CMYK"), "JPEG"), True)
     pal = _rgb(48, 40, 5).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     pal.info["transparency"] = 0
@@ -387,9 +498,15 @@ def detectors() -> SimpleNamespace:
     from hrr_core.models.msr import MSRConfig
 
     msr = MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, max_upscale=4.0, num_steps=1)
-    return SimpleNamespace(write_card=_card, make_classifier_dir=make_classifier_dir, make_hrr_dir=make_hrr_dir,
-                           make_corpus=make_corpus, shown=shown, TINY_BACKBONE=dict(name="small_resnet", pretrained=False, width=4),
-                           TINY_MSR=msr)
+    return SimpleNamespace(
+        write_card=_card,
+        make_classifier_dir=make_classifier_dir,
+        make_hrr_dir=make_hrr_dir,
+        make_corpus=make_corpus,
+        shown=shown,
+        TINY_BACKBONE=dict(name="small_resnet", pretrained=False, width=4),
+        TINY_MSR=msr,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -46,10 +46,12 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_imports_point_down_the_layers():
     graph = import_graph()
-    upward = [(m, d) for m, deps in graph.items() for d in deps
-              if layer(d) > layer(m) or (layer(m) == 0 and d != "hrr_core")]
+    upward = [
+        (m, d) for m, deps in graph.items() for d in deps if layer(d) > layer(m) or (layer(m) == 0 and d != "hrr_core")
+    ]
     assert not upward, "imports against the layering (schema -> library -> pipeline -> apps):\n" + "\n".join(
-        f"  {m} imports {d}" for m, d in sorted(upward))
+        f"  {m} imports {d}" for m, d in sorted(upward)
+    )
 
 
 def test_no_import_cycle():
@@ -85,9 +87,11 @@ def test_no_import_cycle():
 
 
 def test_loading_params_imports_no_torch():
-    code = ("import sys; from hrr_core.schema import load_config; "
-            "[load_config('params.yaml', p) for p in ('smoke', 'default', 'full')]; "
-            "print(sorted(m for m in ('torch', 'diffusers', 'pandas', 'sklearn') if m in sys.modules))")
+    code = (
+        "import sys; from hrr_core.schema import load_config; "
+        "[load_config('params.yaml', p) for p in ('smoke', 'default', 'full')]; "
+        "print(sorted(m for m in ('torch', 'diffusers', 'pandas', 'sklearn') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", f"loading params.yaml imported {out.stdout.strip()}"
 
@@ -97,7 +101,9 @@ def test_no_kind_string_dispatch_outside_the_registry():
     from hrr_core.schema.methods import METHOD_CONFIGS
 
     names = "|".join(sorted({*METHOD_CONFIGS, "baseline"}))
-    pattern = re.compile(rf"""\b(kind|baseline)\s*(==|!=)\s*["']({names})["']|\b(kind|baseline)\s+(not\s+)?in\s+\(\s*["']({names})""")
+    pattern = re.compile(
+        rf"""\b(kind|baseline)\s*(==|!=)\s*["']({names})["']|\b(kind|baseline)\s+(not\s+)?in\s+\(\s*["']({names})"""
+    )
     found = []
     for f in PACKAGE.rglob("*.py"):
         rel = f.relative_to(ROOT).as_posix()

@@ -16,7 +16,6 @@ from hrr_core.io import sha256_file
 from hrr_core.models.backbones import BackboneConfig
 from hrr_core.models.hrr import HRRConfig
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -54,16 +53,19 @@ def test_card_lists_what_inference_reads(tiny_models):
     assert checked.ldm_dir == tiny_models["hrr"] / "retrospection_ldm" and checked.config.backbone.pretrained is False
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda c: c.update(format_version=99), "newer"),
-    (lambda c: c.update(kind="transformer"), "unknown method kind"),
-    (lambda c: c.update(kind="baseline", baseline="dire"), "cannot be used"),  # a DIRE card needs a DIRE config
-    (lambda c: c["model_config"].update(colour="blue"), "unknown key"),
-    (lambda c: c.update(format="something-else"), "not a detector card"),
-    (lambda c: c.update(model_id="tiny_cnn-000000000000"), "stale card"),
-    (lambda c: c["preprocessing"].pop("min_side"), "min_side"),
-    (lambda c: c.update(files=["best/model.safetensors"]), "files must be JSON objects"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda c: c.update(format_version=99), "newer"),
+        (lambda c: c.update(kind="transformer"), "unknown method kind"),
+        (lambda c: c.update(kind="baseline", baseline="dire"), "cannot be used"),  # a DIRE card needs a DIRE config
+        (lambda c: c["model_config"].update(colour="blue"), "unknown key"),
+        (lambda c: c.update(format="something-else"), "not a detector card"),
+        (lambda c: c.update(model_id="tiny_cnn-000000000000"), "stale card"),
+        (lambda c: c["preprocessing"].pop("min_side"), "min_side"),
+        (lambda c: c.update(files=["best/model.safetensors"]), "files must be JSON objects"),
+    ],
+)
 def test_incompatible_cards_are_refused(tiny_models, tmp_path, edit, words):
     bad = _broken_copy(tiny_models["classifier"], tmp_path / "bad", edit)
     with pytest.raises(DetectorLoadError, match=words) as info:
@@ -95,6 +97,7 @@ def test_card_needs_best_and_the_ldm(detectors, tmp_path):
 def test_card_paths_outside_the_folder_are_refused(tiny_models, tmp_path, path):
     def edit(card):
         card["preprocessing"]["retrospection"]["ldm_dir"] = path
+
     bad = _broken_copy(tiny_models["hrr"], tmp_path / "bad", edit)
     message = _refused(bad, "not inside the model folder", bad / CARD_FILE)
     assert repr(path) in message
@@ -103,8 +106,13 @@ def test_card_paths_outside_the_folder_are_refused(tiny_models, tmp_path, path):
 def test_listed_file_outside_the_folder_is_refused(tiny_models, tmp_path):
     outside = tmp_path / "secret.txt"
     outside.write_text("not part of the model")
-    bad = _broken_copy(tiny_models["classifier"], tmp_path / "bad", lambda c: c["files"].update(
-        {"../secret.txt": {"sha256": sha256_file(outside), "bytes": outside.stat().st_size}}))
+    bad = _broken_copy(
+        tiny_models["classifier"],
+        tmp_path / "bad",
+        lambda c: c["files"].update(
+            {"../secret.txt": {"sha256": sha256_file(outside), "bytes": outside.stat().st_size}}
+        ),
+    )
     _refused(bad, "'../secret.txt', which is not inside", bad / CARD_FILE)
 
 
@@ -136,8 +144,9 @@ def _pickle_in_place_of_weights(folder: Path) -> Path:
     (folder / "best" / "meta.json").write_text(json.dumps(meta))
     meta_path = folder / "best" / "meta.json"
     meta_digest = {"sha256": sha256_file(meta_path), "bytes": meta_path.stat().st_size}
-    return _edit_card(folder, lambda c: c["files"].update({"best/model.safetensors": digest,
-                                                           "best/meta.json": meta_digest}))
+    return _edit_card(
+        folder, lambda c: c["files"].update({"best/model.safetensors": digest, "best/meta.json": meta_digest})
+    )
 
 
 def test_weights_replaced_by_a_pickle_are_refused(tiny_models, tmp_path):

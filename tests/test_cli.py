@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import torch
 
-from hrr_core.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
 from hrr_core.card import CARD_FILE
+from hrr_core.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,17 +73,22 @@ def test_quiet_prints_only_failures(model_dir, corpus, capsys):
 def test_output_is_written_atomically(model_dir, corpus, tmp_path, monkeypatch, capsys):
     out = tmp_path / "results.csv"
     out.write_text("previous results\n")
-    monkeypatch.setattr("hrr_core.io.os.replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    monkeypatch.setattr(
+        "hrr_core.io.os.replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+    )
     assert main([corpus["good.png"][0], "-c", str(model_dir), "-o", str(out)]) == EXIT_USAGE
     assert out.read_text() == "previous results\n" and [f.name for f in tmp_path.iterdir()] == ["results.csv"]
     assert "cannot write" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda c: c.update(format_version=2), "newer than this hrr_core reads"),
-    (lambda c: c.update(kind="vision_transformer"), "unknown method kind"),
-    (None, "detector.json: missing"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda c: c.update(format_version=2), "newer than this hrr_core reads"),
+        (lambda c: c.update(kind="vision_transformer"), "unknown method kind"),
+        (None, "detector.json: missing"),
+    ],
+)
 def test_bad_checkpoint_exits_2_with_a_clear_message(model_dir, corpus, tmp_path, capsys, edit, words):
     bad = tmp_path / "bad"
     shutil.copytree(model_dir, bad)
@@ -100,10 +105,19 @@ def test_bad_checkpoint_exits_2_with_a_clear_message(model_dir, corpus, tmp_path
     assert not out.exists()
 
 
-@pytest.mark.parametrize("extra", [
-    [], ["--threshold", "1.5"], ["--threshold", "x"], ["--batch-size", "0"], ["--output", "r.txt"], ["--device", "tpu"],
-    ["--workers", "-1"], ["--workers", "two"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--threshold", "1.5"],
+        ["--threshold", "x"],
+        ["--batch-size", "0"],
+        ["--output", "r.txt"],
+        ["--device", "tpu"],
+        ["--workers", "-1"],
+        ["--workers", "two"],
+    ],
+)
 def test_usage_errors_exit_2(model_dir, corpus, extra, capsys):
     argv = [corpus["good.png"][0], *extra] + (["-c", str(model_dir)] if extra else [])
     with pytest.raises(SystemExit) as info:

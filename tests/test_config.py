@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hrr_core.schema.benchmark import BenchmarkConfig
 from hrr_core.benchmark.external import RealBenchmarkSelection
 from hrr_core.benchmark.generators import ZooConfig
-from hrr_core.schema import PROFILES, EvaluateConfig, StudyConfig, config_from_dict, load_config
 from hrr_core.confutil import ConfigError, from_dict, to_dict
+from hrr_core.schema import PROFILES, EvaluateConfig, StudyConfig, config_from_dict, load_config
+from hrr_core.schema.benchmark import BenchmarkConfig
 from hrr_core.schema.retrospection import RetrospectionConfig
 from hrr_core.schema.training import TrainConfig
 
@@ -36,11 +36,18 @@ def test_profiles_scale_the_study():
 
 # Sections whose dataclass defaults must be params.yaml's default profile, so code and tests that
 # build a section from its defaults (or from a partial dict) get the study's values.
-@pytest.mark.parametrize("section, cls", [
-    ("benchmark", BenchmarkConfig), ("real_benchmark", RealBenchmarkSelection), ("zoo", ZooConfig),
-    ("train", TrainConfig), ("retrospection", RetrospectionConfig), ("evaluate", EvaluateConfig),
-    ("study", StudyConfig),
-])
+@pytest.mark.parametrize(
+    "section, cls",
+    [
+        ("benchmark", BenchmarkConfig),
+        ("real_benchmark", RealBenchmarkSelection),
+        ("zoo", ZooConfig),
+        ("train", TrainConfig),
+        ("retrospection", RetrospectionConfig),
+        ("evaluate", EvaluateConfig),
+        ("study", StudyConfig),
+    ],
+)
 def test_dataclass_defaults_are_the_default_profile(section, cls):
     raw = load_config(ROOT / "params.yaml", "default").to_dict()[section]
     assert to_dict(from_dict(cls, raw, section)) == to_dict(cls())

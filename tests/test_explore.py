@@ -30,8 +30,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _results(method: str, ap: float) -> pd.DataFrame:
-    return pd.DataFrame({"method": method, "train": "vae", "test": ["vae", "vae", "gan"], "size": ["all", "64", "all"],
-                         "n": 4, "acc": 0.5, "ap": [ap, ap - 0.1, ap - 0.2]})
+    return pd.DataFrame(
+        {
+            "method": method,
+            "train": "vae",
+            "test": ["vae", "vae", "gan"],
+            "size": ["all", "64", "all"],
+            "n": 4,
+            "acc": 0.5,
+            "ap": [ap, ap - 0.1, ap - 0.2],
+        }
+    )
 
 
 @pytest.fixture()
@@ -41,17 +50,42 @@ def project(tmp_path) -> Path:
         (tmp_path / "results" / m).mkdir(parents=True)
         _results(m, ap).to_csv(tmp_path / "results" / m / "results.csv", index=False)
         pd.DataFrame({"id": ["r0", "r1", "f0", "f1"], "logit": 0.0, "score": [0.1, 0.7, 0.95, 0.3]}).to_csv(
-            tmp_path / "results" / m / "scores.csv", index=False)
-    study = pd.concat([_results("cnn", 0.9).assign(condition="none", level=0, seed=0),
-                       _results("cnn", 0.6).assign(condition="jpeg", level=75, seed=0)])
+            tmp_path / "results" / m / "scores.csv", index=False
+        )
+    study = pd.concat(
+        [
+            _results("cnn", 0.9).assign(condition="none", level=0, seed=0),
+            _results("cnn", 0.6).assign(condition="jpeg", level=75, seed=0),
+        ]
+    )
     (tmp_path / "results" / "study" / "cnn").mkdir(parents=True)
     study.to_csv(tmp_path / "results" / "study" / "cnn" / "study.csv", index=False)
-    rows = [(i, label, gen, w) for i, label, gen, w in
-            (("r0", 0, "real", 64), ("r1", 0, "real", 96), ("f0", 1, "vae", 64), ("f1", 1, "gan", 96))]
-    write_manifest(pd.DataFrame({"id": [r[0] for r in rows], "path": [f"images/{r[0]}.png" for r in rows],
-                                 "label": [r[1] for r in rows], "generator": [r[2] for r in rows], "source": "s",
-                                 "split": "test", "width": [r[3] for r in rows], "height": [r[3] for r in rows],
-                                 "format": "png", "sha256": ""}), tmp_path / "data" / "embedded" / "manifest.csv")
+    rows = [
+        (i, label, gen, w)
+        for i, label, gen, w in (
+            ("r0", 0, "real", 64),
+            ("r1", 0, "real", 96),
+            ("f0", 1, "vae", 64),
+            ("f1", 1, "gan", 96),
+        )
+    ]
+    write_manifest(
+        pd.DataFrame(
+            {
+                "id": [r[0] for r in rows],
+                "path": [f"images/{r[0]}.png" for r in rows],
+                "label": [r[1] for r in rows],
+                "generator": [r[2] for r in rows],
+                "source": "s",
+                "split": "test",
+                "width": [r[3] for r in rows],
+                "height": [r[3] for r in rows],
+                "format": "png",
+                "sha256": "",
+            }
+        ),
+        tmp_path / "data" / "embedded" / "manifest.csv",
+    )
     return tmp_path
 
 
@@ -91,8 +125,12 @@ def test_predictions_and_the_most_confident_mistakes(project):
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-                   cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_compare_commits_diffs_every_method_metric(tmp_path):
@@ -134,8 +172,9 @@ def test_afr_survival_marks_the_groups_the_proximal_step_zeroed():
 
 def test_controls_render_statically_with_the_first_choices():
     calls = []
-    mode = explore_views.controls(lambda **kw: calls.append(kw), {"method": ["(any)", "cnn"], "size": ["all", "64"]},
-                                  use_widgets=False)
+    mode = explore_views.controls(
+        lambda **kw: calls.append(kw), {"method": ["(any)", "cnn"], "size": ["all", "64"]}, use_widgets=False
+    )
     assert mode == "static" and calls == [{"method": "(any)", "size": "all"}]
 
 
@@ -157,11 +196,25 @@ def test_scale_view_matches_the_detector_on_the_same_file(tmp_path):
     torch.manual_seed(0)
     msr = MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, num_steps=1, representation="residual+image")
     cfg = HRRConfig(backbone=BackboneConfig(name="small_resnet", pretrained=False, width=4, in_channels=6), msr=msr)
-    ldm_dir = LatentDiffusion.create(LDMConfig(space="pixel", norm_num_groups=4, unet_block_out_channels=(8, 8))).save(tmp_path / "ldm")
-    save_checkpoint(tmp_path / "m" / "best", HRRDetector(cfg).eval(), None, None, None, 0, 0, None, {"model": to_dict(cfg)})
-    write_detector_card(tmp_path / "m", method="tiny", kind="hrr", baseline=None, model_config=to_dict(cfg),
-                        train_generators=["g"], profile="smoke", threshold=0.5, val_metrics={}, data_summary={},
-                        retrospection_ldm_dir=ldm_dir)
+    ldm_dir = LatentDiffusion.create(LDMConfig(space="pixel", norm_num_groups=4, unet_block_out_channels=(8, 8))).save(
+        tmp_path / "ldm"
+    )
+    save_checkpoint(
+        tmp_path / "m" / "best", HRRDetector(cfg).eval(), None, None, None, 0, 0, None, {"model": to_dict(cfg)}
+    )
+    write_detector_card(
+        tmp_path / "m",
+        method="tiny",
+        kind="hrr",
+        baseline=None,
+        model_config=to_dict(cfg),
+        train_generators=["g"],
+        profile="smoke",
+        threshold=0.5,
+        val_metrics={},
+        data_summary={},
+        retrospection_ldm_dir=ldm_dir,
+    )
     detector = load_detector(tmp_path / "m", "cpu")
     detector.ldm = _HalfLDM()
     image = tmp_path / "x.png"
@@ -171,5 +224,7 @@ def test_scale_view_matches_the_detector_on_the_same_file(tmp_path):
     assert np.allclose(view["residuals"], 0.1 * view["scales"].mean(axis=-1), atol=1e-6)
     assert view["scale_probs"].shape == (2,) and view["factors"] == [1.0, 2.0]
     assert view["prob"] == pytest.approx(detector.predict_paths([image]).results["prob_generated"][0], abs=1e-6)
-    fig = explore_views.mistakes_figure(pd.DataFrame({"generator": ["g"], "size": ["40"], "label": [1], "score": [0.2]}), [view])
+    fig = explore_views.mistakes_figure(
+        pd.DataFrame({"generator": ["g"], "size": ["40"], "label": [1], "score": [0.2]}), [view]
+    )
     assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["g 40px", "x1 residual", "x2 residual"]

@@ -13,7 +13,6 @@ from PIL import Image
 from hrr_core.data.walk import expand_inputs
 from hrr_core.inference import load_detector
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -67,8 +66,11 @@ def test_one_forward_pass_per_size_bucket(tiny_models, tmp_path, monkeypatch):
     detector = load_detector(tiny_models["classifier"], device="cpu")
     calls = []
     forward = detector.predict_images
-    monkeypatch.setattr(detector, "predict_images",
-                        lambda images, seeds: calls.append([tuple(x.shape) for x in images]) or forward(images, seeds))
+    monkeypatch.setattr(
+        detector,
+        "predict_images",
+        lambda images, seeds: calls.append([tuple(x.shape) for x in images]) or forward(images, seeds),
+    )
     batched = detector.predict_paths(files, batch_size=8).results
     assert sorted(calls) == [[(3, 40, 48)] * 5, [(3, 64, 64)] * 3]
     assert list(batched["path"]) == files

@@ -33,8 +33,11 @@ def _write_evaluate_outputs(root: Path, method: str) -> None:
     (root / "results" / method).mkdir(parents=True)
     (root / "metrics" / "evaluate").mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"method": [method], "test": ["vae"], "size": ["all"], "ap": [0.75]}).to_csv(
-        root / "results" / method / "results.csv", index=False)
-    pd.DataFrame({"id": ["a"], "logit": [0.0], "score": [0.5]}).to_csv(root / "results" / method / "scores.csv", index=False)
+        root / "results" / method / "results.csv", index=False
+    )
+    pd.DataFrame({"id": ["a"], "logit": [0.0], "score": [0.5]}).to_csv(
+        root / "results" / method / "scores.csv", index=False
+    )
     (root / "metrics" / "evaluate" / f"{method}.json").write_text(json.dumps({"mean": {"ap": 0.75}}))
     (root / "plots" / "roc" / method).mkdir(parents=True)
 

@@ -79,7 +79,11 @@ def test_modes_become_rgb(tmp_path, mode):
 
 @pytest.mark.parametrize(
     "content, words",
-    [(b"", "empty"), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not a readable image"), (b"hello world", "not a readable image")],
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not a readable image"),
+        (b"hello world", "not a readable image"),
+    ],
 )
 def test_bad_files_name_the_file(tmp_path, content, words):
     path = tmp_path / "bad.png"

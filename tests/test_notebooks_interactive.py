@@ -23,8 +23,14 @@ def _execute(name: str, out: Path, parameters: dict | None = None) -> list[dict]
     """Run ``notebooks/<name>`` from notebooks/ (as JupyterLab does); return its code cells."""
     import papermill
 
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=parameters, cwd=str(NOTEBOOKS),
-                               kernel_name="python3", progress_bar=False)
+    papermill.execute_notebook(
+        str(NOTEBOOKS / name),
+        str(out),
+        parameters=parameters,
+        cwd=str(NOTEBOOKS),
+        kernel_name="python3",
+        progress_bar=False,
+    )
     cells = [c for c in json.loads(out.read_text())["cells"] if c["cell_type"] == "code"]
     for c in cells:
         for o in c.get("outputs", []):
@@ -44,8 +50,12 @@ def _outputs(cells: list[dict], mime: str) -> list[str]:
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-                   cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +71,9 @@ def smoke_project(tmp_path_factory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump({**params, "profile": "smoke"}, sort_keys=False))
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
     plain = pd.read_csv(root / "results" / "cnn" / "results.csv", dtype={"size": str})
-    study = pd.concat([plain.assign(condition="none", level=0, seed=0), plain.assign(condition="jpeg", level=75, seed=0)])
+    study = pd.concat(
+        [plain.assign(condition="none", level=0, seed=0), plain.assign(condition="jpeg", level=75, seed=0)]
+    )
     study.to_csv(root / "results" / "cnn" / "study.csv", index=False)
     _git(root, "init", "-q")
     _git(root, "add", "metrics")
@@ -75,8 +87,9 @@ def smoke_project(tmp_path_factory) -> Path:
 
 
 def test_explorer_shows_tables_failures_residuals_afr_and_a_commit_diff(smoke_project, tmp_path):
-    cells = _execute("explore.ipynb", tmp_path / "explore.ipynb",
-                     {"root": str(smoke_project), "use_widgets": False, "n_mistakes": 3})
+    cells = _execute(
+        "explore.ipynb", tmp_path / "explore.ipynb", {"root": str(smoke_project), "use_widgets": False, "n_mistakes": 3}
+    )
     text = "\n".join(_outputs(cells, "text/plain"))
     assert len(_outputs(cells, "image/png")) >= 3, "metric bars, mistakes with residuals, AFR survival"
     assert f"reading results from {smoke_project}" in text

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 1500) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -32,8 +34,13 @@ def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 1500) -> subproces
 def smoke_repo(tmp_path_factory) -> tuple[Path, dict]:
     """A copy of the working tree (tracked + untracked, not ignored) with profile: smoke."""
     dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file():
@@ -45,8 +52,14 @@ def smoke_repo(tmp_path_factory) -> tuple[Path, dict]:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["profile"] = "smoke"
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "HRR_PROJECT_ROOT": str(dest)}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HRR_PROJECT_ROOT": str(dest),
+    }
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     _run(["git", "init", "-q"], dest, env)
     _run(git + ["add", "-A"], dest, env)
@@ -72,8 +85,19 @@ def test_repro_produces_every_output(smoke_repo):
         table = (repo / "results" / "study" / method / "study.csv").read_text().splitlines()
         assert table[0].startswith("method,train,test,size,condition,level,seed,n,threshold,acc")
         assert (repo / "plots" / "study" / method / "jpeg.csv").is_file()
-    for name in ("sample_grid", "metrics_per_generator", "roc", "size", "training", "ablations", "pr", "cross_generator",
-                 "robustness", "afr_sparsity", "residuals"):
+    for name in (
+        "sample_grid",
+        "metrics_per_generator",
+        "roc",
+        "size",
+        "training",
+        "ablations",
+        "pr",
+        "cross_generator",
+        "robustness",
+        "afr_sparsity",
+        "residuals",
+    ):
         assert (repo / "figures" / f"{name}.png").stat().st_size > 1000
     assert "# Embedded benchmark: dataset card" in (repo / "reports" / "dataset_card.md").read_text()
 

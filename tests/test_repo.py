@@ -32,7 +32,9 @@ def test_notebooks_are_clean_parameterised_and_have_a_kernel():
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code), nb.name
         for c in code:
             assert not c.get("outputs") and c.get("execution_count") is None, f"{nb.name}: committed with outputs"
-            assert not re.search(r"^\s*(def|class)\s", "".join(c["source"]), re.M), f"{nb.name}: logic belongs in hrr_core"
+            assert not re.search(r"^\s*(def|class)\s", "".join(c["source"]), re.M), (
+                f"{nb.name}: logic belongs in hrr_core"
+            )
 
 
 def test_every_dvc_stage_notebook_and_param_exists():

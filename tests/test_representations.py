@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from hrr_core.schema import config_from_dict
-from hrr_core.inference import load_detector
 from hrr_core import methods
+from hrr_core.data.cache import read_index
+from hrr_core.inference import load_detector
 from hrr_core.pipeline import evaluate, retrospect, train
 from hrr_core.pipeline.common import cache_folder
 from hrr_core.pipeline.paths import StagePaths
 from hrr_core.pipeline.retrospect import cached_methods
-from hrr_core.retrospection import read_index
+from hrr_core.schema import config_from_dict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = {"name": "small_resnet", "pretrained": False, "width": 8}
@@ -25,19 +25,49 @@ SMALL = {"name": "small_resnet", "pretrained": False, "width": 8}
 
 def _params(**dire_repr) -> dict:
     return {
-        "profile": "default", "seed": 0, "device": "cpu",
-        "benchmark": {"out_dir": "data/embedded", "families": ["ldm_img2img", "vae"]}, "study": {"cross_train": []},
-        "zoo": {}, "train": {"epochs": 1, "batch_size": 4, "max_steps": 2, "warmup_steps": 0, "log_every_steps": 1},
+        "profile": "default",
+        "seed": 0,
+        "device": "cpu",
+        "benchmark": {"out_dir": "data/embedded", "families": ["ldm_img2img", "vae"]},
+        "study": {"cross_train": []},
+        "zoo": {},
+        "train": {"epochs": 1, "batch_size": 4, "max_steps": 2, "warmup_steps": 0, "log_every_steps": 1},
         "evaluate": {"n_boot": 0, "batch_size": 8, "by_size": False},
-        "retrospection": {"ldm": {"space": "pixel", "unet_block_out_channels": [8, 8], "norm_num_groups": 4, "unet_steps": 2,
-                                  "train_crop": 16, "unet_batch_size": 2, "max_train_timestep": 300, "seed": 7},
-                          "batch_size": 4},
+        "retrospection": {
+            "ldm": {
+                "space": "pixel",
+                "unet_block_out_channels": [8, 8],
+                "norm_num_groups": 4,
+                "unet_steps": 2,
+                "train_crop": 16,
+                "unet_batch_size": 2,
+                "max_train_timestep": 300,
+                "seed": 7,
+            },
+            "batch_size": 4,
+        },
         "methods": {
-            "dire": {"kind": "baseline", "baseline": "dire", "train_generators": ["ldm_img2img"],
-                     "model": {"representation": {"num_steps": 2, **dire_repr}, "classifier": {"backbone": SMALL}}},
-            "aeroblade": {"kind": "baseline", "baseline": "aeroblade", "train_generators": ["ldm_img2img"],
-                          "model": {"distance": "l2", "autoencoder": {"vae_block_out_channels": [8, 8], "norm_num_groups": 4,
-                                                                      "vae_steps": 2, "vae_batch_size": 2, "train_crop": 16}}},
+            "dire": {
+                "kind": "baseline",
+                "baseline": "dire",
+                "train_generators": ["ldm_img2img"],
+                "model": {"representation": {"num_steps": 2, **dire_repr}, "classifier": {"backbone": SMALL}},
+            },
+            "aeroblade": {
+                "kind": "baseline",
+                "baseline": "aeroblade",
+                "train_generators": ["ldm_img2img"],
+                "model": {
+                    "distance": "l2",
+                    "autoencoder": {
+                        "vae_block_out_channels": [8, 8],
+                        "norm_num_groups": 4,
+                        "vae_steps": 2,
+                        "vae_batch_size": 2,
+                        "train_crop": 16,
+                    },
+                },
+            },
         },
     }
 
@@ -56,8 +86,20 @@ def _tiny_benchmark(root) -> pd.DataFrame:
                     arr = (arr + np.roll(arr, 1, 0) + np.roll(arr, 1, 1)) / 3
                 name = f"{split}-{gen}-{k}"
                 Image.fromarray((arr * 255).astype(np.uint8)).save(folder / f"{name}.png")
-                rows.append({"id": name, "path": f"{name}.png", "label": label, "generator": gen, "source": f"{split}{k}",
-                             "split": split, "width": size, "height": size, "format": "png", "sha256": ""})
+                rows.append(
+                    {
+                        "id": name,
+                        "path": f"{name}.png",
+                        "label": label,
+                        "generator": gen,
+                        "source": f"{split}{k}",
+                        "split": split,
+                        "width": size,
+                        "height": size,
+                        "format": "png",
+                        "sha256": "",
+                    }
+                )
     df = pd.DataFrame(rows)
     df.to_csv(folder / "manifest.csv", index=False)
     return df
@@ -86,7 +128,10 @@ def test_dire_cache_is_shared_keyed_and_reused(project, tmp_path):
     assert again["methods"]["dire"]["computed"] == 0 and again["methods"]["dire"]["cached"] == expected
     other = config_from_dict(_params(quantize=False))
     assert cache_folder(other, "dire", paths.retrospection) != folder  # another representation config, another key
-    assert methods.spec_of(cfg, "dire").ldm_dir(cfg.model_config("dire"), paths.retrospection_ldm) == paths.retrospection_ldm
+    assert (
+        methods.spec_of(cfg, "dire").ldm_dir(cfg.model_config("dire"), paths.retrospection_ldm)
+        == paths.retrospection_ldm
+    )
     assert methods.spec_of(cfg, "aeroblade").ldm_dir(cfg.model_config("aeroblade"), paths.retrospection_ldm) is None
 
 
@@ -101,8 +146,10 @@ def test_train_evaluate_and_load_detector(project, method):
     detector = load_detector(root / "models" / method, "cpu")
     test = manifest[manifest["split"] == "test"]
     test = test[test["width"] == 32]
-    images = [torch.from_numpy(np.asarray(Image.open(root / "data" / "embedded" / p), np.float32) / 255).permute(2, 0, 1)
-              for p in test["path"]]  # (3, H, W) in [0, 1]
+    images = [
+        torch.from_numpy(np.asarray(Image.open(root / "data" / "embedded" / p), np.float32) / 255).permute(2, 0, 1)
+        for p in test["path"]
+    ]  # (3, H, W) in [0, 1]
     probs = detector.predict_images(images)
     assert probs.shape == (len(images),) and np.isfinite(probs).all()
     # on-the-fly scoring matches the pipeline's scores (DIRE: float16 cache vs float32 on the fly)

@@ -4,11 +4,22 @@ import pytest
 import torch
 from PIL import Image
 
+from hrr_core.data.cache import RetrospectionDataset, read_index
 from hrr_core.models.ldm import LatentDiffusion, LDMConfig
 from hrr_core.models.msr import MSRConfig
-from hrr_core.retrospection import RetrospectionConfig, RetrospectionDataset, cache_key, compute_cache, prepare_ldm, read_index
+from hrr_core.retrospection import cache_key, compute_cache, prepare_ldm
+from hrr_core.schema.retrospection import RetrospectionConfig
 
-TINY = LDMConfig(space="pixel", norm_num_groups=4, unet_block_out_channels=(8, 8), unet_steps=2, unet_batch_size=2, train_crop=16, max_train_timestep=300, seed=3)
+TINY = LDMConfig(
+    space="pixel",
+    norm_num_groups=4,
+    unet_block_out_channels=(8, 8),
+    unet_steps=2,
+    unet_batch_size=2,
+    train_crop=16,
+    max_train_timestep=300,
+    seed=3,
+)
 MSR = MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, num_steps=1, strength=0.2)
 
 
@@ -16,7 +27,9 @@ def manifest(tmp_path, n=5):
     rows = []
     for k in range(n):
         size = (40, 56)[k % 2]
-        Image.fromarray((np.random.default_rng(k).random((size, size, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{k}.png")
+        Image.fromarray((np.random.default_rng(k).random((size, size, 3)) * 255).astype(np.uint8)).save(
+            tmp_path / f"{k}.png"
+        )
         rows.append({"id": f"img{k}", "path": f"{k}.png", "label": k % 2, "width": size, "height": size})
     df = pd.DataFrame(rows)
     df.attrs["root"] = str(tmp_path)
@@ -31,7 +44,9 @@ def ldm():
 def test_cache_key_tracks_msr_ldm_and_seed_only():
     cfg = RetrospectionConfig(ldm=TINY)
     assert cache_key(MSR, cfg) == cache_key(MSR, RetrospectionConfig(ldm=TINY, batch_size=7, shard_size=3))
-    assert cache_key(MSR, cfg) != cache_key(MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, num_steps=2), cfg)
+    assert cache_key(MSR, cfg) != cache_key(
+        MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, num_steps=2), cfg
+    )
     assert cache_key(MSR, cfg) != cache_key(MSR, RetrospectionConfig(ldm=TINY, seed=1))
     assert cache_key(MSR, cfg) != cache_key(MSR, RetrospectionConfig(ldm=LDMConfig(space="pixel", seed=4)))
 
@@ -87,10 +102,14 @@ def test_pretrained_diffusers_parts_are_loaded_not_trained(tmp_path):
     vae/); here a tiny randomly initialised one saved in that format."""
     from hrr_core.models.ldm import build_unet, build_vae
 
-    latent = LDMConfig(space="latent", norm_num_groups=4, vae_block_out_channels=(8, 8), unet_block_out_channels=(8, 8), seed=5)
+    latent = LDMConfig(
+        space="latent", norm_num_groups=4, vae_block_out_channels=(8, 8), unet_block_out_channels=(8, 8), seed=5
+    )
     build_vae(latent).save_pretrained(tmp_path / "sd" / "vae")
     build_unet(latent, latent.vae_latent_channels).save_pretrained(tmp_path / "sd" / "unet")
-    cfg = RetrospectionConfig(pretrained_vae_dir=str(tmp_path / "sd" / "vae"), pretrained_unet_dir=str(tmp_path / "sd" / "unet"))
+    cfg = RetrospectionConfig(
+        pretrained_vae_dir=str(tmp_path / "sd" / "vae"), pretrained_unet_dir=str(tmp_path / "sd" / "unet")
+    )
     ldm, stats = prepare_ldm(cfg, [], tmp_path / "unused", torch.device("cpu"))
     assert stats == {"source": "pretrained"} and ldm.vae is not None and not (tmp_path / "unused").exists()
     out = compute_cache(manifest(tmp_path, 2), ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hrr_core.schema import config_from_dict
 from hrr_core.confutil import ConfigError
 from hrr_core.pipeline.study import robustness_sample, study_runs, summarise, variant
+from hrr_core.schema import config_from_dict
 
 
 @pytest.fixture()
@@ -35,8 +35,12 @@ def test_cross_train_must_name_benchmark_families(make_params):
 
 
 def test_robustness_sample_is_stratified_and_fixed():
-    rows = [{"id": f"{g}{l}{w}-{i}", "label": l, "generator": g, "width": w}
-            for g, l in (("real", 0), ("a", 1), ("b", 1)) for w in (64, 128) for i in range(20)]
+    rows = [
+        {"id": f"{g}{y}{w}-{i}", "label": y, "generator": g, "width": w}
+        for g, y in (("real", 0), ("a", 1), ("b", 1))
+        for w in (64, 128)
+        for i in range(20)
+    ]
     test = pd.DataFrame(rows)
     s = robustness_sample(test, 60, seed=0)
     assert len(s) == 60 and s.groupby(["generator", "width"]).size().eq(10).all()
@@ -45,18 +49,38 @@ def test_robustness_sample_is_stratified_and_fixed():
 
 
 def _row(train, test, seed, ap, condition="none", level=0.0, acc=0.5):
-    return {"method": "m", "train": train, "test": test, "size": "all", "condition": condition, "level": level, "seed": seed,
-            "acc": acc, "real_acc": acc, "fake_acc": acc, "ap": ap, "auc": ap}
+    return {
+        "method": "m",
+        "train": train,
+        "test": test,
+        "size": "all",
+        "condition": condition,
+        "level": level,
+        "seed": seed,
+        "acc": acc,
+        "real_acc": acc,
+        "fake_acc": acc,
+        "ap": ap,
+        "auc": ap,
+    }
 
 
 def test_summarise_hand_computed(cfg):
     main = "+".join(cfg.method("cnn").train_generators)
-    rows = [_row(main, "x", 0, 0.8), _row(main, "y", 0, 0.6),   # seed 0 mean 0.7
-            _row(main, "x", 1, 0.9), _row(main, "y", 1, 0.7),   # seed 1 mean 0.8
-            _row("gan_upsampler", "x", 0, 0.5), _row("gan_upsampler", "y", 0, 0.7),
-            _row(main, "x", 0, 0.9, "clean"), _row(main, "y", 0, 0.7, "clean"),
-            _row(main, "x", 0, 0.6, "harmonise", 64.0), _row(main, "y", 0, 0.6, "harmonise", 64.0),
-            _row(main, "x", 0, 0.7, "jpeg", 50.0), _row(main, "y", 0, 0.5, "jpeg", 50.0)]
+    rows = [
+        _row(main, "x", 0, 0.8),
+        _row(main, "y", 0, 0.6),  # seed 0 mean 0.7
+        _row(main, "x", 1, 0.9),
+        _row(main, "y", 1, 0.7),  # seed 1 mean 0.8
+        _row("gan_upsampler", "x", 0, 0.5),
+        _row("gan_upsampler", "y", 0, 0.7),
+        _row(main, "x", 0, 0.9, "clean"),
+        _row(main, "y", 0, 0.7, "clean"),
+        _row(main, "x", 0, 0.6, "harmonise", 64.0),
+        _row(main, "y", 0, 0.6, "harmonise", 64.0),
+        _row(main, "x", 0, 0.7, "jpeg", 50.0),
+        _row(main, "y", 0, 0.5, "jpeg", 50.0),
+    ]
     out = summarise(pd.DataFrame(rows), cfg, "cnn")
     assert out["seeds"] == [0, 1]
     assert out["headline"]["ap"]["mean"] == pytest.approx(0.75)
@@ -73,10 +97,21 @@ def test_afr_sparsity_rows_keep_only_the_lambda_sweep(tmp_path):
     from hrr_core.pipeline.paths import StagePaths
     from hrr_core.pipeline.readback import afr_sparsity_rows
 
-    ablations = {"no_sparsity": {"objective": {"lambda_omega": 0.0}}, "omega_4": {"objective": {"lambda_omega": 4.0}},
-                 "no_msr": {"msr": {"enabled": False}}}
-    for name, lam, kept in (("hrr", 1.0, 40), ("ablation-no_sparsity", 0.0, 64), ("ablation-no_msr", 1.0, 30), ("ablation-omega_4", 4.0, 10)):
-        for kind, data in (("train", {"afr": {"active_dims": kept, "dims": 64, "lambda_omega": lam}}), ("evaluate", {"mean": {"ap": 0.8}})):
+    ablations = {
+        "no_sparsity": {"objective": {"lambda_omega": 0.0}},
+        "omega_4": {"objective": {"lambda_omega": 4.0}},
+        "no_msr": {"msr": {"enabled": False}},
+    }
+    for name, lam, kept in (
+        ("hrr", 1.0, 40),
+        ("ablation-no_sparsity", 0.0, 64),
+        ("ablation-no_msr", 1.0, 30),
+        ("ablation-omega_4", 4.0, 10),
+    ):
+        for kind, data in (
+            ("train", {"afr": {"active_dims": kept, "dims": 64, "lambda_omega": lam}}),
+            ("evaluate", {"mean": {"ap": 0.8}}),
+        ):
             (tmp_path / "metrics" / kind).mkdir(parents=True, exist_ok=True)
             (tmp_path / "metrics" / kind / f"{name}.json").write_text(json.dumps(data))
     rows = afr_sparsity_rows(StagePaths(tmp_path), ablations).sort_values("lambda_omega")

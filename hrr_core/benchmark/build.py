@@ -75,9 +75,22 @@ def _write(out_dir: Path, rel: str, data: bytes) -> dict:
     return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "quality": quality or 0}
 
 
-def _row(rid: str, rel: dict, label: int, generator: str, crop: Crop, split: str, cfg: BenchmarkConfig, group: str) -> dict:
-    return {"id": rid, **rel, "label": label, "generator": generator, "source": group, "photo": crop.photo_id,
-            "split": split, "width": crop.size, "height": crop.size, "format": cfg.codec, "size": crop.size}
+def _row(
+    rid: str, rel: dict, label: int, generator: str, crop: Crop, split: str, cfg: BenchmarkConfig, group: str
+) -> dict:
+    return {
+        "id": rid,
+        **rel,
+        "label": label,
+        "generator": generator,
+        "source": group,
+        "photo": crop.photo_id,
+        "split": split,
+        "width": crop.size,
+        "height": crop.size,
+        "format": cfg.codec,
+        "size": crop.size,
+    }
 
 
 def write_reals(real: RealSet, groups: dict[str, str], out_dir: Path, cfg: BenchmarkConfig) -> list[dict]:
@@ -86,12 +99,23 @@ def write_reals(real: RealSet, groups: dict[str, str], out_dir: Path, cfg: Bench
     for split, crops in real.crops.items():
         for c in crops:
             rid = _real_id(c)
-            rel = _write(out_dir, f"images/{split}/{REAL}/{rid}.{ext}", encode_image(c.pixels, cfg.codec, cfg.jpeg_quality))
+            rel = _write(
+                out_dir, f"images/{split}/{REAL}/{rid}.{ext}", encode_image(c.pixels, cfg.codec, cfg.jpeg_quality)
+            )
             rows.append(_row(rid, rel, 0, REAL, c, split, cfg, groups[c.photo_id]))
     return rows
 
 
-def write_fakes(family: str, gen, real: RealSet, groups: dict[str, str], out_dir: Path, cfg: BenchmarkConfig, device: torch.device, seed: int) -> tuple[list[dict], dict]:
+def write_fakes(
+    family: str,
+    gen,
+    real: RealSet,
+    groups: dict[str, str],
+    out_dir: Path,
+    cfg: BenchmarkConfig,
+    device: torch.device,
+    seed: int,
+) -> tuple[list[dict], dict]:
     """Generate one fake per real crop with ``gen`` (batched by size) and write them through
     the same codec path as the reals; returns manifest rows and quality stats (PSNR)."""
     rows, psnrs = [], []
@@ -111,7 +135,11 @@ def write_fakes(family: str, gen, real: RealSet, groups: dict[str, str], out_dir
                     pixels = to_uint8(img)
                     psnrs.append(_psnr(c.pixels, pixels))
                     rid = f"{_real_id(c)}-{family}"
-                    rel = _write(out_dir, f"images/{split}/{family}/{rid}.{ext}", encode_image(pixels, cfg.codec, cfg.jpeg_quality))
+                    rel = _write(
+                        out_dir,
+                        f"images/{split}/{family}/{rid}.{ext}",
+                        encode_image(pixels, cfg.codec, cfg.jpeg_quality),
+                    )
                     rows.append(_row(rid, rel, 1, family, c, split, cfg, groups[c.photo_id]))
     return rows, {"psnr_db": float(np.mean(psnrs)) if psnrs else float("nan")}
 
@@ -121,7 +149,16 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
 
 
-def build_benchmark(photos: pd.DataFrame, load_photo, cfg: BenchmarkConfig, zoo_cfg, out_dir: Path, device: torch.device, seed: int, log=print) -> pd.DataFrame:
+def build_benchmark(
+    photos: pd.DataFrame,
+    load_photo,
+    cfg: BenchmarkConfig,
+    zoo_cfg,
+    out_dir: Path,
+    device: torch.device,
+    seed: int,
+    log=print,
+) -> pd.DataFrame:
     """Run the whole build: crops, generator training (train photos only), fakes, manifest."""
     from hrr_core.benchmark.generators import build_generator  # the zoo needs diffusers; import late
 
@@ -140,8 +177,16 @@ def build_benchmark(photos: pd.DataFrame, load_photo, cfg: BenchmarkConfig, zoo_
         fit_s = time.perf_counter() - t1
         fake_rows, quality = write_fakes(family, gen, real, groups, out_dir, cfg, device, seed + 7919 * (i + 1))
         rows.extend(fake_rows)
-        stats[family] = {"fit": fit_stats, "fit_seconds": round(fit_s, 2), "generate_seconds": round(time.perf_counter() - t1 - fit_s, 2), **quality}
-        log(f"{family}: fit {fit_s:.1f}s, generate {stats[family]['generate_seconds']:.1f}s, PSNR {quality['psnr_db']:.2f} dB")
+        stats[family] = {
+            "fit": fit_stats,
+            "fit_seconds": round(fit_s, 2),
+            "generate_seconds": round(time.perf_counter() - t1 - fit_s, 2),
+            **quality,
+        }
+        log(
+            f"{family}: fit {fit_s:.1f}s, generate {stats[family]['generate_seconds']:.1f}s, PSNR "
+            f"{quality['psnr_db']:.2f} dB"
+        )
     manifest = pd.DataFrame(rows)
     write_manifest(manifest, out_dir / "manifest.csv")
     atomic_write_json(out_dir / "generator_stats.json", stats)

@@ -29,8 +29,10 @@ class ExportError(ValueError):
 
 def _load(manifest_path: Path) -> pd.DataFrame:
     if not manifest_path.is_file():
-        raise ExportError(f"manifest {manifest_path} does not exist; build the benchmark first: dvc repro prepare "
-                          "(or pass --manifest with the path of another manifest.csv)")
+        raise ExportError(
+            f"manifest {manifest_path} does not exist; build the benchmark first: dvc repro prepare "
+            "(or pass --manifest with the path of another manifest.csv)"
+        )
     return read_manifest(manifest_path)
 
 
@@ -42,11 +44,15 @@ def check_split(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
     if not families_of(part):
         raise ExportError(f"split {split!r} has no generated images (label 1): nothing to export")
     if not ((part["label"] == 0) & (part["generator"] == REAL)).any():
-        raise ExportError(f"split {split!r} has no reals with generator {REAL!r}; this export needs reals shared by every generator")
+        raise ExportError(
+            f"split {split!r} has no reals with generator {REAL!r}; this export needs reals shared by every generator"
+        )
     missing = [p for p in absolute_paths(part) if not Path(p).is_file()]
     if missing:
-        raise ExportError(f"{len(missing)} image(s) of split {split!r} are missing, e.g. {missing[0]}; "
-                          "restore the benchmark (dvc pull or dvc repro prepare)")
+        raise ExportError(
+            f"{len(missing)} image(s) of split {split!r} are missing, e.g. {missing[0]}; "
+            "restore the benchmark (dvc pull or dvc repro prepare)"
+        )
     return part
 
 
@@ -54,11 +60,14 @@ def _check_dest(dest: Path, overwrite: bool) -> None:
     if dest.exists() and not dest.is_dir():
         raise ExportError(f"--dest {dest} exists and is not a folder; choose another path")
     if dest.is_dir() and any(dest.iterdir()) and not overwrite:
-        raise ExportError(f"--dest {dest} exists and is not empty; pass --overwrite to replace it, or choose another path")
+        raise ExportError(
+            f"--dest {dest} exists and is not empty; pass --overwrite to replace it, or choose another path"
+        )
 
 
-def export_view(manifest: pd.DataFrame, dest: str | Path, split: str = "test", mode: str = "hardlink",
-                overwrite: bool = False) -> dict:
+def export_view(
+    manifest: pd.DataFrame, dest: str | Path, split: str = "test", mode: str = "hardlink", overwrite: bool = False
+) -> dict:
     """Write the folder view of ``split`` to ``dest`` atomically (see the module docstring);
     returns counts: generators, real and fake files per generator, total files."""
     if mode not in LINK_MODES:
@@ -71,16 +80,27 @@ def export_view(manifest: pd.DataFrame, dest: str | Path, split: str = "test", m
     gens = list(families_of(part))
     n_real = int(((part["label"] == 0) & (part["generator"] == REAL)).sum())
     n_fake = {g: int(((part["label"] == 1) & (part["generator"] == g)).sum()) for g in gens}
-    return {"dest": str(dest), "split": split, "mode": mode, "generators": gens, "real_per_generator": n_real,
-            "fake": n_fake, "files": n_real * len(gens) + sum(n_fake.values())}
+    return {
+        "dest": str(dest),
+        "split": split,
+        "mode": mode,
+        "generators": gens,
+        "real_per_generator": n_real,
+        "fake": n_fake,
+        "files": n_real * len(gens) + sum(n_fake.values()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hrr_core.benchmark.export", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--manifest", default="data/embedded/manifest.csv", help="benchmark manifest (default: %(default)s)")
+    ap.add_argument(
+        "--manifest", default="data/embedded/manifest.csv", help="benchmark manifest (default: %(default)s)"
+    )
     ap.add_argument("--dest", required=True, help="output folder; gets <generator>/{0_real,1_fake}/")
     ap.add_argument("--split", default="test", help="train | val | test (default: %(default)s)")
-    ap.add_argument("--mode", default="hardlink", choices=LINK_MODES, help="how files are placed (default: %(default)s)")
+    ap.add_argument(
+        "--mode", default="hardlink", choices=LINK_MODES, help="how files are placed (default: %(default)s)"
+    )
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --dest")
     args = ap.parse_args(argv)
     try:
@@ -88,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{out['dest']}: split {out['split']}, {len(out['generators'])} generators ({', '.join(out['generators'])}), "
-          f"{out['real_per_generator']} reals each, {out['files']} files ({out['mode']})")
+    print(
+        f"{out['dest']}: split {out['split']}, {len(out['generators'])} generators ({', '.join(out['generators'])}), "
+        f"{out['real_per_generator']} reals each, {out['files']} files ({out['mode']})"
+    )
     return 0
 
 

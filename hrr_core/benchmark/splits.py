@@ -53,7 +53,12 @@ class Crop:
 
 
 def sample_crops(
-    photo: np.ndarray, photo_id: str, sizes: Sequence[int], per_size: int, short_side_range: tuple[int, int], rng: np.random.Generator
+    photo: np.ndarray,
+    photo_id: str,
+    sizes: Sequence[int],
+    per_size: int,
+    short_side_range: tuple[int, int],
+    rng: np.random.Generator,
 ) -> list[Crop]:
     """``per_size`` random square crops of every size in ``sizes`` from ``photo``.
 

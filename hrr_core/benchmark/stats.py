@@ -23,8 +23,13 @@ from hrr_core.io import image_to_array, load_image
 HF_CUTOFF = 0.25  # cycles per pixel: half the Nyquist frequency (0.5)
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 weights; they sum to 1
 STATS = ("intensity", "saturation", "hf_fraction", "laplacian_var")
-LABELS = {"intensity": "intensity", "saturation": "saturation", "hf_fraction": "HF power share",
-          "laplacian_var": "Laplacian var", "matched_mad": "MAD vs real"}
+LABELS = {
+    "intensity": "intensity",
+    "saturation": "saturation",
+    "hf_fraction": "HF power share",
+    "laplacian_var": "Laplacian var",
+    "matched_mad": "MAD vs real",
+}
 
 
 def _check(img: np.ndarray) -> np.ndarray:
@@ -93,8 +98,12 @@ def matched_mad(real: np.ndarray, fake: np.ndarray) -> float:
 
 def image_stats(img: np.ndarray) -> dict[str, float]:
     """Every per-image statistic of :data:`STATS` for one (H, W, 3) uint8 image."""
-    return {"intensity": intensity(img), "saturation": saturation(img),
-            "hf_fraction": hf_fraction(img), "laplacian_var": laplacian_var(img)}
+    return {
+        "intensity": intensity(img),
+        "saturation": saturation(img),
+        "hf_fraction": hf_fraction(img),
+        "laplacian_var": laplacian_var(img),
+    }
 
 
 def _load(path: str) -> np.ndarray:
@@ -110,11 +119,18 @@ def per_image_stats(manifest: pd.DataFrame, load: Callable[[str], np.ndarray] = 
     wanted = {i.removesuffix(f"-{g}") for i, g in zip(fakes["id"].astype(str), fakes["generator"].astype(str))}
     reals: dict[str, np.ndarray] = {}  # only reals some fake was made from are kept in memory
     rows = []
-    for rid, gen, label, path in zip(df["id"].astype(str), df["generator"].astype(str), df["label"].astype(int),
-                                     absolute_paths(df)):
+    for rid, gen, label, path in zip(
+        df["id"].astype(str), df["generator"].astype(str), df["label"].astype(int), absolute_paths(df)
+    ):
         img = load(path)
-        out = {"id": rid, "generator": gen, "label": int(label), "size": f"{img.shape[1]}x{img.shape[0]}",
-               **image_stats(img), "matched_mad": np.nan}
+        out = {
+            "id": rid,
+            "generator": gen,
+            "label": int(label),
+            "size": f"{img.shape[1]}x{img.shape[0]}",
+            **image_stats(img),
+            "matched_mad": np.nan,
+        }
         if label == 0 and rid in wanted:
             reals[rid] = img
         else:
@@ -153,8 +169,9 @@ def _size_key(size: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def generator_image_stats(manifest: pd.DataFrame, split: str | None = None,
-                          load: Callable[[str], np.ndarray] = _load) -> dict[str, dict]:
+def generator_image_stats(
+    manifest: pd.DataFrame, split: str | None = None, load: Callable[[str], np.ndarray] = _load
+) -> dict[str, dict]:
     """:func:`summarise` of :func:`per_image_stats` over one split (``None``: every split)."""
     part = manifest if split is None else manifest[manifest["split"] == split]
     if len(part) == 0:
@@ -172,14 +189,17 @@ def stats_markdown(stats: dict[str, dict], scope: str = "all splits") -> list[st
     """Dataset-card lines: one table row per generator, mean ± std over images."""
     digits = {"intensity": 3, "saturation": 3, "hf_fraction": 4, "laplacian_var": 0, "matched_mad": 2}
     cols = (*STATS, "matched_mad")
-    lines = [f"Measured on the stored files ({scope}), mean ± std over images. Intensity: mean BT.601 luma "
-             "in [0, 1]; saturation: mean HSV saturation; HF power share: share of the windowed luma "
-             f"spectrum's power above {HF_CUTOFF} cycles/pixel (half Nyquist); Laplacian var: variance of "
-             "the 4-neighbour Laplacian of luma (0..255), a sharpness measure; MAD vs real: mean absolute "
-             "difference (0..255) to the real crop the fake was made from (`ldm_sample` is unconditional, "
-             "so its MAD only measures content change).", "",
-             "| generator | images | sizes | " + " | ".join(LABELS[c] for c in cols) + " |",
-             "|---|---|---|" + "---|" * len(cols)]
+    lines = [
+        f"Measured on the stored files ({scope}), mean ± std over images. Intensity: mean BT.601 luma "
+        "in [0, 1]; saturation: mean HSV saturation; HF power share: share of the windowed luma "
+        f"spectrum's power above {HF_CUTOFF} cycles/pixel (half Nyquist); Laplacian var: variance of "
+        "the 4-neighbour Laplacian of luma (0..255), a sharpness measure; MAD vs real: mean absolute "
+        "difference (0..255) to the real crop the fake was made from (`ldm_sample` is unconditional, "
+        "so its MAD only measures content change).",
+        "",
+        "| generator | images | sizes | " + " | ".join(LABELS[c] for c in cols) + " |",
+        "|---|---|---|" + "---|" * len(cols),
+    ]
     for gen, entry in stats.items():
         sizes = ", ".join(f"{k}: {v}" for k, v in entry["sizes"].items())
         cells = " | ".join(_cell(entry[c], digits[c]) for c in cols)

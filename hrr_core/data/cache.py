@@ -73,8 +73,9 @@ def _batch_seed(seed: int, first_id: str) -> int:
     return int(hashlib.sha256(f"{seed}:{first_id}".encode()).hexdigest()[:12], 16)
 
 
-def compute_representation_cache(rows: pd.DataFrame, rep: Representation, cfg: RetrospectionConfig, root: Path,
-                                 device: torch.device, log=print) -> dict:
+def compute_representation_cache(
+    rows: pd.DataFrame, rep: Representation, cfg: RetrospectionConfig, root: Path, device: torch.device, log=print
+) -> dict:
     """Make sure every image of ``rows`` is cached under ``root/<representation_key>``; compute
     only the missing ones, in sorted-id batches of ``cfg.batch_size``, each with a generator
     seeded by (seed, first id). Returns cost figures (ms per image and per scale)."""
@@ -100,10 +101,17 @@ def compute_representation_cache(rows: pd.DataFrame, rep: Representation, cfg: R
     seconds = time.perf_counter() - t0
     merged = pd.concat(new_index, ignore_index=True)
     atomic_write_bytes(folder / "index.csv", merged.to_csv(index=False).encode())
-    atomic_write_json(folder / "config.json", {rep.name: to_dict(rep.config), "ldm_digest": ldm_digest(cfg), "seed": cfg.seed})
+    atomic_write_json(
+        folder / "config.json", {rep.name: to_dict(rep.config), "ldm_digest": ldm_digest(cfg), "seed": cfg.seed}
+    )
     per_image = 1000 * seconds / max(1, len(ids))
-    return {"key": folder.name, "computed": len(ids), "cached": len(merged), "ms_per_image": round(per_image, 2),
-            "ms_per_image_per_scale": round(per_image / rep.scales, 2)}
+    return {
+        "key": folder.name,
+        "computed": len(ids),
+        "cached": len(merged),
+        "ms_per_image": round(per_image, 2),
+        "ms_per_image_per_scale": round(per_image / rep.scales, 2),
+    }
 
 
 def _write_shard(folder: Path, shard: int, tensors: dict[str, torch.Tensor]) -> pd.DataFrame:
@@ -112,7 +120,9 @@ def _write_shard(folder: Path, shard: int, tensors: dict[str, torch.Tensor]) -> 
     tmp = folder / f".{name}.tmp"
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
     tmp.replace(folder / name)
-    return pd.DataFrame({"id": list(tensors), "shard": shard, "shape": ["x".join(map(str, v.shape)) for v in tensors.values()]})
+    return pd.DataFrame(
+        {"id": list(tensors), "shard": shard, "shape": ["x".join(map(str, v.shape)) for v in tensors.values()]}
+    )
 
 
 def read_index(folder: Path) -> pd.DataFrame:
@@ -131,8 +141,10 @@ class RetrospectionDataset(torch.utils.data.Dataset):
         index = read_index(self.folder).set_index("id")
         missing = sorted(set(manifest["id"]) - set(index.index))
         if missing:
-            raise ValueError(f"{len(missing)} images are not in the retrospection cache {self.folder} (e.g. {missing[0]!r}); "
-                             "run the retrospect stage (dvc repro retrospect) for this method's representation config")
+            raise ValueError(
+                f"{len(missing)} images are not in the retrospection cache {self.folder} (e.g. {missing[0]!r}); "
+                "run the retrospect stage (dvc repro retrospect) for this method's representation config"
+            )
         self.ids = manifest["id"].tolist()
         self.labels = manifest["label"].astype(np.float32).to_numpy()
         self.shards = index.loc[self.ids, "shard"].astype(int).tolist()

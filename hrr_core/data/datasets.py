@@ -26,7 +26,12 @@ class ManifestImageDataset(Dataset):
 
     ``transform`` maps the uint8 (H, W, 3) array to another array before conversion."""
 
-    def __init__(self, manifest: pd.DataFrame, root: str | None = None, transform: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(
+        self,
+        manifest: pd.DataFrame,
+        root: str | None = None,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         self.ids = manifest["id"].tolist()
         self.paths = absolute_paths(manifest, root).tolist()
         self.labels = manifest["label"].astype(np.float32).to_numpy()
@@ -47,10 +52,14 @@ def collate(items: list[dict]) -> dict:
     """Stack a same-size batch into ``{"inputs": (B, C, H, W), "labels": (B,), "ids": [...]}``."""
     shapes = {tuple(it["inputs"].shape) for it in items}
     if len(shapes) > 1:
-        raise ValueError(f"a batch mixes image shapes {sorted(shapes)}; use SizeBucketBatchSampler or a fixed-size transform")
-    return {"inputs": torch.stack([it["inputs"] for it in items]),
-            "labels": torch.stack([it["labels"] for it in items]).float(),
-            "ids": [it["ids"] for it in items]}
+        raise ValueError(
+            f"a batch mixes image shapes {sorted(shapes)}; use SizeBucketBatchSampler or a fixed-size transform"
+        )
+    return {
+        "inputs": torch.stack([it["inputs"] for it in items]),
+        "labels": torch.stack([it["labels"] for it in items]).float(),
+        "ids": [it["ids"] for it in items],
+    }
 
 
 class SizeBucketBatchSampler(Sampler[list[int]]):
@@ -58,10 +67,18 @@ class SizeBucketBatchSampler(Sampler[list[int]]):
     buckets is drawn from ``seed + epoch`` (call :meth:`set_epoch`), so runs are reproducible
     and a resumed run sees the same order as an uninterrupted one."""
 
-    def __init__(self, sizes: list[tuple[int, int]], batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False):
+    def __init__(
+        self, sizes: list[tuple[int, int]], batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.sizes, self.batch_size, self.shuffle, self.seed, self.drop_last = sizes, batch_size, shuffle, seed, drop_last
+        self.sizes, self.batch_size, self.shuffle, self.seed, self.drop_last = (
+            sizes,
+            batch_size,
+            shuffle,
+            seed,
+            drop_last,
+        )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -33,7 +33,7 @@ import pandas as pd
 from PIL import Image
 
 from hrr_core.data.manifest import absolute_paths, validate_manifest
-from hrr_core.io import ImageLoadError, to_rgb, atomic_write_bytes, load_image
+from hrr_core.io import ImageLoadError, atomic_write_bytes, load_image, to_rgb
 from hrr_core.schema.benchmark import HarmoniseConfig  # noqa: F401 (config lives in the schema)
 
 SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
@@ -93,7 +93,9 @@ def _one(src: str, fmt: str, cfg: HarmoniseConfig) -> tuple[bytes, str]:
     return harmonise_image(load_image(src), cfg, fmt), _target_format(cfg, fmt)
 
 
-def harmonise_manifest(df: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, cfg: HarmoniseConfig) -> pd.DataFrame:
+def harmonise_manifest(
+    df: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, cfg: HarmoniseConfig
+) -> pd.DataFrame:
     """Write a harmonised copy of every row's image under ``out_dir`` (atomic writes) and return
     the new manifest: paths relative to ``out_dir``, new width/height/format/sha256, the old
     values kept as ``orig_width``/``orig_height``/``orig_format``. Files that fail to load are

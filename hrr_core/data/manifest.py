@@ -42,11 +42,17 @@ def validate_manifest(df: pd.DataFrame, name: str = "manifest") -> pd.DataFrame:
         df[col] = df[col].fillna("").astype(tp)
     bad_label = ~df["label"].isin([0, 1])
     if bad_label.any():
-        raise ManifestError(f"{name}: label must be 0 (real) or 1 (generated); row {int(bad_label.idxmax())} has {df['label'][bad_label].iloc[0]!r}")
+        raise ManifestError(
+            f"{name}: label must be 0 (real) or 1 (generated); row {int(bad_label.idxmax())} has "
+            f"{df['label'][bad_label].iloc[0]!r}"
+        )
     df["label"] = df["label"].astype(int)
     bad_split = ~df["split"].isin(SPLITS)
     if bad_split.any():
-        raise ManifestError(f"{name}: split must be one of {SPLITS}; row {int(bad_split.idxmax())} has {df['split'][bad_split].iloc[0]!r}")
+        raise ManifestError(
+            f"{name}: split must be one of {SPLITS}; row {int(bad_split.idxmax())} has "
+            f"{df['split'][bad_split].iloc[0]!r}"
+        )
     dup = df["id"].duplicated()
     if dup.any():
         raise ManifestError(f"{name}: ids must be unique; {df['id'][dup].iloc[0]!r} appears more than once")
@@ -62,7 +68,9 @@ def check_no_leakage(df: pd.DataFrame, name: str = "manifest") -> None:
     if len(leaked):
         src = leaked.index[0]
         splits = sorted(df.loc[df["source"] == src, "split"].unique())
-        raise ManifestError(f"{name}: source {src!r} appears in splits {splits}; a source photo must sit in one split only")
+        raise ManifestError(
+            f"{name}: source {src!r} appears in splits {splits}; a source photo must sit in one split only"
+        )
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -76,8 +84,12 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate a manifest CSV; a ``root`` attribute holds its folder for relative paths."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"manifest {path} does not exist; build it first (dvc repro prepare) or fix the path in params.yaml")
-    df = validate_manifest(pd.read_csv(path, dtype={"id": str, "source": str, "sha256": str}, keep_default_na=False), str(path))
+        raise FileNotFoundError(
+            f"manifest {path} does not exist; build it first (dvc repro prepare) or fix the path in params.yaml"
+        )
+    df = validate_manifest(
+        pd.read_csv(path, dtype={"id": str, "source": str, "sha256": str}, keep_default_na=False), str(path)
+    )
     df.attrs["root"] = str(path.parent)
     return df
 

@@ -75,8 +75,13 @@ def is_image_name(name: str, exts: tuple[str, ...] = IMAGE_EXTENSIONS) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in exts
 
 
-def iter_image_files(top: str | os.PathLike, exts: tuple[str, ...] = IMAGE_EXTENSIONS, *, sort: bool = False,
-                     on_error: Callable[[str, str], None] | None = None) -> Iterator[str]:
+def iter_image_files(
+    top: str | os.PathLike,
+    exts: tuple[str, ...] = IMAGE_EXTENSIONS,
+    *,
+    sort: bool = False,
+    on_error: Callable[[str, str], None] | None = None,
+) -> Iterator[str]:
     """Yield the path of every image file under ``top`` (recursively, symlinks followed).
 
     Folder cycles through symlinks are visited once. With ``sort=False`` the order is the file
@@ -174,8 +179,11 @@ def expand_inputs(inputs) -> tuple[list[str], list[tuple[str, str]]]:
     failures: list[tuple[str, str]] = []
 
     def walk(folder: str) -> None:
-        files.extend(iter_image_files(folder, INPUT_EXTENSIONS, sort=True,
-                                      on_error=lambda path, reason: failures.append((path, reason))))
+        files.extend(
+            iter_image_files(
+                folder, INPUT_EXTENSIONS, sort=True, on_error=lambda path, reason: failures.append((path, reason))
+            )
+        )
 
     for raw in inputs:
         p = os.fspath(raw)
@@ -291,4 +299,3 @@ class ChunkedCsvWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -25,8 +25,10 @@ def calibrate_threshold(val_scores, val_labels) -> float:
     if not np.isfinite(s).all() or s.min() < 0 or s.max() > 1:
         raise ValueError("validation scores must be finite probabilities in [0, 1]; pass sigmoid(logits)")
     if not np.isin(y, (0, 1)).all() or y.min() == y.max():
-        raise ValueError("validation labels must be 0 (real) and 1 (generated) with both present; "
-                         "balanced accuracy needs reals and fakes in the validation set")
+        raise ValueError(
+            "validation labels must be 0 (real) and 1 (generated) with both present; "
+            "balanced accuracy needs reals and fakes in the validation set"
+        )
     u = np.unique(s)  # (n,) ascending; cut j predicts "generated" for scores >= u[j] (u[n] = +inf)
     s_real, s_fake = np.sort(s[y == 0]), np.sort(s[y == 1])
     cuts = np.append(u, np.inf)

@@ -58,7 +58,12 @@ def binary_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.
 
 
 def bootstrap_ci(
-    scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5, n_boot: int = 200, seed: int = 0, level: float = 0.95
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float = 0.5,
+    n_boot: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap interval of every metric, resampling reals and fakes separately
     (stratified) so each resample keeps the class balance of the test set."""

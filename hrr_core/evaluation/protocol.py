@@ -25,7 +25,10 @@ def generator_set(manifest: pd.DataFrame, generator: str, split: str = "test") -
         if "subset" in part.columns:
             reals = reals[reals["subset"].isin(set(fakes["subset"]))]
     if fakes.empty or reals.empty:
-        raise ValueError(f"test set for generator {generator!r} in split {split!r} has {len(reals)} reals and {len(fakes)} fakes; both are needed")
+        raise ValueError(
+            f"test set for generator {generator!r} in split {split!r} has {len(reals)} reals and {len(fakes)} fakes; "
+            "both are needed"
+        )
     return pd.concat([reals, fakes])
 
 
@@ -36,8 +39,16 @@ def training_set(manifest: pd.DataFrame, generators: Sequence[str], split: str =
 
 
 def results_table(
-    scores: pd.DataFrame, manifest: pd.DataFrame, method: str, train_generators: Sequence[str], test_generators: Sequence[str],
-    threshold: float = 0.5, n_boot: int = 200, seed: int = 0, by_size: bool = True, split: str = "test",
+    scores: pd.DataFrame,
+    manifest: pd.DataFrame,
+    method: str,
+    train_generators: Sequence[str],
+    test_generators: Sequence[str],
+    threshold: float = 0.5,
+    n_boot: int = 200,
+    seed: int = 0,
+    by_size: bool = True,
+    split: str = "test",
 ) -> pd.DataFrame:
     """Tidy metrics: one row per test generator (and per size when ``by_size``), with bootstrap
     95% intervals as ``<metric>_lo``/``<metric>_hi``. ``scores`` has columns id, score."""
@@ -48,8 +59,15 @@ def results_table(
         groups = [("all", part)] + ([(str(s), g) for s, g in part.groupby("width")] if by_size else [])
         for size, g in groups:
             s, y = g["score"].to_numpy(), g["label"].to_numpy()
-            row = {"method": method, "train": "+".join(train_generators), "test": gen, "size": size, "n": len(g),
-                   "threshold": threshold, **binary_metrics(s, y, threshold)}
+            row = {
+                "method": method,
+                "train": "+".join(train_generators),
+                "test": gen,
+                "size": size,
+                "n": len(g),
+                "threshold": threshold,
+                **binary_metrics(s, y, threshold),
+            }
             if n_boot:
                 for name, (lo, hi) in bootstrap_ci(s, y, threshold, n_boot, seed).items():
                     row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi

@@ -21,15 +21,18 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from hrr_core.data.transforms import decode_image, encode_image
-from hrr_core.schema.evaluation import RobustnessConfig  # noqa: F401 (config lives in the schema)
-
-from hrr_core.schema.evaluation import CONDITIONS  # noqa: E402
+from hrr_core.schema.evaluation import (
+    CONDITIONS,  # noqa: E402
+    RobustnessConfig,  # noqa: F401 (config lives in the schema)
+)
 
 
 def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     if arr.shape[1] == width and arr.shape[0] == height:
         return arr
-    return np.asarray(Image.fromarray(arr).resize((max(1, width), max(1, height)), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return np.asarray(
+        Image.fromarray(arr).resize((max(1, width), max(1, height)), Image.Resampling.LANCZOS), dtype=np.uint8
+    )
 
 
 def rescale(arr: np.ndarray, factor: float) -> np.ndarray:
@@ -57,8 +60,6 @@ def downscale(arr: np.ndarray, factor: float) -> np.ndarray:
 
 def harmonise(arr: np.ndarray, side: int, quality: int) -> np.ndarray:
     return jpeg(_resize(arr, int(side), int(side)), quality)
-
-
 
 
 def condition_transform(cfg: RobustnessConfig, condition: str, level: float) -> Callable[[np.ndarray], np.ndarray]:

@@ -17,8 +17,10 @@ def check_above_chance(method: str, val_ap: float, val_labels: Any, margin: floa
     an inverted one less. Also raises when the labels hold a single class (AP is then undefined)."""
     y = np.asarray(val_labels, dtype=np.float64).reshape(-1)
     if y.size == 0 or not np.isin(y, (0.0, 1.0)).all() or len(np.unique(y)) < 2:
-        raise ValueError(f"{method}: the validation labels must be 0 (real) / 1 (generated) with both classes present "
-                         f"to judge its AP, got {y.size} labels with values {np.unique(y)}; check the val split")
+        raise ValueError(
+            f"{method}: the validation labels must be 0 (real) / 1 (generated) with both classes present "
+            f"to judge its AP, got {y.size} labels with values {np.unique(y)}; check the val split"
+        )
     if not np.isfinite(val_ap):
         raise ValueError(f"{method}: validation AP is {val_ap}; the scores hold NaN or inf: check the model's outputs")
     chance = float(y.mean())
@@ -28,4 +30,5 @@ def check_above_chance(method: str, val_ap: float, val_labels: Any, margin: floa
             f"+ margin {margin}): the detector learned nothing or the wrong direction. Check the score's sign "
             "(a calibration fitted with a negative slope; for scorers, calibration.json), whether it trained at all "
             "(steps, lr, loss curve in history.csv), that label 1 means generated in the manifest, and that the "
-            "validation generators are the ones it was trained for.")
+            "validation generators are the ones it was trained for."
+        )

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
@@ -20,7 +19,6 @@ from hrr_core.losses.correntropy import correntropy_loss, squared_loss
 from hrr_core.losses.kl import cross_scale_kl
 from hrr_core.models.outputs import DetectorOutput
 from hrr_core.schema.models import ObjectiveConfig  # noqa: F401 (config lives in the schema)
-
 
 
 def afr_loss(f: torch.Tensor, labels: torch.Tensor, cfg: ObjectiveConfig) -> torch.Tensor:
@@ -62,5 +60,4 @@ class HRRObjective:
             loss = loss + self.cfg.lambda_kl * kl
         omega = output.extras.get("omega", zero)
         sparsity = torch.as_tensor(omega, dtype=f.dtype).detach()
-        return {"loss": loss, "afr_loss": main.detach(), "kl": kl.detach(), "aux_ce": ce.detach(),
-                "sparsity": sparsity}
+        return {"loss": loss, "afr_loss": main.detach(), "kl": kl.detach(), "aux_ce": ce.detach(), "sparsity": sparsity}

@@ -4,10 +4,10 @@ carries the diffusion model it reconstructs through."""
 from pathlib import Path
 
 from hrr_core.confutil import to_dict
+from hrr_core.data.cache import Representation
 from hrr_core.methods import MethodSpec
 from hrr_core.models.baselines.dire import build_dire, dire_images
 from hrr_core.paths import resolve
-from hrr_core.data.cache import Representation
 
 
 def _representation(cfg, ldm) -> Representation:
@@ -22,9 +22,21 @@ def _ldm_dir(cfg, retrospection_ldm: Path) -> Path:
 
 
 def _card_preprocessing(cfg) -> dict:
-    return {"dire": {"on_the_fly": True, "representation": to_dict(cfg.representation), "ldm_dir": "retrospection_ldm",
-                     "note": "residual |x - DDIM reconstruction(x)| computed per image size, deterministic"}}
+    return {
+        "dire": {
+            "on_the_fly": True,
+            "representation": to_dict(cfg.representation),
+            "ldm_dir": "retrospection_ldm",
+            "note": "residual |x - DDIM reconstruction(x)| computed per image size, deterministic",
+        }
+    }
 
 
-SPEC = MethodSpec(name="dire", build=build_dire, reads="dire", representation=_representation, ldm_dir=_ldm_dir,
-                  card_preprocessing=_card_preprocessing)
+SPEC = MethodSpec(
+    name="dire",
+    build=build_dire,
+    reads="dire",
+    representation=_representation,
+    ldm_dir=_ldm_dir,
+    card_preprocessing=_card_preprocessing,
+)

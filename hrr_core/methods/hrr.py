@@ -4,11 +4,11 @@ the HRR objective; its card carries the retrospection LDM when retrospection is 
 from pathlib import Path
 
 from hrr_core.confutil import to_dict
+from hrr_core.data.cache import Representation
 from hrr_core.losses.objective import HRRObjective
 from hrr_core.methods import MethodSpec
 from hrr_core.models.hrr import HRRDetector
 from hrr_core.models.msr import minimum_input_size, retrospect
-from hrr_core.data.cache import Representation
 
 
 def _representation(cfg, ldm) -> Representation:
@@ -28,18 +28,36 @@ def _train_report(model: HRRDetector, cfg) -> dict:
     """Which AFR dimensions survived the sparsity penalty (of the weights passed in)."""
     if getattr(model, "afr", None) is None:
         return {}
-    return {"afr": {"active_dims": model.afr.active_dims(), "dims": int(model.afr.group_norms().numel()),
-                    "lambda_omega": float(cfg.objective.lambda_omega)}}
+    return {
+        "afr": {
+            "active_dims": model.afr.active_dims(),
+            "dims": int(model.afr.group_norms().numel()),
+            "lambda_omega": float(cfg.objective.lambda_omega),
+        }
+    }
 
 
 def _card_preprocessing(cfg) -> dict:
     on = cfg.msr.resolved().retrospection
-    return {"retrospection": {"on_the_fly": True, "msr": to_dict(cfg.msr), "uses_ldm": on,
-                              "ldm_dir": "retrospection_ldm" if on else None,
-                              "seed": "per file: int(sha256(file bytes)[:16], 16)"}}
+    return {
+        "retrospection": {
+            "on_the_fly": True,
+            "msr": to_dict(cfg.msr),
+            "uses_ldm": on,
+            "ldm_dir": "retrospection_ldm" if on else None,
+            "seed": "per file: int(sha256(file bytes)[:16], 16)",
+        }
+    }
 
 
-SPEC = MethodSpec(name="hrr", build=HRRDetector, objective=lambda cfg: HRRObjective(cfg.objective), reads="msr",
-                  representation=_representation, ldm_dir=_ldm_dir,
-                  min_side=lambda cfg: minimum_input_size(cfg.msr.resolved()), train_report=_train_report,
-                  card_preprocessing=_card_preprocessing)
+SPEC = MethodSpec(
+    name="hrr",
+    build=HRRDetector,
+    objective=lambda cfg: HRRObjective(cfg.objective),
+    reads="msr",
+    representation=_representation,
+    ldm_dir=_ldm_dir,
+    min_side=lambda cfg: minimum_input_size(cfg.msr.resolved()),
+    train_report=_train_report,
+    card_preprocessing=_card_preprocessing,
+)

@@ -18,7 +18,6 @@ loop applies :meth:`AdditiveFeatureRefinement.proximal_step` after each optimise
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

@@ -17,7 +17,6 @@ from torch import nn
 
 from hrr_core.paths import resolve
 
-
 # ---------------------------------------------------------------------------------------------
 # Small layers
 # ---------------------------------------------------------------------------------------------
@@ -169,8 +168,11 @@ def load_state_dict_checked(
             sd[first_conv] = extend_input_conv(sd[first_conv], own[first_conv].shape[1])
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
-    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in sd and sd[k].shape != own[k].shape]
+    wrong = [
+        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and sd[k].shape != own[k].shape
+    ]
     if missing or unexpected or wrong:
         parts = []
         for name, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)):
@@ -178,7 +180,8 @@ def load_state_dict_checked(
                 more = f" ... and {len(keys) - 10} more" if len(keys) > 10 else ""
                 parts.append(f"{len(keys)} {name}: {', '.join(keys[:10])}{more}")
         raise ValueError(
-            f"weights from {source} do not match {type(model).__name__}: " + "; ".join(parts)
+            f"weights from {source} do not match {type(model).__name__}: "
+            + "; ".join(parts)
             + ". Check that the file is for this architecture (backbone.name) and in the expected key format."
         )
     model.load_state_dict(sd, strict=True)

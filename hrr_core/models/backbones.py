@@ -13,7 +13,6 @@ Implementations: :mod:`hrr_core.models.efficientnet`, :mod:`hrr_core.models.resn
 
 from __future__ import annotations
 
-
 from torch import nn
 
 from hrr_core.models.efficientnet import EfficientNetLite0, efficientnet_lite0
@@ -21,7 +20,6 @@ from hrr_core.models.resnet import ResNet, SmallResNet, load_resnet_weights, res
 from hrr_core.schema.models import BackboneConfig  # noqa: F401 (config lives in the schema)
 
 __all__ = ["BackboneConfig", "build_backbone", "EfficientNetLite0", "ResNet", "SmallResNet", "count_parameters"]
-
 
 
 def build_backbone(cfg: BackboneConfig) -> nn.Module:

@@ -7,7 +7,6 @@ an ImageNet ResNet-50 fine-tuned as a binary classifier).
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

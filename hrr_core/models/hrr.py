@@ -15,7 +15,6 @@ The losses (AFR loss, cross-scale KL of the z_s, auxiliary CE) are computed by
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
@@ -66,8 +65,10 @@ class HRRDetector(nn.Module):
         if r.ndim == 4 and k == 1:
             r = r.unsqueeze(1)  # (B, 1, C', S, S)
         if r.ndim != 5 or r.shape[1] != k or r.shape[2] != c:
-            raise ValueError(f"HRRDetector expects the MSR representation (B, {k}, {c}, S, S), got "
-                             f"{tuple(r.shape)}; check that the cache was built with the same msr config")
+            raise ValueError(
+                f"HRRDetector expects the MSR representation (B, {k}, {c}, S, S), got "
+                f"{tuple(r.shape)}; check that the cache was built with the same msr config"
+            )
         return r
 
     def forward(self, r: torch.Tensor) -> DetectorOutput:

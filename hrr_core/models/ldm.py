@@ -40,11 +40,17 @@ Images = torch.Tensor | Sequence[torch.Tensor]  # (N, 3, H, W) or a list of (3, 
 def build_vae(cfg: LDMConfig) -> AutoencoderKL:
     n = len(cfg.vae_block_out_channels)
     return AutoencoderKL(
-        in_channels=cfg.image_channels, out_channels=cfg.image_channels,
-        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=cfg.vae_block_out_channels, layers_per_block=cfg.vae_layers_per_block,
-        latent_channels=cfg.vae_latent_channels, norm_num_groups=cfg.norm_num_groups,
-        sample_size=cfg.train_crop, scaling_factor=1.0, mid_block_add_attention=cfg.vae_mid_attention,
+        in_channels=cfg.image_channels,
+        out_channels=cfg.image_channels,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=cfg.vae_block_out_channels,
+        layers_per_block=cfg.vae_layers_per_block,
+        latent_channels=cfg.vae_latent_channels,
+        norm_num_groups=cfg.norm_num_groups,
+        sample_size=cfg.train_crop,
+        scaling_factor=1.0,
+        mid_block_add_attention=cfg.vae_mid_attention,
     )
 
 
@@ -54,16 +60,27 @@ def build_unet(cfg: LDMConfig, in_channels: int) -> UNet2DModel:
     down = ("DownBlock2D",) * (n - 1) + ("AttnDownBlock2D" if attn else "DownBlock2D",)
     up = ("AttnUpBlock2D" if attn else "UpBlock2D",) + ("UpBlock2D",) * (n - 1)
     return UNet2DModel(
-        in_channels=in_channels, out_channels=in_channels, down_block_types=down, up_block_types=up,
-        block_out_channels=cfg.unet_block_out_channels, layers_per_block=cfg.unet_layers_per_block,
-        norm_num_groups=cfg.norm_num_groups, add_attention=attn, attention_head_dim=8,
+        in_channels=in_channels,
+        out_channels=in_channels,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=cfg.unet_block_out_channels,
+        layers_per_block=cfg.unet_layers_per_block,
+        norm_num_groups=cfg.norm_num_groups,
+        add_attention=attn,
+        attention_head_dim=8,
     )
 
 
 def make_scheduler(cfg: LDMConfig) -> DDIMScheduler:
-    return DDIMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-                         beta_start=cfg.beta_start, beta_end=cfg.beta_end, clip_sample=False,
-                         set_alpha_to_one=True)
+    return DDIMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        clip_sample=False,
+        set_alpha_to_one=True,
+    )
 
 
 # ---------------------------------------------------------------- training helpers
@@ -81,7 +98,7 @@ def random_batch(images: Images, batch: int, crop: int, generator: torch.Generat
             raise ValueError(f"training image {i} is {h}x{w}, smaller than train_crop={crop}; lower train_crop")
         y = int(torch.randint(h - crop + 1, (1,), generator=generator))
         x = int(torch.randint(w - crop + 1, (1,), generator=generator))
-        patch = img[:, y:y + crop, x:x + crop]
+        patch = img[:, y : y + crop, x : x + crop]
         if bool(torch.rand((), generator=generator) < 0.5):
             patch = patch.flip(-1)
         out.append(patch)
@@ -102,14 +119,18 @@ def vae_recon_loss(x_hat: torch.Tensor, x: torch.Tensor, cfg: LDMConfig) -> torc
 
 
 def _history_stats(losses: list[float], seconds: float) -> dict:
-    tail = losses[-max(1, len(losses) // 10):]
-    return {"steps": len(losses), "seconds": round(seconds, 2),
-            "loss_first": losses[0] if losses else float("nan"),
-            "loss_final": sum(tail) / len(tail) if tail else float("nan")}
+    tail = losses[-max(1, len(losses) // 10) :]
+    return {
+        "steps": len(losses),
+        "seconds": round(seconds, 2),
+        "loss_first": losses[0] if losses else float("nan"),
+        "loss_final": sum(tail) / len(tail) if tail else float("nan"),
+    }
 
 
-def optimise_with_adversary(opt: torch.optim.Optimizer, loss: torch.Tensor, adversary, step: int,
-                            real: torch.Tensor, fake: torch.Tensor) -> float | None:
+def optimise_with_adversary(
+    opt: torch.optim.Optimizer, loss: torch.Tensor, adversary, step: int, real: torch.Tensor, fake: torch.Tensor
+) -> float | None:
     """One generator step: from ``adversary.start`` on, add ``adversary.weight`` times its
     generator loss, step ``opt``, then give the discriminator its step; returns the
     discriminator's loss, or None when the adversary is off (None, weight 0, or too early)."""
@@ -122,8 +143,9 @@ def optimise_with_adversary(opt: torch.optim.Optimizer, loss: torch.Tensor, adve
     return adversary.discriminator_step(real, fake.detach()) if use_adv else None
 
 
-def train_vae(vae: AutoencoderKL, images: Images, cfg: LDMConfig, device: torch.device,
-              generator: torch.Generator, adversary=None) -> dict:
+def train_vae(
+    vae: AutoencoderKL, images: Images, cfg: LDMConfig, device: torch.device, generator: torch.Generator, adversary=None
+) -> dict:
     """Train ``vae`` on random crops of ``images`` (in [0, 1]) with L1 (or MSE) + FFT + KL, then
     set ``vae.config.scaling_factor`` to 1 / std of the training latents (unit-variance latents).
 
@@ -156,8 +178,14 @@ def train_vae(vae: AutoencoderKL, images: Images, cfg: LDMConfig, device: torch.
     return stats
 
 
-def train_denoiser(unet: UNet2DModel, images: Images, cfg: LDMConfig, device: torch.device,
-                   generator: torch.Generator, vae: AutoencoderKL | None = None) -> dict:
+def train_denoiser(
+    unet: UNet2DModel,
+    images: Images,
+    cfg: LDMConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    vae: AutoencoderKL | None = None,
+) -> dict:
     """Epsilon-prediction DDPM objective on random crops of ``images`` (in [0, 1]), t < max_train_timestep.
 
     In latent space pass the trained ``vae``: crops are encoded (posterior mode, times
@@ -165,8 +193,12 @@ def train_denoiser(unet: UNet2DModel, images: Images, cfg: LDMConfig, device: to
     """
     if cfg.space == "latent" and vae is None:
         raise ValueError("train_denoiser: cfg.space='latent' needs the trained vae=...; pass it or use space='pixel'")
-    noise_sched = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-                                beta_start=cfg.beta_start, beta_end=cfg.beta_end)
+    noise_sched = DDPMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+    )
     unet.to(device).train()
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.unet_lr, weight_decay=0.0)
     losses, t0 = [], time.perf_counter()
@@ -197,12 +229,20 @@ class LatentDiffusion(torch.nn.Module):
     zeros of shape (1, 77, cross_attention_dim) when not given.
     """
 
-    def __init__(self, vae: AutoencoderKL | None, unet: UNet2DModel | UNet2DConditionModel,
-                 scheduler: DDIMScheduler, cfg: LDMConfig, context: torch.Tensor | None = None):
+    def __init__(
+        self,
+        vae: AutoencoderKL | None,
+        unet: UNet2DModel | UNet2DConditionModel,
+        scheduler: DDIMScheduler,
+        cfg: LDMConfig,
+        context: torch.Tensor | None = None,
+    ):
         super().__init__()
         if (vae is None) != (cfg.space == "pixel"):
-            raise ValueError(f"space={cfg.space!r} but vae is {'missing' if vae is None else 'given'}; "
-                             "latent space needs a vae, pixel space none")
+            raise ValueError(
+                f"space={cfg.space!r} but vae is {'missing' if vae is None else 'given'}; "
+                "latent space needs a vae, pixel space none"
+            )
         self.vae, self.unet, self.scheduler, self.cfg = vae, unet, scheduler, cfg
         if isinstance(unet, UNet2DConditionModel) and context is None:
             context = torch.zeros(1, 77, unet.config.cross_attention_dim)
@@ -291,8 +331,9 @@ class LatentDiffusion(torch.nn.Module):
     # ---- public generation API
 
     @torch.no_grad()
-    def img2img(self, x: torch.Tensor, strength: float, num_steps: int,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def img2img(
+        self, x: torch.Tensor, strength: float, num_steps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """SDEdit: noise to t* = strength * T, DDIM-denoise to 0 in ``num_steps``, decode.
 
         (B, C, H, W) in [0, 1] -> same shape in [0, 1]; deterministic for a given ``generator``
@@ -304,8 +345,10 @@ class LatentDiffusion(torch.nn.Module):
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         t_star = min(int(round(strength * self.cfg.num_train_timesteps)), self.cfg.num_train_timesteps - 1)
         if t_star > self._t_max():
-            raise ValueError(f"strength={strength} gives t*={t_star}, but the UNet was trained only on "
-                             f"t < {self.cfg.max_train_timestep}; lower strength or retrain with a larger max_train_timestep")
+            raise ValueError(
+                f"strength={strength} gives t*={t_star}, but the UNet was trained only on "
+                f"t < {self.cfg.max_train_timestep}; lower strength or retrain with a larger max_train_timestep"
+            )
         xp, (h, w) = self._pad(x)
         z0 = self.encode(xp)  # (B, c, h', w')
         if t_star == 0:
@@ -317,12 +360,15 @@ class LatentDiffusion(torch.nn.Module):
         return self.decode(z)[..., :h, :w]
 
     @torch.no_grad()
-    def sample(self, n: int, size: int | tuple[int, int], num_steps: int,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, size: int | tuple[int, int], num_steps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``n`` unconditional samples (n, C, H, W) in [0, 1], DDIM from pure noise."""
         if self.cfg.max_train_timestep < self.cfg.num_train_timesteps:
-            raise ValueError(f"sampling needs a UNet trained on all timesteps (max_train_timestep="
-                             f"{self.cfg.max_train_timestep} < {self.cfg.num_train_timesteps}); retrain it or use img2img")
+            raise ValueError(
+                f"sampling needs a UNet trained on all timesteps (max_train_timestep="
+                f"{self.cfg.max_train_timestep} < {self.cfg.num_train_timesteps}); retrain it or use img2img"
+            )
         h, w = (size, size) if isinstance(size, int) else size
         m, f = self.multiple, self.cfg.vae_factor
         hp, wp = h + (-h) % m, w + (-w) % m
@@ -362,7 +408,9 @@ class LatentDiffusion(torch.nn.Module):
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> "LatentDiffusion":
         d = Path(directory)
         if not (d / "ldm_config.json").exists():
-            raise ValueError(f"{d} has no ldm_config.json; save it with LatentDiffusion.save or use from_pretrained_parts")
+            raise ValueError(
+                f"{d} has no ldm_config.json; save it with LatentDiffusion.save or use from_pretrained_parts"
+            )
         cfg = from_dict(LDMConfig, json.loads((d / "ldm_config.json").read_text()), "ldm")
         vae = AutoencoderKL.from_pretrained(d / "vae") if cfg.space == "latent" else None
         unet = UNet2DModel.from_pretrained(d / "unet")
@@ -370,9 +418,15 @@ class LatentDiffusion(torch.nn.Module):
         return cls(vae, unet, sched, cfg).to(device)
 
     @classmethod
-    def from_pretrained_parts(cls, vae_dir: str | Path | None, unet_dir: str | Path, device: torch.device | str = "cpu",
-                              scheduler_dir: str | Path | None = None, context: torch.Tensor | None = None,
-                              max_train_timestep: int | None = None) -> "LatentDiffusion":
+    def from_pretrained_parts(
+        cls,
+        vae_dir: str | Path | None,
+        unet_dir: str | Path,
+        device: torch.device | str = "cpu",
+        scheduler_dir: str | Path | None = None,
+        context: torch.Tensor | None = None,
+        max_train_timestep: int | None = None,
+    ) -> "LatentDiffusion":
         """Any diffusers-format VAE (None = pixel space) + UNet2DModel / UNet2DConditionModel folders
         (e.g. Stable Diffusion's ``vae/`` and ``unet/``), with a DDIM scheduler read from
         ``scheduler_dir`` (any scheduler config, e.g. SD's PNDM one) or the default linear one."""
@@ -386,13 +440,17 @@ class LatentDiffusion(torch.nn.Module):
         sc = sched.config
         t_total = sc.num_train_timesteps
         cfg = LDMConfig(
-            space="latent" if vae is not None else "pixel", image_channels=vae.config.in_channels if vae else unet.config.in_channels,
+            space="latent" if vae is not None else "pixel",
+            image_channels=vae.config.in_channels if vae else unet.config.in_channels,
             norm_num_groups=groups,
             vae_block_out_channels=tuple(vae.config.block_out_channels) if vae else LDMConfig.vae_block_out_channels,
             vae_latent_channels=vae.config.latent_channels if vae else LDMConfig.vae_latent_channels,
             unet_block_out_channels=tuple(unet.config.block_out_channels),
-            num_train_timesteps=t_total, max_train_timestep=max_train_timestep or t_total,
-            beta_schedule=sc.beta_schedule, beta_start=sc.beta_start, beta_end=sc.beta_end,
+            num_train_timesteps=t_total,
+            max_train_timestep=max_train_timestep or t_total,
+            beta_schedule=sc.beta_schedule,
+            beta_start=sc.beta_start,
+            beta_end=sc.beta_end,
         )
         return cls(vae, unet, sched, cfg, context=context).to(device)
 
@@ -410,7 +468,9 @@ def load_ldm(path: str | os.PathLike, device: torch.device | str = "cpu"):
         sched = d / "scheduler" if (d / "scheduler").is_dir() else None
         model = LatentDiffusion.from_pretrained_parts(vae, d / "unet", device=device, scheduler_dir=sched)
     else:
-        raise ValueError(f"{d} is neither a LatentDiffusion.save folder (ldm_config.json) nor a diffusers "
-                         "folder with unet/ (and optional vae/, scheduler/); point the path at one")
+        raise ValueError(
+            f"{d} is neither a LatentDiffusion.save folder (ldm_config.json) nor a diffusers "
+            "folder with unet/ (and optional vae/, scheduler/); point the path at one"
+        )
     model.requires_grad_(False)
     return model.eval()

@@ -32,12 +32,12 @@ import torch.nn.functional as F
 from hrr_core.schema.models import MSRConfig, minimum_input_size, representation_channels, scale_sides  # noqa: F401 (config lives in the schema)
 
 
-
 class Retrospector(Protocol):
     """What MSR needs from the frozen LDM (:class:`hrr_core.models.ldm.LatentDiffusion`)."""
 
-    def img2img(self, x: torch.Tensor, strength: float, num_steps: int,
-                generator: torch.Generator | None = None) -> torch.Tensor: ...
+    def img2img(
+        self, x: torch.Tensor, strength: float, num_steps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor: ...
 
 
 # ---------------------------------------------------------------- small pieces: blur, resize, crop
@@ -47,7 +47,7 @@ def gaussian_blur(x: torch.Tensor, rho: float) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W) with std ``rho`` pixels, reflect padding."""
     radius = max(1, math.ceil(3 * rho))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-t**2 / (2 * rho**2))
+    k = torch.exp(-(t**2) / (2 * rho**2))
     k = k / k.sum()
     c = x.shape[1]
     mode = "reflect" if min(x.shape[-2:]) > radius else "replicate"
@@ -77,7 +77,7 @@ def square_crop(img: torch.Tensor, side: int, random: bool, generator: torch.Gen
     h, w = img.shape[-2:]
     top = _offset(h - side, random, generator)
     left = _offset(w - side, random, generator)
-    return img[..., top:top + side, left:left + side]
+    return img[..., top : top + side, left : left + side]
 
 
 # ---------------------------------------------------------------- MSR steps 1-3
@@ -88,16 +88,21 @@ def _check_image(img: torch.Tensor, cfg: MSRConfig, i: int) -> None:
         raise ValueError(f"image {i} must be (C, H, W), got shape {tuple(img.shape)}")
     short, minimum = min(img.shape[-2:]), minimum_input_size(cfg)
     if short < minimum:
-        raise ValueError(f"image {i} is {img.shape[-2]}x{img.shape[-1]}; MSR needs a short side of at least "
-                         f"{minimum} pixels (base_size {cfg.base_size} / max_upscale {cfg.max_upscale}); "
-                         "use larger images, a smaller msr.base_size or a larger msr.max_upscale")
+        raise ValueError(
+            f"image {i} is {img.shape[-2]}x{img.shape[-1]}; MSR needs a short side of at least "
+            f"{minimum} pixels (base_size {cfg.base_size} / max_upscale {cfg.max_upscale}); "
+            "use larger images, a smaller msr.base_size or a larger msr.max_upscale"
+        )
     lo, hi = float(img.min()), float(img.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"image {i} has values in [{lo:.3f}, {hi:.3f}]; MSR expects [0, 1] floats (divide uint8 by 255)")
+        raise ValueError(
+            f"image {i} has values in [{lo:.3f}, {hi:.3f}]; MSR expects [0, 1] floats (divide uint8 by 255)"
+        )
 
 
-def canonical_squares(images: torch.Tensor | Sequence[torch.Tensor], cfg: MSRConfig,
-                      generator: torch.Generator | None) -> list[torch.Tensor]:
+def canonical_squares(
+    images: torch.Tensor | Sequence[torch.Tensor], cfg: MSRConfig, generator: torch.Generator | None
+) -> list[torch.Tensor]:
     """Size policy step 1: each image's square of its short side, a list of (1, C, s, s)."""
     out = []
     for i, img in enumerate(images):
@@ -120,8 +125,9 @@ def edge_map(x: torch.Tensor, cfg: MSRConfig) -> torch.Tensor:
     return e / peak
 
 
-def scale_hierarchy(images: torch.Tensor | Sequence[torch.Tensor], cfg: MSRConfig,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def scale_hierarchy(
+    images: torch.Tensor | Sequence[torch.Tensor], cfg: MSRConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """MSR steps 1-2: x~_s = clip(resize_s(x) + n_s + beta * resize_s(E)), cropped to S.
 
     images: (B, C, H, W) or a list of (C, H, W), any sizes, values in [0, 1].
@@ -157,8 +163,12 @@ def represent(x_tilde: torch.Tensor, x_hat: torch.Tensor | None, cfg: MSRConfig)
 
 
 @torch.no_grad()
-def retrospect(images: torch.Tensor | Sequence[torch.Tensor], ldm: Retrospector | None, cfg: MSRConfig,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+def retrospect(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    ldm: Retrospector | None,
+    cfg: MSRConfig,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The whole of MSR, what the cache stage calls: images (any sizes, [0, 1]) -> r (B, K, C', S, S).
 
     [S] x^_s = LDM re-rendering of x~_s; [G] ``ldm.img2img(x~_s, strength, num_steps, generator)``
@@ -171,8 +181,9 @@ def retrospect(images: torch.Tensor | Sequence[torch.Tensor], ldm: Retrospector 
     if not cfg.retrospection:
         return x_tilde
     if ldm is None:
-        raise ValueError("msr.retrospection is on but no LDM was given; pass a LatentDiffusion "
-                         "or set msr.retrospection: false")
+        raise ValueError(
+            "msr.retrospection is on but no LDM was given; pass a LatentDiffusion or set msr.retrospection: false"
+        )
     b, k = x_tilde.shape[:2]
     flat = x_tilde.flatten(0, 1)  # (B*K, C, S, S)
     x_hat = ldm.img2img(flat, cfg.strength, cfg.num_steps, generator).to(flat)  # (B*K, C, S, S)
@@ -195,7 +206,8 @@ class MultiScaleStyleRetrospection(torch.nn.Module):
     def out_channels(self) -> int:
         return representation_channels(self.cfg)
 
-    def forward(self, images: torch.Tensor | Sequence[torch.Tensor],
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor | Sequence[torch.Tensor], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """images -> (B, K, C', S, S)."""
         return retrospect(images, self.ldm, self.cfg, generator)

@@ -19,8 +19,8 @@ from hrr_core.models.backbone_common import (
     DropPath,
     InputNormalization,
     early_norm,
-    init_conv_bn,
     global_pool,
+    init_conv_bn,
     load_state_dict_checked,
     read_state_dict,
 )
@@ -99,8 +99,15 @@ class Bottleneck(nn.Module):
 class _ResNetBase(nn.Module):
     """Shared body of both ResNets: normalise -> stem -> early norm -> layer1..4 -> pool."""
 
-    def _make_layers(self, block: type, in_ch: int, widths: Sequence[int], blocks: Sequence[int],
-                     strides: Sequence[int], drop_rate: float) -> int:
+    def _make_layers(
+        self,
+        block: type,
+        in_ch: int,
+        widths: Sequence[int],
+        blocks: Sequence[int],
+        strides: Sequence[int],
+        drop_rate: float,
+    ) -> int:
         total, i = sum(blocks), 0
         for stage, (width, n, stride) in enumerate(zip(widths, blocks, strides), start=1):
             layer = []
@@ -140,8 +147,14 @@ class ResNet(_ResNetBase):
     instance_norm_early: InstanceNorm2d(affine=False) on the stem output (conv1/bn1/relu/maxpool).
     """
 
-    def __init__(self, depth: int = 50, num_classes: int = 0, in_channels: int = 3,
-                 drop_rate: float = 0.0, instance_norm_early: bool = False):
+    def __init__(
+        self,
+        depth: int = 50,
+        num_classes: int = 0,
+        in_channels: int = 3,
+        drop_rate: float = 0.0,
+        instance_norm_early: bool = False,
+    ):
         super().__init__()
         if depth not in RESNET_LAYOUTS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYOUTS)}, got {depth}")
@@ -174,8 +187,14 @@ class SmallResNet(_ResNetBase):
     channels, each halving resolution, ``depth`` blocks per stage. Width 24, depth 1: ~0.7 M
     parameters, out_dim 192. Residual branches start at zero (zero-init last BN)."""
 
-    def __init__(self, width: int = 24, depth: int = 1, in_channels: int = 3,
-                 drop_rate: float = 0.0, instance_norm_early: bool = False):
+    def __init__(
+        self,
+        width: int = 24,
+        depth: int = 1,
+        in_channels: int = 3,
+        drop_rate: float = 0.0,
+        instance_norm_early: bool = False,
+    ):
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"SmallResNet needs width >= 1 and depth >= 1, got width={width}, depth={depth}")

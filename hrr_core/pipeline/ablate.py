@@ -33,5 +33,7 @@ def load(cfg: Config, paths: StagePaths, row: str) -> dict:
     folder = paths.results_dir(method)
     if (folder / "SKIPPED.txt").is_file():
         return {"skipped": (folder / "SKIPPED.txt").read_text().strip()}
-    return {"metrics": json.loads((paths.metrics / "train" / f"{method}.json").read_text()),
-            "results": pd.read_csv(folder / "results.csv", dtype={"size": str})}
+    return {
+        "metrics": json.loads((paths.metrics / "train" / f"{method}.json").read_text()),
+        "results": pd.read_csv(folder / "results.csv", dtype={"size": str}),
+    }

@@ -7,9 +7,8 @@ and what it reports after training.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from hrr_core import methods
 from hrr_core.confutil import to_dict
+from hrr_core.data.cache import RetrospectionDataset, representation_key
 from hrr_core.data.datasets import ManifestImageDataset, SizeBucketBatchSampler, collate, load_images
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.evaluation.metrics import binary_metrics
@@ -25,7 +25,6 @@ from hrr_core.evaluation.protocol import training_set
 from hrr_core.evaluation.sanity import check_above_chance
 from hrr_core.io import atomic_write_bytes
 from hrr_core.pipeline.paths import StagePaths
-from hrr_core.data.cache import RetrospectionDataset, representation_key
 from hrr_core.runtime import is_main_process, resolve_device, seed_everything
 from hrr_core.schema import Config
 from hrr_core.training.checkpoint import load_weights
@@ -40,8 +39,10 @@ def bind_benchmark(cfg: Config, manifest: pd.DataFrame) -> Config:
     train = manifest[(manifest["split"] == "train") & (manifest["label"] == 1)]
     gens = tuple(sorted(set(train["generator"])))
     if not gens:
-        raise ValueError(f"real_benchmark: the manifest's train split holds no fakes (preset {cfg.real_benchmark.preset!r}); "
-                         "choose a preset or real_benchmark.train_generators that selects a training set")
+        raise ValueError(
+            f"real_benchmark: the manifest's train split holds no fakes (preset {cfg.real_benchmark.preset!r}); "
+            "choose a preset or real_benchmark.train_generators that selects a training set"
+        )
     methods = {name: dataclasses.replace(m, train_generators=gens) for name, m in cfg.methods.items()}
     return dataclasses.replace(cfg, methods=methods)
 
@@ -55,8 +56,17 @@ def cache_folder(cfg: Config, method: str, retrospection_root: Path) -> Path | N
     return Path(retrospection_root) / representation_key(rep.name, rep.config, cfg.retrospection_config())
 
 
-def loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch_size: int, shuffle: bool, seed: int,
-           workers: int = 0, train: bool = False) -> DataLoader:
+def loader(
+    cfg: Config,
+    method: str,
+    df: pd.DataFrame,
+    paths: StagePaths,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    workers: int = 0,
+    train: bool = False,
+) -> DataLoader:
     """Size-bucketed batches of what ``method`` reads: images (with its train-time augmentation
     when ``train``), or its cached representation."""
     folder = cache_folder(cfg, method, paths.retrospection)
@@ -67,33 +77,71 @@ def loader(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, batch_
     else:
         ds = RetrospectionDataset(df, folder)
     sampler = SizeBucketBatchSampler(ds.sizes, batch_size, shuffle=shuffle, seed=seed)
-    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
-                      persistent_workers=workers > 0 and folder is None)
+    return DataLoader(
+        ds,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=workers,
+        persistent_workers=workers > 0 and folder is None,
+    )
 
 
 def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: bool = False):
     """Train ``method`` (seed ``train.seed`` after its overrides) into ``out`` (best/, last/,
     history.csv); return (metrics, history, train rows, val rows). Sees train and val only."""
     manifest = read_manifest(paths.manifest(cfg))
-    m, tcfg, mcfg, spec = cfg.method(method), cfg.train_config(method), cfg.model_config(method), methods.spec_of(cfg, method)
+    m, tcfg, mcfg, spec = (
+        cfg.method(method),
+        cfg.train_config(method),
+        cfg.model_config(method),
+        methods.spec_of(cfg, method),
+    )
     seed_everything(tcfg.seed)
-    train_df, val_df = training_set(manifest, m.train_generators, "train"), training_set(manifest, m.train_generators, "val")
+    train_df, val_df = (
+        training_set(manifest, m.train_generators, "train"),
+        training_set(manifest, m.train_generators, "val"),
+    )
     if spec.is_scorer:
         metrics, history = _fit_scorer(cfg, method, train_df, val_df, out)
         return metrics, history, train_df, val_df
     model = spec.build(mcfg)
     train_loader = loader(cfg, method, train_df, paths, tcfg.batch_size, True, tcfg.seed, tcfg.num_workers, train=True)
     val_loader = loader(cfg, method, val_df, paths, tcfg.batch_size, False, tcfg.seed, tcfg.num_workers)
-    run_config = {"method": method, "kind": m.kind, "baseline": m.baseline, "model": to_dict(mcfg), "train": to_dict(tcfg),
-                  "train_generators": list(m.train_generators), "profile": cfg.profile,
-                  "data": {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df),
-                           "n_val": len(val_df)}}
-    result = fit(model, spec.objective(mcfg), train_loader, val_loader, tcfg, out, resume=resume, live=out / "live",
-                 run_config=run_config)
+    run_config = {
+        "method": method,
+        "kind": m.kind,
+        "baseline": m.baseline,
+        "model": to_dict(mcfg),
+        "train": to_dict(tcfg),
+        "train_generators": list(m.train_generators),
+        "profile": cfg.profile,
+        "data": {
+            "manifest": str(paths.manifest(cfg).relative_to(paths.root)),
+            "n_train": len(train_df),
+            "n_val": len(val_df),
+        },
+    }
+    result = fit(
+        model,
+        spec.objective(mcfg),
+        train_loader,
+        val_loader,
+        tcfg,
+        out,
+        resume=resume,
+        live=out / "live",
+        run_config=run_config,
+    )
     history = pd.DataFrame(result.history).assign(method=method)
-    metrics = {"best_val_ap": None if result.best_val_ap is None else round(float(result.best_val_ap), 4),
-               "best_epoch": result.best_epoch, "steps": int(result.steps), "seed": tcfg.seed,
-               "n_train": len(train_df), "n_val": len(val_df), "train_generators": list(m.train_generators)}
+    metrics = {
+        "best_val_ap": None if result.best_val_ap is None else round(float(result.best_val_ap), 4),
+        "best_epoch": result.best_epoch,
+        "steps": int(result.steps),
+        "seed": tcfg.seed,
+        "n_train": len(train_df),
+        "n_val": len(val_df),
+        "train_generators": list(m.train_generators),
+    }
     if result.best_val_ap is not None and tcfg.require_above_chance:  # at or below chance: no detector
         check_above_chance(method, float(result.best_val_ap), val_df["label"].to_numpy())
     if spec.train_report is not None:  # e.g. which AFR dimensions survived, of the best weights
@@ -104,7 +152,9 @@ def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: b
     return metrics, history, train_df, val_df
 
 
-def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, out: Path) -> tuple[dict, pd.DataFrame]:
+def _fit_scorer(
+    cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, out: Path
+) -> tuple[dict, pd.DataFrame]:
     """Fit a training-free / scikit-learn method on the train split into ``out``; report val AP."""
     m, spec = cfg.method(method), methods.spec_of(cfg, method)
     model = spec.build(cfg.model_config(method))
@@ -118,12 +168,21 @@ def _fit_scorer(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.Dat
     model.save(out / "best")
     history = pd.DataFrame([{"epoch": 1, "val/ap": val["ap"], "val/acc": val["acc"], "method": method}])
     atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
-    metrics = {"best_val_ap": round(val["ap"], 4), "best_epoch": 1, "steps": 0, "seed": cfg.train_config(method).seed,
-               "n_train": len(train_df), "n_val": len(val_df), "train_generators": list(m.train_generators)}
+    metrics = {
+        "best_val_ap": round(val["ap"], 4),
+        "best_epoch": 1,
+        "steps": 0,
+        "seed": cfg.train_config(method).seed,
+        "n_train": len(train_df),
+        "n_val": len(val_df),
+        "train_generators": list(m.train_generators),
+    }
     return metrics, history
 
 
-def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, model_dir: Path | None = None) -> pd.DataFrame:
+def score_split(
+    cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, model_dir: Path | None = None
+) -> pd.DataFrame:
     """Scores of every row of ``df`` under the trained ``method`` (its weights from ``model_dir``,
     default ``models/<method>``): columns id, logit, score (probability of being generated)."""
     spec, mcfg = methods.spec_of(cfg, method), cfg.model_config(method)
@@ -139,7 +198,9 @@ def score_split(cfg: Config, method: str, df: pd.DataFrame, paths: StagePaths, m
         logits = np.log(np.clip(probs, 1e-12, 1)) - np.log(np.clip(1 - probs, 1e-12, 1))
     else:
         model = spec.build(mcfg)
-        load_weights(folder, model, ema=cfg.train_config(method).ema_decay is not None)  # best/ was chosen on EMA weights
+        load_weights(
+            folder, model, ema=cfg.train_config(method).ema_decay is not None
+        )  # best/ was chosen on EMA weights
         ids, logits, _ = predict_loader(model, batches, resolve_device(cfg.device))
         logits = np.asarray(logits, dtype=np.float64)
         probs = torch.sigmoid(torch.as_tensor(logits)).numpy()

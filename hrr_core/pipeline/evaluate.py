@@ -26,11 +26,17 @@ def run(cfg: Config, paths: StagePaths, method: str) -> dict:
     scored = score_split(cfg, method, test_df, paths)
     out = paths.results_dir(method)
     atomic_write_bytes(out / "scores.csv", scored.to_csv(index=False).encode())
-    families = list(families_of(test_df))  # the test split's generators (the embedded build has every family in every split)
-    table = results_table(scored, manifest, method, m.train_generators, families, ecfg.threshold, ecfg.n_boot, cfg.seed, ecfg.by_size)
+    families = list(
+        families_of(test_df)
+    )  # the test split's generators (the embedded build has every family in every split)
+    table = results_table(
+        scored, manifest, method, m.train_generators, families, ecfg.threshold, ecfg.n_boot, cfg.seed, ecfg.by_size
+    )
     atomic_write_bytes(out / "results.csv", table.to_csv(index=False).encode())
-    atomic_write_json(paths.metrics / "evaluate" / f"{method}.json",
-                      {**summary(table)[method], "profile": cfg.profile, "train_generators": list(m.train_generators)})
+    atomic_write_json(
+        paths.metrics / "evaluate" / f"{method}.json",
+        {**summary(table)[method], "profile": cfg.profile, "train_generators": list(m.train_generators)},
+    )
     merged = test_df.merge(scored, on="id")
     for fam in families:
         part = generator_set(merged, fam)
@@ -40,6 +46,8 @@ def run(cfg: Config, paths: StagePaths, method: str) -> dict:
 
 
 def load(cfg: Config, paths: StagePaths, method: str) -> dict:
-    return {"results": pd.read_csv(paths.results_dir(method) / "results.csv", dtype={"size": str}),
-            "scores": pd.read_csv(paths.results_dir(method) / "scores.csv"),
-            "metrics": json.loads((paths.metrics / "evaluate" / f"{method}.json").read_text())}
+    return {
+        "results": pd.read_csv(paths.results_dir(method) / "results.csv", dtype={"size": str}),
+        "scores": pd.read_csv(paths.results_dir(method) / "scores.csv"),
+        "metrics": json.loads((paths.metrics / "evaluate" / f"{method}.json").read_text()),
+    }

@@ -19,14 +19,35 @@ from hrr_core.evaluation.protocol import generator_set
 from hrr_core.io import image_to_array, load_image
 from hrr_core.models.ldm import LatentDiffusion
 from hrr_core.models.msr import retrospect
-from hrr_core.pipeline.readback import ablation_table, afr_sparsity_rows, read_studies
 from hrr_core.pipeline.paths import StagePaths
-from hrr_core.plotting import (ablation_figure, afr_sparsity_figure, cross_generator_heatmap, history_figure, metric_bars,
-                               pr_figure, residual_grid, robustness_figure, roc_figure, save_figure, size_figure)
+from hrr_core.pipeline.readback import ablation_table, afr_sparsity_rows, read_studies
+from hrr_core.plotting import (
+    ablation_figure,
+    afr_sparsity_figure,
+    cross_generator_heatmap,
+    history_figure,
+    metric_bars,
+    pr_figure,
+    residual_grid,
+    robustness_figure,
+    roc_figure,
+    save_figure,
+    size_figure,
+)
 from hrr_core.schema import Config
 
-FIGURES = ("metrics_per_generator.png", "roc.png", "size.png", "training.png", "ablations.png", "pr.png",
-           "cross_generator.png", "robustness.png", "afr_sparsity.png", "residuals.png")
+FIGURES = (
+    "metrics_per_generator.png",
+    "roc.png",
+    "size.png",
+    "training.png",
+    "ablations.png",
+    "pr.png",
+    "cross_generator.png",
+    "robustness.png",
+    "afr_sparsity.png",
+    "residuals.png",
+)
 
 
 def residual_examples(cfg: Config, paths: StagePaths, manifest: pd.DataFrame, method: str = "hrr", seed: int = 0):
@@ -52,16 +73,28 @@ def study_figures(cfg: Config, paths: StagePaths, manifest: pd.DataFrame) -> dic
     study = read_studies(paths, names)
     if len(study):
         figures["cross_generator.png"] = cross_generator_heatmap(study)
-        curves = [pd.read_csv(f).assign(method=m, condition=f.stem) for m in names for f in sorted((paths.plots / "study" / m).glob("*.csv"))]
-        bias = study[study["condition"].isin(["clean", "harmonise"])].groupby(["method", "condition"], as_index=False)["ap"].mean()
-        figures["robustness.png"] = robustness_figure(pd.concat(curves) if curves else pd.DataFrame(columns=["condition"]), bias)
+        curves = [
+            pd.read_csv(f).assign(method=m, condition=f.stem)
+            for m in names
+            for f in sorted((paths.plots / "study" / m).glob("*.csv"))
+        ]
+        bias = (
+            study[study["condition"].isin(["clean", "harmonise"])]
+            .groupby(["method", "condition"], as_index=False)["ap"]
+            .mean()
+        )
+        figures["robustness.png"] = robustness_figure(
+            pd.concat(curves) if curves else pd.DataFrame(columns=["condition"]), bias
+        )
     pr = []
     test = manifest[manifest["split"] == "test"]
     for m in names:
         scored = test.merge(pd.read_csv(paths.results_dir(m) / "scores.csv"), on="id")
         for fam in families_of(test):
             part = generator_set(scored, fam)  # the reals this generator is compared against, as in evaluate
-            pr.append(pd.DataFrame(pr_points(part["score"].to_numpy(), part["label"].to_numpy())).assign(method=m, test=fam))
+            pr.append(
+                pd.DataFrame(pr_points(part["score"].to_numpy(), part["label"].to_numpy())).assign(method=m, test=fam)
+            )
     figures["pr.png"] = pr_figure(pd.concat(pr))
     sparsity = afr_sparsity_rows(paths, cfg.ablations)
     if len(sparsity):
@@ -82,8 +115,12 @@ def run(cfg: Config, paths: StagePaths) -> dict:
         for f in sorted((paths.plots / "roc" / m).glob("*.csv")):
             rocs.append(pd.read_csv(f).assign(method=m, test=f.stem))
     history = pd.concat([pd.read_csv(paths.model_dir(m) / "history.csv") for m in names])
-    figures = {"metrics_per_generator.png": metric_bars(results), "roc.png": roc_figure(pd.concat(rocs)),
-               "size.png": size_figure(results), "training.png": history_figure(history)}
+    figures = {
+        "metrics_per_generator.png": metric_bars(results),
+        "roc.png": roc_figure(pd.concat(rocs)),
+        "size.png": size_figure(results),
+        "training.png": history_figure(history),
+    }
     ablations = ablation_table(paths)
     if len(ablations):
         figures["ablations.png"] = ablation_figure(ablations)
@@ -94,6 +131,13 @@ def run(cfg: Config, paths: StagePaths) -> dict:
 
 
 def load(cfg: Config, paths: StagePaths) -> dict:
-    results = [pd.read_csv(f, dtype={"size": str}) for m in cfg.methods if (f := paths.results_dir(m) / "results.csv").is_file()]
-    return {"figures": [str(paths.figures / n) for n in FIGURES if (paths.figures / n).is_file()],
-            "results": pd.concat(results) if results else pd.DataFrame(), "ablations": ablation_table(paths)}
+    results = [
+        pd.read_csv(f, dtype={"size": str})
+        for m in cfg.methods
+        if (f := paths.results_dir(m) / "results.csv").is_file()
+    ]
+    return {
+        "figures": [str(paths.figures / n) for n in FIGURES if (paths.figures / n).is_file()],
+        "results": pd.concat(results) if results else pd.DataFrame(),
+        "ablations": ablation_table(paths),
+    }

@@ -14,11 +14,11 @@ from hrr_core.benchmark.external import build_stage_manifest, real_card, real_sa
 from hrr_core.benchmark.photos import load_seed_photo, load_seed_table, verify_seed_set
 from hrr_core.benchmark.stats import generator_image_stats
 from hrr_core.confutil import to_dict
+from hrr_core.data.datasets import load_images
 from hrr_core.data.manifest import absolute_paths, check_no_leakage, read_manifest
 from hrr_core.evaluation.protocol import generator_set
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.paths import resolve
-from hrr_core.data.datasets import load_images
 from hrr_core.pipeline.paths import StagePaths
 from hrr_core.plotting import sample_grid, save_figure
 from hrr_core.runtime import resolve_device, seed_everything
@@ -46,12 +46,22 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     seed_dir = resolve(cfg.benchmark.seed_dir, paths.root)
     problems = verify_seed_set(seed_dir)
     if problems:
-        raise RuntimeError(f"seed set {seed_dir} failed verification: {problems[:5]}; "
-                           "restore it from git or rebuild it: python -m hrr_core.benchmark.photos rebuild --dest data/seed")
+        raise RuntimeError(
+            f"seed set {seed_dir} failed verification: {problems[:5]}; "
+            "restore it from git or rebuild it: python -m hrr_core.benchmark.photos rebuild --dest data/seed"
+        )
     seed_everything(cfg.seed)
     table = photo_table(load_seed_table(seed_dir), cfg.benchmark)
-    manifest = build_benchmark(table, lambda row: load_seed_photo(seed_dir, row), cfg.benchmark, cfg.zoo_config(),
-                               paths.data(cfg), resolve_device(cfg.device), cfg.seed, echo)
+    manifest = build_benchmark(
+        table,
+        lambda row: load_seed_photo(seed_dir, row),
+        cfg.benchmark,
+        cfg.zoo_config(),
+        paths.data(cfg),
+        resolve_device(cfg.device),
+        cfg.seed,
+        echo,
+    )
     manifest.attrs["root"] = str(paths.data(cfg))
     check_no_leakage(manifest)
     audit = bias_audit(manifest)
@@ -60,12 +70,23 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     image_stats = generator_image_stats(manifest)  # every split, reals under "real"; seconds
     card = dataset_card(manifest, audit, stats, difficulty, to_dict(cfg.benchmark), image_stats=image_stats)
     atomic_write_text(paths.reports / "dataset_card.md", card)
-    metrics = {"images": len(manifest), "real": int((manifest["label"] == 0).sum()), "fake": int((manifest["label"] == 1).sum()),
-               "photos": {s: int(manifest.loc[manifest["split"] == s, "source"].nunique()) for s in ("train", "val", "test")},
-               "bias_audit_ok": audit["ok"],
-               "families": {f: {"psnr_db": round(stats[f]["psnr_db"], 3), "trivial_ap": difficulty[f],
-                                "fit_seconds": stats[f]["fit_seconds"], "image": image_stats.get(f)} for f in stats},
-               "real_image": image_stats.get("real")}
+    metrics = {
+        "images": len(manifest),
+        "real": int((manifest["label"] == 0).sum()),
+        "fake": int((manifest["label"] == 1).sum()),
+        "photos": {s: int(manifest.loc[manifest["split"] == s, "source"].nunique()) for s in ("train", "val", "test")},
+        "bias_audit_ok": audit["ok"],
+        "families": {
+            f: {
+                "psnr_db": round(stats[f]["psnr_db"], 3),
+                "trivial_ap": difficulty[f],
+                "fit_seconds": stats[f]["fit_seconds"],
+                "image": image_stats.get(f),
+            }
+            for f in stats
+        },
+        "real_image": image_stats.get("real"),
+    }
     atomic_write_json(paths.metrics / "prepare.json", metrics)
     atomic_write_json(paths.reports / "bias_audit.json", audit)
     save_figure(sample_grid(manifest, list(cfg.benchmark.families)), paths.figures / "sample_grid.png")
@@ -81,12 +102,20 @@ def _run_real(cfg: Config, paths: StagePaths, echo=print) -> dict:
     card = real_card(sel, df, audit, stats)
     atomic_write_text(paths.reports / "dataset_card.md", card)
     train_gens, test_gens = train_test_generators(df)
-    metrics = {"source": sel.source, "preset": sel.adapter_config().preset_name, "images": len(df),
-               "real": int((df["label"] == 0).sum()), "fake": int((df["label"] == 1).sum()),
-               "sources": {s: int(df.loc[df["split"] == s, "source"].nunique()) for s in ("train", "val", "test")},
-               "train_generators": train_gens, "test_generators": test_gens,
-               "harmonised": sel.harmonise is not None, "bias_audit_ok": audit["ok"], "bias_audit_policy": sel.bias_audit,
-               "timings": stats}
+    metrics = {
+        "source": sel.source,
+        "preset": sel.adapter_config().preset_name,
+        "images": len(df),
+        "real": int((df["label"] == 0).sum()),
+        "fake": int((df["label"] == 1).sum()),
+        "sources": {s: int(df.loc[df["split"] == s, "source"].nunique()) for s in ("train", "val", "test")},
+        "train_generators": train_gens,
+        "test_generators": test_gens,
+        "harmonised": sel.harmonise is not None,
+        "bias_audit_ok": audit["ok"],
+        "bias_audit_policy": sel.bias_audit,
+        "timings": stats,
+    }
     atomic_write_json(paths.metrics / "prepare.json", metrics)
     atomic_write_json(paths.reports / "bias_audit.json", audit)
     save_figure(real_sample_grid(df), paths.figures / "sample_grid.png")
@@ -101,5 +130,8 @@ def _run_real(cfg: Config, paths: StagePaths, echo=print) -> dict:
 
 def load(cfg: Config, paths: StagePaths) -> dict:
     """What :func:`run` returned, read back from its outputs."""
-    return {"manifest": read_manifest(paths.manifest(cfg)), "card": (paths.reports / "dataset_card.md").read_text(),
-            "metrics": json.loads((paths.metrics / "prepare.json").read_text())}
+    return {
+        "manifest": read_manifest(paths.manifest(cfg)),
+        "card": (paths.reports / "dataset_card.md").read_text(),
+        "metrics": json.loads((paths.metrics / "prepare.json").read_text()),
+    }

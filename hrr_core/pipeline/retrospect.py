@@ -9,14 +9,14 @@ import json
 import pandas as pd
 
 from hrr_core import methods
+from hrr_core.data.cache import compute_representation_cache
+from hrr_core.data.datasets import load_images
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.evaluation.protocol import training_set
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.models.ldm import load_ldm
-from hrr_core.data.datasets import load_images
 from hrr_core.pipeline.common import bind_benchmark
 from hrr_core.pipeline.paths import StagePaths
-from hrr_core.data.cache import compute_representation_cache
 from hrr_core.retrospection import prepare_ldm
 from hrr_core.runtime import resolve_device, seed_everything
 from hrr_core.schema import Config, ablation_method
@@ -32,9 +32,15 @@ def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.D
     """What one cached-input method reads: train/val sets of its generators (and of every
     family the study trains on alone, ``study.cross_train``) and the whole test split."""
     trainable = set(manifest.loc[(manifest["split"] == "train") & (manifest["label"] == 1), "generator"])
-    cross = [f for f in cfg.study.cross_train if f in trainable] if method in cfg.methods else []  # study@ reports the rest
+    cross = (
+        [f for f in cfg.study.cross_train if f in trainable] if method in cfg.methods else []
+    )  # study@ reports the rest
     gens = list(dict.fromkeys([*cfg.method(method).train_generators, *cross]))
-    parts = [training_set(manifest, gens, "train"), training_set(manifest, gens, "val"), manifest[manifest["split"] == "test"]]
+    parts = [
+        training_set(manifest, gens, "train"),
+        training_set(manifest, gens, "val"),
+        manifest[manifest["split"] == "test"],
+    ]
     return pd.concat(parts).drop_duplicates("id")
 
 
@@ -48,10 +54,14 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     ldm_dirs = {m: methods.spec_of(cfg, m).ldm_dir(cfg.model_config(m), paths.retrospection_ldm) for m in todo}
     if any(d == paths.retrospection_ldm for d in ldm_dirs.values()):
         train_reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
-        ldm, ldm_stats = prepare_ldm(rcfg, load_images(absolute_paths(train_reals).tolist()), paths.retrospection_ldm, device)
+        ldm, ldm_stats = prepare_ldm(
+            rcfg, load_images(absolute_paths(train_reals).tolist()), paths.retrospection_ldm, device
+        )
     else:
         ldm, ldm_stats = None, {"source": "none: no method uses retrospection"}
-        atomic_write_text(paths.retrospection_ldm / "NONE.txt", ldm_stats["source"] + "\n")  # the declared output exists
+        atomic_write_text(
+            paths.retrospection_ldm / "NONE.txt", ldm_stats["source"] + "\n"
+        )  # the declared output exists
     paths.retrospection.mkdir(parents=True, exist_ok=True)
     costs = {}
     for method in todo:
@@ -59,8 +69,9 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
         model = ldm if where is None or where == paths.retrospection_ldm else load_ldm(where, device)
         rep = methods.spec_of(cfg, method).representation(cfg.model_config(method), model)
         rows = retrospection_rows(cfg, manifest, method)
-        costs[method] = compute_representation_cache(rows, rep, rcfg, paths.retrospection,
-                                                     model.device if model is not None else device, echo)
+        costs[method] = compute_representation_cache(
+            rows, rep, rcfg, paths.retrospection, model.device if model is not None else device, echo
+        )
     metrics = {"ldm": ldm_stats, "methods": costs}
     atomic_write_json(paths.metrics / "retrospect.json", metrics)
     return metrics
@@ -68,5 +79,3 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
 
 def load(cfg: Config, paths: StagePaths) -> dict:
     return json.loads((paths.metrics / "retrospect.json").read_text())
-
-

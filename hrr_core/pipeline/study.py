@@ -32,10 +32,10 @@ from hrr_core.data.transforms import to_tensor
 from hrr_core.evaluation.metrics import METRIC_NAMES
 from hrr_core.evaluation.protocol import results_table
 from hrr_core.evaluation.robustness import condition_transform
+from hrr_core.inference import load_detector
 from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
 from hrr_core.pipeline.common import bind_benchmark, fit_method, score_split
 from hrr_core.pipeline.paths import StagePaths
-from hrr_core.inference import load_detector
 from hrr_core.schema import Config
 
 log = logging.getLogger("hrr")
@@ -45,7 +45,9 @@ HEADLINE = ("acc", "real_acc", "fake_acc", "ap", "auc")
 def variant(cfg: Config, method: str, train: tuple[str, ...], seed: int) -> Config:
     """``cfg`` with ``methods.<method>`` trained on ``train`` with seed ``seed``."""
     m = cfg.methods[method]
-    changed = dataclasses.replace(m, train_generators=tuple(train), train_overrides=deep_merge(m.train_overrides, {"seed": seed}))
+    changed = dataclasses.replace(
+        m, train_generators=tuple(train), train_overrides=deep_merge(m.train_overrides, {"seed": seed})
+    )
     return dataclasses.replace(cfg, methods={**cfg.methods, method: changed})
 
 
@@ -81,12 +83,14 @@ def _score_condition(detector, arrays: list[np.ndarray], transform, batch_size: 
         by_shape.setdefault(tuple(t.shape), []).append(i)
     for idx in by_shape.values():
         for s in range(0, len(idx), batch_size):
-            chunk = idx[s:s + batch_size]
+            chunk = idx[s : s + batch_size]
             probs[chunk] = detector.predict_images([tensors[i] for i in chunk])
     return probs
 
 
-def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print) -> list[pd.DataFrame]:
+def robustness_rows(
+    cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print
+) -> list[pd.DataFrame]:
     """One tidy block per condition: the main model scored on the perturbed sample."""
     scfg, ecfg = cfg.study, cfg.evaluate
     sample = robustness_sample(manifest[manifest["split"] == "test"], scfg.max_images, cfg.seed)
@@ -96,9 +100,14 @@ def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.Da
     families, rows = list(families_of(manifest[manifest["split"] == "test"])), []  # the test split's generators
     for condition, level in scfg.robustness.conditions():
         with torch.inference_mode():
-            probs = _score_condition(detector, arrays, condition_transform(scfg.robustness, condition, level), ecfg.batch_size)
+            probs = _score_condition(
+                detector, arrays, condition_transform(scfg.robustness, condition, level), ecfg.batch_size
+            )
         if probs is None:
-            echo(f"{method}: {condition} {level:g} skipped: images fall below the detector's minimum side ({detector.min_side} px)")
+            echo(
+                f"{method}: {condition} {level:g} skipped: images fall below the detector's minimum side "
+                f"({detector.min_side} px)"
+            )
             continue
         scores = pd.DataFrame({"id": sample["id"].to_numpy(), "score": probs})
         table = results_table(scores, manifest, method, main, families, ecfg.threshold, ecfg.n_boot, cfg.seed, False)
@@ -107,7 +116,9 @@ def robustness_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.Da
     return rows
 
 
-def _seed_and_matrix_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print) -> list[pd.DataFrame]:
+def _seed_and_matrix_rows(
+    cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print
+) -> list[pd.DataFrame]:
     test = manifest[manifest["split"] == "test"]
     families, ecfg, rows = list(families_of(test)), cfg.evaluate, []
     for k, (train, seed) in enumerate(study_runs(cfg, method)):
@@ -129,18 +140,35 @@ def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
     main, seed0 = "+".join(cfg.method(method).train_generators), cfg.train_config(method).seed
     none = study[study["condition"] == "none"]
     per_seed = none[none["train"] == main].groupby("seed")[list(HEADLINE)].mean()  # macro mean per seed
-    headline = {m: {"mean": round(float(per_seed[m].mean()), 4),
-                    "std": round(float(per_seed[m].std(ddof=1)), 4) if len(per_seed) > 1 else None} for m in HEADLINE}
+    headline = {
+        m: {
+            "mean": round(float(per_seed[m].mean()), 4),
+            "std": round(float(per_seed[m].std(ddof=1)), 4) if len(per_seed) > 1 else None,
+        }
+        for m in HEADLINE
+    }
     matrix = {}
     for train, g in none[none["seed"] == seed0].groupby("train"):
-        matrix[train] = {**{r["test"]: round(float(r["ap"]), 4) for _, r in g.iterrows()}, "mean": round(float(g["ap"].mean()), 4)}
+        matrix[train] = {
+            **{r["test"]: round(float(r["ap"]), 4) for _, r in g.iterrows()},
+            "mean": round(float(g["ap"].mean()), 4),
+        }
     robust = study[~study["condition"].isin(["none"])]
     by_cond = robust.groupby(["condition", "level"])[["acc", "ap"]].mean()
     robustness = {}
     for (cond, level), r in by_cond.iterrows():
-        robustness.setdefault(cond, {})[f"{level:g}"] = {"acc": round(float(r["acc"]), 4), "ap": round(float(r["ap"]), 4)}
-    out = {"profile": cfg.profile, "train_generators": list(cfg.method(method).train_generators),
-           "seeds": sorted(int(s) for s in per_seed.index), "headline": headline, "matrix": matrix, "robustness": robustness}
+        robustness.setdefault(cond, {})[f"{level:g}"] = {
+            "acc": round(float(r["acc"]), 4),
+            "ap": round(float(r["ap"]), 4),
+        }
+    out = {
+        "profile": cfg.profile,
+        "train_generators": list(cfg.method(method).train_generators),
+        "seeds": sorted(int(s) for s in per_seed.index),
+        "headline": headline,
+        "matrix": matrix,
+        "robustness": robustness,
+    }
     if "clean" in robustness and "harmonise" in robustness:
         clean, harm = robustness["clean"]["0"], next(iter(robustness["harmonise"].values()))
         out["bias_audit_drop"] = {k: round(clean[k] - harm[k], 4) for k in ("acc", "ap")}
@@ -166,8 +194,12 @@ def run(cfg: Config, paths: StagePaths, method: str, echo=print) -> dict:
     clean = robust[robust["condition"] == "clean"].groupby("test")[list(METRIC_NAMES)].mean()
     for cond, g in robust[~robust["condition"].isin(["clean", "harmonise"])].groupby("condition"):  # curves
         curve = g.groupby("level")[["acc", "ap", "auc"]].mean().reset_index()
-        curve = pd.concat([pd.DataFrame([{"level": _identity_level(cond), **clean[["acc", "ap", "auc"]].mean().to_dict()}]), curve])
-        atomic_write_bytes(paths.plots / "study" / method / f"{cond}.csv", curve.sort_values("level").to_csv(index=False).encode())
+        curve = pd.concat(
+            [pd.DataFrame([{"level": _identity_level(cond), **clean[["acc", "ap", "auc"]].mean().to_dict()}]), curve]
+        )
+        atomic_write_bytes(
+            paths.plots / "study" / method / f"{cond}.csv", curve.sort_values("level").to_csv(index=False).encode()
+        )
     return {"study": study, "metrics": metrics}
 
 
@@ -179,7 +211,10 @@ def _bind(cfg: Config, manifest: pd.DataFrame, echo=print) -> Config:
     missing = [f for f in cfg.study.cross_train if f not in trainable]
     if missing:
         echo(f"study.cross_train: {missing} have no training fakes in this benchmark; their matrix rows are left out")
-        cfg = dataclasses.replace(cfg, study=dataclasses.replace(cfg.study, cross_train=tuple(f for f in cfg.study.cross_train if f in trainable)))
+        cfg = dataclasses.replace(
+            cfg,
+            study=dataclasses.replace(cfg.study, cross_train=tuple(f for f in cfg.study.cross_train if f in trainable)),
+        )
     return cfg
 
 
@@ -189,5 +224,7 @@ def _identity_level(condition: str) -> float:
 
 
 def load(cfg: Config, paths: StagePaths, method: str) -> dict:
-    return {"study": pd.read_csv(paths.study_dir(method) / "study.csv", dtype={"size": str}),
-            "metrics": json.loads((paths.metrics / "study" / f"{method}.json").read_text())}
+    return {
+        "study": pd.read_csv(paths.study_dir(method) / "study.csv", dtype={"size": str}),
+        "metrics": json.loads((paths.metrics / "study" / f"{method}.json").read_text()),
+    }

@@ -21,11 +21,11 @@ import os
 import pandas as pd
 
 from hrr_core import methods
+from hrr_core.card import write_card_for_method
 from hrr_core.data.manifest import read_manifest
 from hrr_core.io import atomic_write_json
 from hrr_core.pipeline.common import bind_benchmark, fit_method, score_split
 from hrr_core.pipeline.paths import StagePaths, stage_paths
-from hrr_core.card import write_card_for_method
 from hrr_core.runtime import is_main_process
 from hrr_core.schema import PROFILES, Config, load_config
 
@@ -48,19 +48,29 @@ def write_card(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.Data
     threshold calibrated on validation scores (never test)."""
     scored = score_split(cfg, method, val_df, paths)
     labels = val_df.set_index("id").loc[scored["id"], "label"]
-    summary = {"manifest": str(paths.manifest(cfg).relative_to(paths.root)), "n_train": len(train_df), "n_val": len(val_df),
-               "train_generators": list(cfg.method(method).train_generators)}
+    summary = {
+        "manifest": str(paths.manifest(cfg).relative_to(paths.root)),
+        "n_train": len(train_df),
+        "n_val": len(val_df),
+        "train_generators": list(cfg.method(method).train_generators),
+    }
     ldm = methods.spec_of(cfg, method).ldm_dir(cfg.model_config(method), paths.retrospection_ldm)
-    write_card_for_method(cfg, method, paths.model_dir(method), scored["score"], labels, summary, retrospection_ldm_dir=ldm)
+    write_card_for_method(
+        cfg, method, paths.model_dir(method), scored["score"], labels, summary, retrospection_ldm_dir=ldm
+    )
 
 
 def load(cfg: Config, paths: StagePaths, method: str) -> dict:
-    return {"metrics": json.loads((paths.metrics / "train" / f"{method}.json").read_text()),
-            "history": pd.read_csv(paths.model_dir(method) / "history.csv")}
+    return {
+        "metrics": json.loads((paths.metrics / "train" / f"{method}.json").read_text()),
+        "history": pd.read_csv(paths.model_dir(method) / "history.csv"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hrr_core.pipeline.train", description="Train one method of params.yaml.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hrr_core.pipeline.train", description="Train one method of params.yaml."
+    )
     parser.add_argument("method", help="a key of methods: in params.yaml")
     parser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: the project's)")
     parser.add_argument("--profile", choices=PROFILES, help="override the profile in params.yaml")

@@ -27,9 +27,20 @@ from hrr_core.schema.retrospection import RetrospectionConfig
 from hrr_core.schema.training import TrainConfig
 from hrr_core.schema.zoo import ZooConfig
 
-__all__ = ["ABLATION_PREFIX", "PROFILES", "Config", "ConfigError", "EvaluateConfig", "MethodConfig", "METHOD_CONFIGS", "StudyConfig",
-           "ablation_method",
-           "config_from_dict", "load_config", "method_config_class"]
+__all__ = [
+    "ABLATION_PREFIX",
+    "PROFILES",
+    "Config",
+    "ConfigError",
+    "EvaluateConfig",
+    "MethodConfig",
+    "METHOD_CONFIGS",
+    "StudyConfig",
+    "ablation_method",
+    "config_from_dict",
+    "load_config",
+    "method_config_class",
+]
 
 PROFILES = ("smoke", "default", "full")
 ABLATION_PREFIX = "ablation-"
@@ -52,11 +63,24 @@ class MethodConfig:
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check(len(self.train_generators) > 0, "train_generators", "a non-empty list of generator families", self.train_generators)
-        check((self.kind == "baseline") == (self.baseline is not None), "baseline",
-              "a baseline name exactly when kind is 'baseline' (e.g. npr, cnnspot, univfd, spectrum_lr)", self.baseline)
-        check(self.name in METHOD_CONFIGS, "baseline" if self.baseline else "kind",
-              ", ".join(sorted(k for k in METHOD_CONFIGS if k not in ("classifier", "hrr"))), self.baseline or self.kind)
+        check(
+            len(self.train_generators) > 0,
+            "train_generators",
+            "a non-empty list of generator families",
+            self.train_generators,
+        )
+        check(
+            (self.kind == "baseline") == (self.baseline is not None),
+            "baseline",
+            "a baseline name exactly when kind is 'baseline' (e.g. npr, cnnspot, univfd, spectrum_lr)",
+            self.baseline,
+        )
+        check(
+            self.name in METHOD_CONFIGS,
+            "baseline" if self.baseline else "kind",
+            ", ".join(sorted(k for k in METHOD_CONFIGS if k not in ("classifier", "hrr"))),
+            self.baseline or self.kind,
+        )
 
     @property
     def name(self) -> str:
@@ -80,18 +104,47 @@ class Config:
     ablations: dict[str, dict[str, Any]] = field(default_factory=dict)
     ablation_run: tuple[str, ...] = ()
     study: StudyConfig = field(default_factory=StudyConfig)
-    real_benchmark: RealBenchmarkSelection = field(default_factory=RealBenchmarkSelection)  # source: embedded = benchmark:
+    real_benchmark: RealBenchmarkSelection = field(
+        default_factory=RealBenchmarkSelection
+    )  # source: embedded = benchmark:
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", ">= 0", self.seed)
-        check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+        check(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            "device",
+            "'auto', 'cpu', 'cuda' or 'cuda:N'",
+            self.device,
+        )
         check(len(self.methods) > 0, "methods", "at least one method", self.methods)
-        check("study" not in self.methods, "methods.study", "another name: models/study and results/study hold the study stage's runs", "study")
-        for name, m in self.methods.items():  # a real benchmark's preset decides (hrr_core.pipeline.common.bind_benchmark)
-            unknown = set(m.train_generators) - set(self.benchmark.families) if self.real_benchmark.is_embedded else set()
-            check(not unknown, f"methods.{name}.train_generators", f"families of benchmark.families {list(self.benchmark.families)}", sorted(unknown))
-        unknown = set(self.study.cross_train) - set(self.benchmark.families) if self.real_benchmark.is_embedded else set()
-        check(not unknown, "study.cross_train", f"families of benchmark.families {list(self.benchmark.families)}", sorted(unknown))
+        check(
+            "study" not in self.methods,
+            "methods.study",
+            "another name: models/study and results/study hold the study stage's runs",
+            "study",
+        )
+        for (
+            name,
+            m,
+        ) in self.methods.items():  # a real benchmark's preset decides (hrr_core.pipeline.common.bind_benchmark)
+            unknown = (
+                set(m.train_generators) - set(self.benchmark.families) if self.real_benchmark.is_embedded else set()
+            )
+            check(
+                not unknown,
+                f"methods.{name}.train_generators",
+                f"families of benchmark.families {list(self.benchmark.families)}",
+                sorted(unknown),
+            )
+        unknown = (
+            set(self.study.cross_train) - set(self.benchmark.families) if self.real_benchmark.is_embedded else set()
+        )
+        check(
+            not unknown,
+            "study.cross_train",
+            f"families of benchmark.families {list(self.benchmark.families)}",
+            sorted(unknown),
+        )
         # the nested sections are validated by their own dataclasses
         self.zoo_config()
         self.retrospection_config()
@@ -100,7 +153,12 @@ class Config:
             self.model_config(name)
         unknown = set(self.ablation_run) - set(self.ablations)
         check(not unknown, "ablation_run", f"names of ablations: {sorted(self.ablations)}", sorted(unknown))
-        check(not self.ablations or "hrr" in self.methods, "ablations", "rows only with a methods.hrr entry to vary", sorted(self.ablations))
+        check(
+            not self.ablations or "hrr" in self.methods,
+            "ablations",
+            "rows only with a methods.hrr entry to vary",
+            sorted(self.ablations),
+        )
         for name in self.ablations:
             self.model_config(ablation_method(name))
 
@@ -120,10 +178,12 @@ class Config:
 
     def method(self, name: str) -> MethodConfig:
         """``methods.<name>``, or the HRR variant of ablation row ``ablation-<row>``."""
-        if name.startswith(ABLATION_PREFIX) and name[len(ABLATION_PREFIX):] in self.ablations:
+        if name.startswith(ABLATION_PREFIX) and name[len(ABLATION_PREFIX) :] in self.ablations:
             base = self.methods["hrr"]
-            model = deep_merge(base.model, self.ablations[name[len(ABLATION_PREFIX):]])
-            return MethodConfig(kind="hrr", model=model, train_generators=base.train_generators, train_overrides=base.train_overrides)
+            model = deep_merge(base.model, self.ablations[name[len(ABLATION_PREFIX) :]])
+            return MethodConfig(
+                kind="hrr", model=model, train_generators=base.train_generators, train_overrides=base.train_overrides
+            )
         if name not in self.methods:
             raise ConfigError(f"methods.{name}", f"no such method; known: {', '.join(self.methods)}")
         return self.methods[name]
@@ -131,7 +191,11 @@ class Config:
     def model_config(self, method: str):
         """The validated model config of ``methods.<method>`` (or of an ablation row)."""
         m = self.method(method)
-        where = f"ablations.{method[len(ABLATION_PREFIX):]}" if method.startswith(ABLATION_PREFIX) else f"methods.{method}.model"
+        where = (
+            f"ablations.{method[len(ABLATION_PREFIX) :]}"
+            if method.startswith(ABLATION_PREFIX)
+            else f"methods.{method}.model"
+        )
         return from_dict(method_config_class(m.name), m.model, where)
 
     def to_dict(self) -> dict:
@@ -144,12 +208,16 @@ class Config:
         return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def load_config(path: str | os.PathLike = "params.yaml", profile: str | None = None, overrides: dict | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike = "params.yaml", profile: str | None = None, overrides: dict | None = None
+) -> Config:
     """Read ``params.yaml`` (relative paths from the project root), apply ``profiles[profile]``
     (default: the file's ``profile`` key) and then ``overrides``; validate everything."""
     file = resolve(path) if not Path(path).is_absolute() else Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"config file {file} not found; run from the project root or pass the path to params.yaml")
+        raise FileNotFoundError(
+            f"config file {file} not found; run from the project root or pass the path to params.yaml"
+        )
     raw = yaml.safe_load(file.read_text()) or {}
     if not isinstance(raw, dict):
         raise ConfigError("", f"{file}: expected a mapping at the top level")

@@ -28,9 +28,14 @@ class TrunkConfig:
 
     def __post_init__(self) -> None:
         check(1 <= self.width <= 512, "width", "an integer in [1, 512]", self.width)
-        check(len(self.blocks) == 2 and all(1 <= b <= 32 for b in self.blocks), "blocks",
-              "two integers in [1, 32]", self.blocks)
+        check(
+            len(self.blocks) == 2 and all(1 <= b <= 32 for b in self.blocks),
+            "blocks",
+            "two integers in [1, 32]",
+            self.blocks,
+        )
         check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+
 
 @dataclass(frozen=True)
 class CNNSpotAugmentConfig:
@@ -60,12 +65,14 @@ class CNNSpotConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     augment: CNNSpotAugmentConfig = field(default_factory=CNNSpotAugmentConfig)
 
+
 @dataclass(frozen=True)
 class NPRConfig(TrunkConfig):
     """The trunk's settings (width, blocks, block, dropout) and normalize: divide the residual
     by the ImageNet std as the official pipeline does."""
 
     normalize: bool = True
+
 
 @dataclass(frozen=True)
 class DIREReprConfig:
@@ -84,7 +91,12 @@ class DIREReprConfig:
 
     def __post_init__(self) -> None:
         check(1 <= self.num_steps <= 1000, "num_steps", "an integer in [1, 1000]", self.num_steps)
-        check(self.image_size is None or self.image_size >= 32, "image_size", "null or an integer >= 32 (the smallest image DIRE scores)", self.image_size)
+        check(
+            self.image_size is None or self.image_size >= 32,
+            "image_size",
+            "null or an integer >= 32 (the smallest image DIRE scores)",
+            self.image_size,
+        )
         check(self.t_end is None or self.t_end >= 1, "t_end", "null or an integer >= 1", self.t_end)
         check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
 
@@ -100,6 +112,7 @@ class DIREConfig:
         ch = self.classifier.backbone.in_channels
         check(ch == 3, "classifier.backbone.in_channels", "3 (the DIRE residual is an RGB image)", ch)
 
+
 @dataclass(frozen=True)
 class UnivFDConfig:
     """encoder: clip (needs clip_path, a local transformers CLIPVisionModelWithProjection folder)
@@ -114,9 +127,14 @@ class UnivFDConfig:
     head_dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        check(self.encoder != "clip" or self.clip_path is not None, "clip_path",
-              "a local CLIP vision model folder when encoder is clip (nothing is downloaded)", self.clip_path)
+        check(
+            self.encoder != "clip" or self.clip_path is not None,
+            "clip_path",
+            "a local CLIP vision model folder when encoder is clip (nothing is downloaded)",
+            self.clip_path,
+        )
         check(0.0 <= self.head_dropout < 1.0, "head_dropout", "a number in [0, 1)", self.head_dropout)
+
 
 @dataclass(frozen=True)
 class SpectrumLRConfig:
@@ -131,6 +149,7 @@ class SpectrumLRConfig:
     def __post_init__(self) -> None:
         check(self.C > 0, "C", "a positive number", self.C)
         check(self.max_iter >= 1, "max_iter", "an integer >= 1", self.max_iter)
+
 
 @dataclass(frozen=True)
 class SAFEAugmentConfig:
@@ -173,8 +192,13 @@ class SAFEConfig(TrunkConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(len(self.bands) >= 1 and len(set(self.bands)) == len(self.bands) and set(self.bands) <= set(HAAR_BANDS),
-              "bands", f"distinct names among {list(HAAR_BANDS)}", self.bands)
+        check(
+            len(self.bands) >= 1 and len(set(self.bands)) == len(self.bands) and set(self.bands) <= set(HAAR_BANDS),
+            "bands",
+            f"distinct names among {list(HAAR_BANDS)}",
+            self.bands,
+        )
+
 
 @dataclass(frozen=True)
 class BSFConfig(TrunkConfig):
@@ -183,6 +207,7 @@ class BSFConfig(TrunkConfig):
 
     seed: int = 0
     per_channel: bool = False
+
 
 @dataclass(frozen=True)
 class FreqNetConfig(TrunkConfig):
@@ -195,8 +220,13 @@ class FreqNetConfig(TrunkConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(0.0 < self.cutoff < 0.5, "cutoff", "a number in (0, 0.5)", self.cutoff)
-        check(len(self.parts) >= 1 and len(set(self.parts)) == len(self.parts) and set(self.parts) <= set(FREQ_PARTS),
-              "parts", f"distinct names among {list(FREQ_PARTS)}", self.parts)
+        check(
+            len(self.parts) >= 1 and len(set(self.parts)) == len(self.parts) and set(self.parts) <= set(FREQ_PARTS),
+            "parts",
+            f"distinct names among {list(FREQ_PARTS)}",
+            self.parts,
+        )
+
 
 @dataclass(frozen=True)
 class FerretNetConfig:
@@ -210,11 +240,20 @@ class FerretNetConfig:
 
     def __post_init__(self) -> None:
         check(1 <= self.stem <= 512, "stem", "an integer in [1, 512]", self.stem)
-        check(len(self.widths) >= 1 and all(1 <= w <= 2048 for w in self.widths), "widths",
-              "a non-empty list of integers in [1, 2048]", self.widths)
-        check(len(self.blocks) == len(self.widths) and all(0 <= n <= 16 for n in self.blocks), "blocks",
-              f"{len(self.widths)} integers in [0, 16] (one per width)", self.blocks)
+        check(
+            len(self.widths) >= 1 and all(1 <= w <= 2048 for w in self.widths),
+            "widths",
+            "a non-empty list of integers in [1, 2048]",
+            self.widths,
+        )
+        check(
+            len(self.blocks) == len(self.widths) and all(0 <= n <= 16 for n in self.blocks),
+            "blocks",
+            f"{len(self.widths)} integers in [0, 16] (one per width)",
+            self.blocks,
+        )
         check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+
 
 @dataclass(frozen=True)
 class SelfDescConfig:
@@ -241,8 +280,12 @@ class SelfDescConfig:
         check(self.pixels_per_image >= 16, "pixels_per_image", "an integer >= 16", self.pixels_per_image)
         check(1 <= self.n_components <= 16, "n_components", "an integer in [1, 16]", self.n_components)
         check(self.reg_covar > 0, "reg_covar", "a number > 0", self.reg_covar)
-        check(0.0 < self.calibration_fraction < 1.0, "calibration_fraction", "a number in (0, 1)",
-              self.calibration_fraction)
+        check(
+            0.0 < self.calibration_fraction < 1.0,
+            "calibration_fraction",
+            "a number in (0, 1)",
+            self.calibration_fraction,
+        )
         check(0.5 < self.real_quantile < 1.0, "real_quantile", "a number in (0.5, 1)", self.real_quantile)
 
 
@@ -250,16 +293,28 @@ def reals_autoencoder_config() -> LDMConfig:
     """AEROBLADE's own autoencoder (``autoencoder:``), trained by ``fit`` on the real training
     images only: the VAE half of an :class:`LDMConfig` (``vae_*``, ``norm_num_groups``,
     ``train_crop``, ``seed``); it trains no denoiser, so its UNet fields are the smallest valid ones."""
-    return LDMConfig(space="latent", vae_block_out_channels=(32, 64), vae_latent_channels=4,
-                     unet_block_out_channels=(8,), train_crop=32, vae_steps=300, unet_steps=0, seed=4242)
+    return LDMConfig(
+        space="latent",
+        vae_block_out_channels=(32, 64),
+        vae_latent_channels=4,
+        unet_block_out_channels=(8,),
+        train_crop=32,
+        vae_steps=300,
+        unet_steps=0,
+        seed=4242,
+    )
 
 
 def check_reals_autoencoder(cfg: LDMConfig, prefix: str = "") -> None:
     """What an autoencoder trained by :func:`train_reals_autoencoder` needs beyond a valid LDMConfig
     (errors name ``prefix`` + the key, e.g. ``autoencoder.train_crop``)."""
     check(cfg.space == "latent", f"{prefix}space", "'latent' (the autoencoder is the LDM's VAE)", cfg.space)
-    check(cfg.train_crop >= cfg.vae_factor, f"{prefix}train_crop",
-          f"an integer >= {cfg.vae_factor} (the autoencoder's factor)", cfg.train_crop)
+    check(
+        cfg.train_crop >= cfg.vae_factor,
+        f"{prefix}train_crop",
+        f"an integer >= {cfg.vae_factor} (the autoencoder's factor)",
+        cfg.train_crop,
+    )
 
 
 @dataclass(frozen=True)
@@ -284,12 +339,24 @@ class AEROBLADEConfig:
     C: float = 100.0
     calibration_fraction: float = 0.5
     seed: int = 0
-    autoencoder_threads: int = 1  # CPU threads while training its autoencoder (0: torch's setting); fixed for reproducibility
+    autoencoder_threads: int = (
+        1  # CPU threads while training its autoencoder (0: torch's setting); fixed for reproducibility
+    )
 
     def __post_init__(self) -> None:
         check(1 <= self.feature_blocks <= 16, "feature_blocks", "an integer in [1, 16]", self.feature_blocks)
         check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         check(self.C > 0, "C", "a positive number", self.C)
-        check(0.0 < self.calibration_fraction < 1.0, "calibration_fraction", "a number in (0, 1)", self.calibration_fraction)
-        check(self.autoencoder_threads >= 0, "autoencoder_threads", "an integer >= 0 (0: torch's setting)", self.autoencoder_threads)
+        check(
+            0.0 < self.calibration_fraction < 1.0,
+            "calibration_fraction",
+            "a number in (0, 1)",
+            self.calibration_fraction,
+        )
+        check(
+            self.autoencoder_threads >= 0,
+            "autoencoder_threads",
+            "an integer >= 0 (0: torch's setting)",
+            self.autoencoder_threads,
+        )
         check_reals_autoencoder(self.autoencoder, "autoencoder.")

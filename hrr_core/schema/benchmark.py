@@ -15,8 +15,18 @@ from hrr_core.schema.presets import load_presets
 KINDS = ("forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv")  # the adapters
 SOURCES = ("embedded",) + KINDS
 PRESETS, DEFAULT_PRESETS = load_presets(KINDS)  # hrr_core/schema/presets.yaml
-_ADAPTER_KEYS = ("preset", "tree", "train_generators", "test_generators", "checksums", "verify", "max_per_class", "seed",
-                 "check_leakage", "harmonise")
+_ADAPTER_KEYS = (
+    "preset",
+    "tree",
+    "train_generators",
+    "test_generators",
+    "checksums",
+    "verify",
+    "max_per_class",
+    "seed",
+    "check_leakage",
+    "harmonise",
+)
 
 
 @dataclass(frozen=True)
@@ -41,12 +51,27 @@ class BenchmarkConfig:
     crop_seed: int = 1
 
     def __post_init__(self) -> None:
-        check(len(self.crop_sizes) > 0 and all(32 <= s <= 1024 for s in self.crop_sizes), "crop_sizes", "a non-empty list of sizes in 32..1024", self.crop_sizes)
+        check(
+            len(self.crop_sizes) > 0 and all(32 <= s <= 1024 for s in self.crop_sizes),
+            "crop_sizes",
+            "a non-empty list of sizes in 32..1024",
+            self.crop_sizes,
+        )
         check(self.crops_per_size >= 1, "crops_per_size", ">= 1", self.crops_per_size)
-        check(0 < self.short_side_range[0] <= self.short_side_range[1], "short_side_range", "[lo, hi] with 0 < lo <= hi", self.short_side_range)
+        check(
+            0 < self.short_side_range[0] <= self.short_side_range[1],
+            "short_side_range",
+            "[lo, hi] with 0 < lo <= hi",
+            self.short_side_range,
+        )
         check(self.max_photos is None or self.max_photos >= 3, "max_photos", "null or >= 3", self.max_photos)
         check(1 <= self.jpeg_quality <= 100, "jpeg_quality", "1..100", self.jpeg_quality)
-        check(len(self.families) > 0 and len(set(self.families)) == len(self.families), "families", "a non-empty list without repeats", self.families)
+        check(
+            len(self.families) > 0 and len(set(self.families)) == len(self.families),
+            "families",
+            "a non-empty list without repeats",
+            self.families,
+        )
         check(self.gen_train_crops >= 4, "gen_train_crops", ">= 4", self.gen_train_crops)
         check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
 
@@ -92,9 +117,18 @@ class RealBenchmarkConfig:
         check(bool(self.root), "root", "a benchmark folder (or list file for kind csv)", self.root)
         name = self.preset_name
         check(name in PRESETS, "preset", ", ".join(sorted(PRESETS)), self.preset)
-        check(PRESETS[name]["kind"] == self.kind, "preset",
-              f"a {self.kind} preset: {', '.join(sorted(k for k, v in PRESETS.items() if v['kind'] == self.kind))}", self.preset)
-        check(self.max_per_class is None or self.max_per_class > 0, "max_per_class", "a positive integer or null", self.max_per_class)
+        check(
+            PRESETS[name]["kind"] == self.kind,
+            "preset",
+            f"a {self.kind} preset: {', '.join(sorted(k for k, v in PRESETS.items() if v['kind'] == self.kind))}",
+            self.preset,
+        )
+        check(
+            self.max_per_class is None or self.max_per_class > 0,
+            "max_per_class",
+            "a positive integer or null",
+            self.max_per_class,
+        )
         for key in ("train_generators", "test_generators"):
             value = getattr(self, key)
             check(value is None or len(value) > 0, key, "a non-empty list of generator names, or null", value)
@@ -108,7 +142,9 @@ class RealBenchmarkConfig:
 class RealBenchmarkSelection:
     """``real_benchmark:``: which benchmark the stages run on, where it is, how to harmonise it."""
 
-    source: Literal["embedded", "forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"] = "embedded"
+    source: Literal["embedded", "forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"] = (
+        "embedded"
+    )
     root: str | None = None  # benchmark folder (csv: the list file); relative to the project root
     preset: str | None = None  # null: the source's default preset
     tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics only
@@ -125,8 +161,13 @@ class RealBenchmarkSelection:
     def __post_init__(self) -> None:
         if self.is_embedded:
             return
-        check(bool(self.root), "root", f"the {self.source} folder (csv: the list file); set it in params.yaml or run "
-              f"`dvc exp run -S real_benchmark.root=/path/to/{self.source}`", self.root)
+        check(
+            bool(self.root),
+            "root",
+            f"the {self.source} folder (csv: the list file); set it in params.yaml or run "
+            f"`dvc exp run -S real_benchmark.root=/path/to/{self.source}`",
+            self.root,
+        )
         self.adapter_config()  # validates preset, generators and max_per_class, naming the key
 
     @property

@@ -26,7 +26,12 @@ class RobustnessConfig:
         check(all(1 <= q <= 100 for q in self.jpeg), "jpeg", "qualities in 1..100", self.jpeg)
         check(all(0 <= s <= 16 for s in self.blur), "blur", "sigmas in [0, 16] pixels", self.blur)
         check(all(0.05 <= f < 1.0 for f in self.downscale), "downscale", "factors in [0.05, 1)", self.downscale)
-        check(self.harmonise_size is None or self.harmonise_size >= 8, "harmonise_size", ">= 8 pixels or null", self.harmonise_size)
+        check(
+            self.harmonise_size is None or self.harmonise_size >= 8,
+            "harmonise_size",
+            ">= 8 pixels or null",
+            self.harmonise_size,
+        )
         check(1 <= self.harmonise_quality <= 100, "harmonise_quality", "1..100", self.harmonise_quality)
 
     def conditions(self) -> list[tuple[str, float]]:
@@ -69,7 +74,16 @@ class StudyConfig:
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
 
     def __post_init__(self) -> None:
-        check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0, "seeds",
-              "distinct seeds >= 0, at least one (three or more for a mean ± std)", self.seeds)
+        check(
+            len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0,
+            "seeds",
+            "distinct seeds >= 0, at least one (three or more for a mean ± std)",
+            self.seeds,
+        )
         check(len(set(self.cross_train)) == len(self.cross_train), "cross_train", "distinct families", self.cross_train)
-        check(self.max_images is None or self.max_images >= 10, "max_images", ">= 10 or null (all test images)", self.max_images)
+        check(
+            self.max_images is None or self.max_images >= 10,
+            "max_images",
+            ">= 10 or null (all test images)",
+            self.max_images,
+        )

@@ -49,16 +49,26 @@ class BackboneConfig:
     drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        check(self.in_channels >= 3, "in_channels", "an integer >= 3 (RGB first, extra channels after)", self.in_channels)
+        check(
+            self.in_channels >= 3, "in_channels", "an integer >= 3 (RGB first, extra channels after)", self.in_channels
+        )
         check(1 <= self.width <= 512, "width", "an integer in [1, 512]", self.width)
         check(1 <= self.depth <= 16, "depth", "an integer in [1, 16]", self.depth)
         check(0.0 <= self.drop_rate < 1.0, "drop_rate", "a number in [0, 1)", self.drop_rate)
         needs_file = self.pretrained and self.name != "efficientnet_lite0" and self.weights_path is None
-        check(not needs_file, "weights_path",
-              f"a local state-dict file for pretrained {self.name} (nothing is downloaded), or set pretrained: false",
-              self.weights_path)
-        check(self.weights_path is None or self.pretrained, "weights_path",
-              "null when pretrained is false (or set pretrained: true to load it)", self.weights_path)
+        check(
+            not needs_file,
+            "weights_path",
+            f"a local state-dict file for pretrained {self.name} (nothing is downloaded), or set pretrained: false",
+            self.weights_path,
+        )
+        check(
+            self.weights_path is None or self.pretrained,
+            "weights_path",
+            "null when pretrained is false (or set pretrained: true to load it)",
+            self.weights_path,
+        )
+
 
 @dataclass(frozen=True)
 class LDMConfig:
@@ -100,16 +110,30 @@ class LDMConfig:
         for key in ("vae_block_out_channels", "unet_block_out_channels"):
             chans = getattr(self, key)
             check(len(chans) >= 1 and all(c > 0 for c in chans), key, "a non-empty list of positive ints", chans)
-            check(all(c % self.norm_num_groups == 0 for c in chans), key,
-                  f"multiples of norm_num_groups={self.norm_num_groups}", chans)
+            check(
+                all(c % self.norm_num_groups == 0 for c in chans),
+                key,
+                f"multiples of norm_num_groups={self.norm_num_groups}",
+                chans,
+            )
         check(self.vae_latent_channels >= 1, "vae_latent_channels", ">= 1", self.vae_latent_channels)
-        for key in ("vae_layers_per_block", "unet_layers_per_block", "num_train_timesteps", "train_crop",
-                    "vae_batch_size", "unet_batch_size"):
+        for key in (
+            "vae_layers_per_block",
+            "unet_layers_per_block",
+            "num_train_timesteps",
+            "train_crop",
+            "vae_batch_size",
+            "unet_batch_size",
+        ):
             check(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
         for key in ("vae_steps", "unet_steps"):
             check(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
-        check(1 <= self.max_train_timestep <= self.num_train_timesteps, "max_train_timestep",
-              f"1..num_train_timesteps={self.num_train_timesteps}", self.max_train_timestep)
+        check(
+            1 <= self.max_train_timestep <= self.num_train_timesteps,
+            "max_train_timestep",
+            f"1..num_train_timesteps={self.num_train_timesteps}",
+            self.max_train_timestep,
+        )
         check(0 < self.beta_start < self.beta_end < 1, "beta_start", "0 < beta_start < beta_end < 1", self.beta_start)
         for key in ("vae_lr", "unet_lr"):
             check(0 < getattr(self, key) < 1, key, "in (0, 1)", getattr(self, key))
@@ -119,6 +143,7 @@ class LDMConfig:
     @property
     def vae_factor(self) -> int:
         return 2 ** (len(self.vae_block_out_channels) - 1) if self.space == "latent" else 1
+
 
 @dataclass(frozen=True)
 class MSRConfig:
@@ -145,19 +170,31 @@ class MSRConfig:
     representation: Representation = "residual"  # [G] DIRE-like |x~ - x^| by default
 
     def __post_init__(self) -> None:
-        check(len(self.scale_factors) >= 1 and all(f > 0 for f in self.scale_factors),
-              "scale_factors", "a non-empty list of positive factors, e.g. [0.5, 1.0, 2.0]", self.scale_factors)
+        check(
+            len(self.scale_factors) >= 1 and all(f > 0 for f in self.scale_factors),
+            "scale_factors",
+            "a non-empty list of positive factors, e.g. [0.5, 1.0, 2.0]",
+            self.scale_factors,
+        )
         check(self.base_size >= 8, "base_size", "an integer >= 8", self.base_size)
         smallest = min(scale_sides(self))
-        check(1 <= self.input_size <= smallest, "input_size",
-              f"1..{smallest} (the smallest scale side, base_size * min(scale_factors)); "
-              "raise base_size or lower input_size", self.input_size)
+        check(
+            1 <= self.input_size <= smallest,
+            "input_size",
+            f"1..{smallest} (the smallest scale side, base_size * min(scale_factors)); "
+            "raise base_size or lower input_size",
+            self.input_size,
+        )
         check(self.max_upscale >= 1.0, "max_upscale", "a number >= 1", self.max_upscale)
         check(self.noise_std >= 0, "noise_std", "a number >= 0", self.noise_std)
         for key in ("sharpen_rho", "dog_rho_fine", "dog_rho_coarse"):
             check(getattr(self, key) > 0, f"{key}", "a positive Gaussian width", getattr(self, key))
-        check(self.dog_rho_fine != self.dog_rho_coarse, "dog_rho_coarse",
-              "a width different from dog_rho_fine (their difference is the edge map)", self.dog_rho_coarse)
+        check(
+            self.dog_rho_fine != self.dog_rho_coarse,
+            "dog_rho_coarse",
+            "a width different from dog_rho_fine (their difference is the edge map)",
+            self.dog_rho_coarse,
+        )
         check(0.0 <= self.strength <= 1.0, "strength", "a number in [0, 1]", self.strength)
         check(self.num_steps >= 1, "num_steps", "an integer >= 1", self.num_steps)
 
@@ -171,6 +208,7 @@ class MSRConfig:
         if self.enabled:
             return self
         return replace(self, scale_factors=(1.0,), noise=False, line_enhancement=False, retrospection=False)
+
 
 @dataclass(frozen=True)
 class AFRConfig:
@@ -192,6 +230,7 @@ class AFRConfig:
         check(self.init_std >= 0, "init_std", "a number >= 0", self.init_std)
         check(0 < self.bn_momentum <= 1, "bn_momentum", "a number in (0, 1]", self.bn_momentum)
 
+
 @dataclass(frozen=True)
 class ObjectiveConfig:
     """Loss kind and weights. ``lambda_omega`` is read by the detector's proximal step."""
@@ -210,6 +249,7 @@ class ObjectiveConfig:
         for key in ("lambda_kl", "lambda_ce", "lambda_omega"):
             check(getattr(self, key) >= 0, f"{key}", "a weight >= 0", getattr(self, key))
 
+
 @dataclass(frozen=True)
 class ClassifierConfig:
     """backbone: the feature extractor; dropout: on the pooled features before the head."""
@@ -219,6 +259,7 @@ class ClassifierConfig:
 
     def __post_init__(self) -> None:
         check(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+
 
 @dataclass(frozen=True)
 class HRRConfig:
@@ -236,10 +277,13 @@ class HRRConfig:
 
     def __post_init__(self) -> None:
         channels = representation_channels(self.msr)
-        check(self.backbone.in_channels == channels, "backbone.in_channels",
-              f"{channels}, the channels of the MSR representation (msr.representation="
-              f"{self.msr.representation!r}, retrospection={self.msr.resolved().retrospection})",
-              self.backbone.in_channels)
+        check(
+            self.backbone.in_channels == channels,
+            "backbone.in_channels",
+            f"{channels}, the channels of the MSR representation (msr.representation="
+            f"{self.msr.representation!r}, retrospection={self.msr.resolved().retrospection})",
+            self.backbone.in_channels,
+        )
 
     @property
     def num_scales(self) -> int:

@@ -58,14 +58,22 @@ def load_presets(kinds: tuple[str, ...], path: str | Path = PRESETS_YAML) -> tup
         raise FileNotFoundError(f"preset file {path} not found; it ships with hrr_core (package data)")
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     try:
-        check(isinstance(raw, dict) and set(raw) == {"defaults", "presets"}, "", "top-level keys defaults and presets",
-              sorted(raw) if isinstance(raw, dict) else raw)
+        check(
+            isinstance(raw, dict) and set(raw) == {"defaults", "presets"},
+            "",
+            "top-level keys defaults and presets",
+            sorted(raw) if isinstance(raw, dict) else raw,
+        )
         presets, defaults = raw["presets"], raw["defaults"]
         check(isinstance(presets, dict) and bool(presets), "presets", "a mapping of preset name to preset", presets)
         for name, preset in presets.items():
             _check_preset(name, preset, kinds)
-        check(isinstance(defaults, dict) and set(defaults) == set(kinds), "defaults",
-              f"one preset for each of {list(kinds)}", defaults)
+        check(
+            isinstance(defaults, dict) and set(defaults) == set(kinds),
+            "defaults",
+            f"one preset for each of {list(kinds)}",
+            defaults,
+        )
         for kind, name in defaults.items():
             check(name in presets and presets[name]["kind"] == kind, f"defaults.{kind}", f"a {kind} preset", name)
     except ConfigError as exc:

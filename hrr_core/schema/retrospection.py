@@ -17,9 +17,16 @@ class RetrospectionConfig:
     ``pretrained_unet_dir`` (and ``pretrained_vae_dir`` for a latent model) to a local
     diffusers-format checkpoint, e.g. Stable Diffusion's ``unet/`` and ``vae/`` folders."""
 
-    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
-        space="pixel", unet_block_out_channels=(32, 64), max_train_timestep=300, train_crop=48, unet_steps=400,
-        seed=777))
+    ldm: LDMConfig = field(
+        default_factory=lambda: LDMConfig(
+            space="pixel",
+            unet_block_out_channels=(32, 64),
+            max_train_timestep=300,
+            train_crop=48,
+            unet_steps=400,
+            seed=777,
+        )
+    )
     pretrained_vae_dir: str | None = None
     pretrained_unet_dir: str | None = None
     batch_size: int = 32
@@ -29,6 +36,9 @@ class RetrospectionConfig:
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
         check(self.shard_size >= 1, "shard_size", ">= 1", self.shard_size)
-        check(self.pretrained_vae_dir is None or self.pretrained_unet_dir is not None, "pretrained_unet_dir",
-              "a folder whenever pretrained_vae_dir is set", self.pretrained_unet_dir)
-
+        check(
+            self.pretrained_vae_dir is None or self.pretrained_unet_dir is not None,
+            "pretrained_unet_dir",
+            "a folder whenever pretrained_vae_dir is set",
+            self.pretrained_unet_dir,
+        )

@@ -43,7 +43,13 @@ class TrainConfig:
         for key in ("weight_decay", "warmup_steps", "num_workers"):
             check(getattr(self, key) >= 0, key, "a number >= 0", getattr(self, key))
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "null or a number > 0", self.grad_clip)
-        check(self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", "null or a number in (0, 1)", self.ema_decay)
-        check(self.early_stop_patience is None or self.early_stop_patience >= 1, "early_stop_patience", "null or an integer >= 1", self.early_stop_patience)
+        check(
+            self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", "null or a number in (0, 1)", self.ema_decay
+        )
+        check(
+            self.early_stop_patience is None or self.early_stop_patience >= 1,
+            "early_stop_patience",
+            "null or an integer >= 1",
+            self.early_stop_patience,
+        )
         check(self.max_steps is None or self.max_steps >= 1, "max_steps", "null or an integer >= 1", self.max_steps)
-

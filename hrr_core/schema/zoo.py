@@ -21,7 +21,12 @@ FAMILIES = ("vae", "ldm_img2img", "pixel_ddpm", "gan_upsampler", "ldm_sample")
 def _check_common(cfg) -> None:
     for key in ("steps", "batch_size", "crop", "gen_batch_size"):
         if hasattr(cfg, key):
-            check(getattr(cfg, key) >= (0 if key == "steps" else 1), key, ">= 0" if key == "steps" else ">= 1", getattr(cfg, key))
+            check(
+                getattr(cfg, key) >= (0 if key == "steps" else 1),
+                key,
+                ">= 0" if key == "steps" else ">= 1",
+                getattr(cfg, key),
+            )
     if hasattr(cfg, "lr"):
         check(0 < cfg.lr < 1, "lr", "in (0, 1)", cfg.lr)
     for key in ("adv_weight", "l1_weight", "fft_weight", "kl_weight"):
@@ -44,9 +49,18 @@ class VAEFamilyConfig:
     """``vae``: reconstructions through a small AutoencoderKL (f = 2 ** (len(vae_block_out_channels) - 1));
     ``ldm.vae_*`` and ``ldm.train_crop`` drive its training, no denoiser is trained (``ldm.unet_steps: 0``)."""
 
-    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
-        space="latent", vae_block_out_channels=(32, 64), vae_latent_channels=8, unet_block_out_channels=(8,),
-        train_crop=32, vae_steps=400, unet_steps=0, seed=11))
+    ldm: LDMConfig = field(
+        default_factory=lambda: LDMConfig(
+            space="latent",
+            vae_block_out_channels=(32, 64),
+            vae_latent_channels=8,
+            unet_block_out_channels=(8,),
+            train_crop=32,
+            vae_steps=400,
+            unet_steps=0,
+            seed=11,
+        )
+    )
     adv_weight: float = 0.05  # short hinge-GAN term against a patch discriminator
     adv_start: int = 200
     gen_batch_size: int = 32
@@ -62,9 +76,18 @@ class LatentLDMFamilyConfig:
     """``ldm_img2img`` (SDEdit in latent space); its model is shared with ``ldm_sample``, so it is
     trained on all timesteps."""
 
-    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
-        space="latent", vae_block_out_channels=(32, 64, 64), vae_latent_channels=4,
-        unet_block_out_channels=(32, 64, 64), train_crop=32, vae_steps=400, unet_steps=600, seed=22))
+    ldm: LDMConfig = field(
+        default_factory=lambda: LDMConfig(
+            space="latent",
+            vae_block_out_channels=(32, 64, 64),
+            vae_latent_channels=4,
+            unet_block_out_channels=(32, 64, 64),
+            train_crop=32,
+            vae_steps=400,
+            unet_steps=600,
+            seed=22,
+        )
+    )
     adv_weight: float = 0.05
     adv_start: int = 200
     strength: float = 0.3
@@ -80,9 +103,17 @@ class LatentLDMFamilyConfig:
 class PixelDDPMFamilyConfig:
     """``pixel_ddpm``: SDEdit in pixel space; trained only on t < ``ldm.max_train_timestep``."""
 
-    ldm: LDMConfig = field(default_factory=lambda: LDMConfig(
-        space="pixel", unet_block_out_channels=(32, 64, 64), max_train_timestep=300, train_crop=32, vae_steps=0,
-        unet_steps=400, seed=33))
+    ldm: LDMConfig = field(
+        default_factory=lambda: LDMConfig(
+            space="pixel",
+            unet_block_out_channels=(32, 64, 64),
+            max_train_timestep=300,
+            train_crop=32,
+            vae_steps=0,
+            unet_steps=400,
+            seed=33,
+        )
+    )
     strength: float = 0.15
     ddim_steps: int = 3
     gen_batch_size: int = 32
@@ -90,9 +121,13 @@ class PixelDDPMFamilyConfig:
     def __post_init__(self) -> None:
         _check_common(self)
         _check_space(self.ldm, "pixel", "pixel_ddpm")
-        check(self.strength * self.ldm.num_train_timesteps < self.ldm.max_train_timestep, "strength",
-              f"< ldm.max_train_timestep / ldm.num_train_timesteps = "
-              f"{self.ldm.max_train_timestep / self.ldm.num_train_timesteps}", self.strength)
+        check(
+            self.strength * self.ldm.num_train_timesteps < self.ldm.max_train_timestep,
+            "strength",
+            f"< ldm.max_train_timestep / ldm.num_train_timesteps = "
+            f"{self.ldm.max_train_timestep / self.ldm.num_train_timesteps}",
+            self.strength,
+        )
 
 
 @dataclass(frozen=True)
@@ -147,18 +182,52 @@ def smoke_zoo() -> ZooConfig:
     small = dict(norm_num_groups=4, train_crop=16)
     zoo = ZooConfig()
     return ZooConfig(
-        vae=replace(zoo.vae, ldm=replace(zoo.vae.ldm, vae_block_out_channels=(8, 8), vae_latent_channels=4,
-                                         unet_block_out_channels=(4,), vae_steps=3, vae_batch_size=4,
-                                         **small),
-                    adv_start=1, gen_batch_size=16),
-        ldm_img2img=replace(zoo.ldm_img2img, ldm=replace(zoo.ldm_img2img.ldm, vae_block_out_channels=(8, 8),
-                                                         unet_block_out_channels=(8, 8), vae_steps=3, unet_steps=3,
-                                                         vae_batch_size=4, unet_batch_size=4, **small),
-                            adv_start=1, ddim_steps=2, gen_batch_size=16),
-        pixel_ddpm=replace(zoo.pixel_ddpm, ldm=replace(zoo.pixel_ddpm.ldm, unet_block_out_channels=(8, 8), unet_steps=3,
-                                                       unet_batch_size=4, **small),
-                           ddim_steps=2, gen_batch_size=16),
-        gan_upsampler=replace(zoo.gan_upsampler, width=8, num_blocks=1, disc_width=8, steps=3, adv_start=1,
-                              crop=16, batch_size=4, gen_batch_size=16),
+        vae=replace(
+            zoo.vae,
+            ldm=replace(
+                zoo.vae.ldm,
+                vae_block_out_channels=(8, 8),
+                vae_latent_channels=4,
+                unet_block_out_channels=(4,),
+                vae_steps=3,
+                vae_batch_size=4,
+                **small,
+            ),
+            adv_start=1,
+            gen_batch_size=16,
+        ),
+        ldm_img2img=replace(
+            zoo.ldm_img2img,
+            ldm=replace(
+                zoo.ldm_img2img.ldm,
+                vae_block_out_channels=(8, 8),
+                unet_block_out_channels=(8, 8),
+                vae_steps=3,
+                unet_steps=3,
+                vae_batch_size=4,
+                unet_batch_size=4,
+                **small,
+            ),
+            adv_start=1,
+            ddim_steps=2,
+            gen_batch_size=16,
+        ),
+        pixel_ddpm=replace(
+            zoo.pixel_ddpm,
+            ldm=replace(zoo.pixel_ddpm.ldm, unet_block_out_channels=(8, 8), unet_steps=3, unet_batch_size=4, **small),
+            ddim_steps=2,
+            gen_batch_size=16,
+        ),
+        gan_upsampler=replace(
+            zoo.gan_upsampler,
+            width=8,
+            num_blocks=1,
+            disc_width=8,
+            steps=3,
+            adv_start=1,
+            crop=16,
+            batch_size=4,
+            gen_batch_size=16,
+        ),
         ldm_sample=replace(zoo.ldm_sample, ddim_steps=2, gen_batch_size=16),
     )

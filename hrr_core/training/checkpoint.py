@@ -75,8 +75,13 @@ def capture_rng_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": {"version": version, "internal": list(internal), "gauss": gauss},
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -137,8 +142,9 @@ def _write_files(tmp: Path, model: torch.nn.Module, state: dict[str, Any], meta:
     (tmp / STATE_FILE).write_bytes(_state_bytes(state))
     for name in (MODEL_FILE, STATE_FILE):
         _fsync_file(tmp / name)
-    meta["files"] = {n: {"sha256": sha256_file(tmp / n), "bytes": (tmp / n).stat().st_size}
-                     for n in (MODEL_FILE, STATE_FILE)}
+    meta["files"] = {
+        n: {"sha256": sha256_file(tmp / n), "bytes": (tmp / n).stat().st_size} for n in (MODEL_FILE, STATE_FILE)
+    }
     atomic_write_json(tmp / META_FILE, meta)  # written last: a folder with meta.json is complete
     for name in (MODEL_FILE, STATE_FILE, META_FILE):
         os.chmod(tmp / name, 0o644)  # temp files are created owner-only
@@ -186,18 +192,26 @@ def save_checkpoint(
         shutil.rmtree(tmp)  # left over from an interrupted save
     tmp.mkdir()
     state = {
-        "format": FORMAT_VERSION, "step": int(step), "epoch": int(epoch),
+        "format": FORMAT_VERSION,
+        "step": int(step),
+        "epoch": int(epoch),
         "best_metric": None if best_metric is None else float(best_metric),
         "optimizer": None if optimizer is None else optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "scaler": None if scaler is None else scaler.state_dict(),
         "ema": None if ema is None else ema.state_dict(),
-        "rng": capture_rng_state(), "extra": dict(extra or {}),
+        "rng": capture_rng_state(),
+        "extra": dict(extra or {}),
     }
     meta = {
-        "format": FORMAT_VERSION, "config": config_dict or {}, "step": int(step), "epoch": int(epoch),
-        "best_metric": state["best_metric"], "hrr_core_version": hrr_core.__version__,
-        "torch_version": torch.__version__, "python_version": platform.python_version(),
+        "format": FORMAT_VERSION,
+        "config": config_dict or {},
+        "step": int(step),
+        "epoch": int(epoch),
+        "best_metric": state["best_metric"],
+        "hrr_core_version": hrr_core.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     try:
@@ -221,8 +235,9 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     if not folder.is_dir():
         raise CheckpointError(folder, "no checkpoint folder here", "check the path, or train first")
     if not meta_path.is_file():
-        raise CheckpointError(meta_path, "missing, so the checkpoint is incomplete (interrupted save or partial copy)",
-                              fix)
+        raise CheckpointError(
+            meta_path, "missing, so the checkpoint is incomplete (interrupted save or partial copy)", fix
+        )
     try:
         meta = json.loads(meta_path.read_text())
         files = meta["files"]
@@ -250,34 +265,41 @@ def _read_state(folder: Path, map_location: str | torch.device) -> dict[str, Any
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # verified bytes that still fail: a format/version problem
-        raise CheckpointError(path, f"cannot be read with weights_only=True ({type(exc).__name__}: {exc})",
-                              "load it with the hrr_core/torch versions named in meta.json") from None
+        raise CheckpointError(
+            path,
+            f"cannot be read with weights_only=True ({type(exc).__name__}: {exc})",
+            "load it with the hrr_core/torch versions named in meta.json",
+        ) from None
 
 
 def _check_format(folder: Path, state: dict[str, Any], needed: str) -> None:
     """Refuse ``needed`` (resume state or EMA weights) from a checkpoint of another format."""
     if state.get("format") != FORMAT_VERSION:
-        raise CheckpointError(folder / STATE_FILE,
-                              f"is checkpoint format {state.get('format')}, which has no {needed} this hrr_core "
-                              f"(format {FORMAT_VERSION}: diffusers EMAModel and LR schedule) can use",
-                              "retrain: run the train stage again from scratch, without resume "
-                              f"(or delete {folder} first)")
+        raise CheckpointError(
+            folder / STATE_FILE,
+            f"is checkpoint format {state.get('format')}, which has no {needed} this hrr_core "
+            f"(format {FORMAT_VERSION}: diffusers EMAModel and LR schedule) can use",
+            f"retrain: run the train stage again from scratch, without resume (or delete {folder} first)",
+        )
 
 
 def _copy_ema_weights(folder: Path, ema_state: dict[str, Any], model: torch.nn.Module) -> None:
     """Put ``EMAModel.state_dict()['shadow_params']`` into ``model``'s parameters, in order."""
     shadow, params = ema_state["shadow_params"], list(model.parameters())
     if len(shadow) != len(params):
-        raise CheckpointError(folder / STATE_FILE,
-                              f"holds {len(shadow)} EMA tensors for a model with {len(params)} parameters",
-                              "build the model with the config saved in meta.json")
+        raise CheckpointError(
+            folder / STATE_FILE,
+            f"holds {len(shadow)} EMA tensors for a model with {len(params)} parameters",
+            "build the model with the config saved in meta.json",
+        )
     with torch.no_grad():
         for param, average in zip(params, shadow):
             param.copy_(average)
 
 
-def load_weights(directory: str | os.PathLike, model: torch.nn.Module, *, ema: bool = False,
-                 strict: bool = True) -> dict[str, Any]:
+def load_weights(
+    directory: str | os.PathLike, model: torch.nn.Module, *, ema: bool = False, strict: bool = True
+) -> dict[str, Any]:
     """Load a checkpoint's weights into ``model`` (for evaluation); with ``ema=True`` the EMA
     weights replace the trained ones when the checkpoint has them. Returns ``meta.json``."""
     folder = Path(directory)
@@ -286,8 +308,11 @@ def load_weights(directory: str | os.PathLike, model: torch.nn.Module, *, ema: b
     try:
         load_model(model, str(folder / MODEL_FILE), strict=strict, device=str(device))
     except RuntimeError as exc:
-        raise CheckpointError(folder / MODEL_FILE, f"does not fit this model ({exc})",
-                              "build the model with the config saved in meta.json") from None
+        raise CheckpointError(
+            folder / MODEL_FILE,
+            f"does not fit this model ({exc})",
+            "build the model with the config saved in meta.json",
+        ) from None
     if ema:
         state = _read_state(folder, device)
         if state.get("ema") is not None:
@@ -322,12 +347,20 @@ def load_checkpoint(
         if obj is None:
             continue
         if state.get(name) is None:
-            raise CheckpointError(folder / STATE_FILE, f"has no {name} state",
-                                  f"resume with the same config ({name} was off when it was saved) or start afresh")
+            raise CheckpointError(
+                folder / STATE_FILE,
+                f"has no {name} state",
+                f"resume with the same config ({name} was off when it was saved) or start afresh",
+            )
         obj.load_state_dict(state[name])
     if ema is not None and hasattr(ema, "to"):
         ema.to(device)
     if restore_rng:
         restore_rng_state(state["rng"])
-    return LoadedCheckpoint(step=state["step"], epoch=state["epoch"], best_metric=state["best_metric"],
-                            extra=state.get("extra", {}), meta=meta)
+    return LoadedCheckpoint(
+        step=state["step"],
+        epoch=state["epoch"],
+        best_metric=state["best_metric"],
+        extra=state.get("extra", {}),
+        meta=meta,
+    )

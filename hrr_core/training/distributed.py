@@ -58,11 +58,13 @@ def _check_process_state(wanted: torch.device, mixed_precision: str) -> None:
             f"with mixed_precision={state.mixed_precision!r}, "
             f"and Accelerate cannot switch to {wanted.type} with {mixed_precision!r} in the same process; "
             "run this training in a fresh process (restart the kernel, or run the stage on its own), "
-            "or use the same train.device and train.amp as the earlier run")
+            "or use the same train.device and train.amp as the earlier run"
+        )
 
 
-def make_accelerator(device: str, seed: int, *, amp: str = "off", grad_accum: int = 1,
-                     find_unused_parameters: bool = False) -> Accelerator:
+def make_accelerator(
+    device: str, seed: int, *, amp: str = "off", grad_accum: int = 1, find_unused_parameters: bool = False
+) -> Accelerator:
     """An :class:`Accelerator` for ``device`` ('auto' | 'cpu' | 'cuda'), with the mixed precision
     of ``amp`` (as ``train.amp``, see :func:`resolve_mixed_precision`) and ``grad_accum``
     micro-batches per optimiser step. ``find_unused_parameters`` is passed to DDP (needed when
@@ -85,8 +87,10 @@ def make_accelerator(device: str, seed: int, *, amp: str = "off", grad_accum: in
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)],
     )
     if accelerator.device.type != wanted.type:
-        raise ValueError(f"device {device!r} asked for, but Accelerate resolved {accelerator.device} (set up earlier "
-                         "in this process); run this training in a fresh process")
+        raise ValueError(
+            f"device {device!r} asked for, but Accelerate resolved {accelerator.device} (set up earlier "
+            "in this process); run this training in a fresh process"
+        )
     return accelerator
 
 

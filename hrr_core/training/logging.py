@@ -61,8 +61,9 @@ class RunLogger:
     ``Live`` (the caller ends it). On ranks other than 0 every method is a no-op.
     """
 
-    def __init__(self, is_main: bool, live: Any = None, *, resume: bool = False,
-                 params: Mapping[str, Any] | None = None):
+    def __init__(
+        self, is_main: bool, live: Any = None, *, resume: bool = False, params: Mapping[str, Any] | None = None
+    ):
         self.is_main = is_main
         self.logger = get_logger()
         self.tty = is_main and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")

@@ -31,10 +31,10 @@ from torch import nn
 from hrr_core.confutil import to_dict
 from hrr_core.io import atomic_write_json
 from hrr_core.runtime import seed_everything
+from hrr_core.schema.training import TrainConfig  # noqa: F401 (config lives in the schema)
 from hrr_core.training.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from hrr_core.training.distributed import autocast, make_accelerator, reduce_mean_terms, resolve_mixed_precision
 from hrr_core.training.logging import RunLogger, get_logger
-from hrr_core.schema.training import TrainConfig  # noqa: F401 (config lives in the schema)
 
 Objective = Callable[[Any, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -76,26 +76,37 @@ def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 _SCHEDULES = {"none": "constant_with_warmup", "cosine": "cosine"}
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """diffusers' ``get_scheduler``: the lr of optimiser step ``s`` (0-based) is ``lr * s / W``
     for ``s < W = warmup_steps``, then ``lr`` ('none') or ``lr * (1 + cos(pi (s - W) / (T - W))) / 2``
     ('cosine', ``T = total_steps``)."""
-    return get_scheduler(_SCHEDULES[cfg.scheduler], optimizer, num_warmup_steps=cfg.warmup_steps,
-                         num_training_steps=total_steps)
+    return get_scheduler(
+        _SCHEDULES[cfg.scheduler], optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=total_steps
+    )
 
 
-def make_loader(dataset: torch.utils.data.Dataset, cfg: TrainConfig, *, train: bool,
-                **kwargs: Any) -> torch.utils.data.DataLoader:
+def make_loader(
+    dataset: torch.utils.data.Dataset, cfg: TrainConfig, *, train: bool, **kwargs: Any
+) -> torch.utils.data.DataLoader:
     """A DataLoader built from the config (shuffle for training; the loop reseeds the order each
     epoch from ``seed + epoch``); extra keyword arguments (e.g. ``collate_fn``) pass through."""
     return torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.batch_size, shuffle=train, drop_last=False, num_workers=cfg.num_workers,
-        persistent_workers=cfg.num_workers > 0, pin_memory=torch.cuda.is_available(), **kwargs)
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=train,
+        drop_last=False,
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        **kwargs,
+    )
 
 
-def _to_device(batch: Mapping[str, Any], device: torch.device,
-               channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_device(
+    batch: Mapping[str, Any], device: torch.device, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     inputs = batch["inputs"].to(device, non_blocking=True)
     if channels_last and inputs.dim() == 4:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -113,9 +124,15 @@ def ap_acc(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, loader, device: torch.device, objective: Objective | None = None,
-              autocast_ctx: Callable[[], AbstractContextManager] = nullcontext, accelerator=None,
-              channels_last: bool = False):
+def _evaluate(
+    model: nn.Module,
+    loader,
+    device: torch.device,
+    objective: Objective | None = None,
+    autocast_ctx: Callable[[], AbstractContextManager] = nullcontext,
+    accelerator=None,
+    channels_last: bool = False,
+):
     """(ids, scores, labels, mean objective terms) over ``loader``, gathered across ranks;
     ``autocast_ctx()`` wraps every forward (``accelerator.autocast`` inside ``fit``)."""
     was_training = model.training
@@ -147,14 +164,16 @@ def _evaluate(model: nn.Module, loader, device: torch.device, objective: Objecti
     return ids, cat(scores), cat(labels), terms
 
 
-def predict_loader(model: nn.Module, loader, device: torch.device | str, *,
-                   amp: str = "off") -> tuple[list[str], np.ndarray, np.ndarray]:
+def predict_loader(
+    model: nn.Module, loader, device: torch.device | str, *, amp: str = "off"
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(ids, scores = logits (larger = generated), labels) over ``loader``, in its order, in one
     process; ``model`` is moved to ``device`` and run in eval mode (``amp`` as in TrainConfig)."""
     device = torch.device(device)
     mixed_precision = resolve_mixed_precision(amp, device)
-    ids, scores, labels, _ = _evaluate(model.to(device), loader, device,
-                                       autocast_ctx=lambda: autocast(mixed_precision, device))
+    ids, scores, labels, _ = _evaluate(
+        model.to(device), loader, device, autocast_ctx=lambda: autocast(mixed_precision, device)
+    )
     return ids, scores, labels
 
 
@@ -253,8 +272,9 @@ def _validate(run: _Run, loader) -> dict[str, float]:
         run.ema.copy_to(run.module.parameters())
     try:
         channels_last = run.cfg.channels_last and run.device.type == "cuda"
-        _, scores, labels, terms = _evaluate(run.model, loader, run.device, run.objective, run.accelerator.autocast,
-                                             run.accelerator, channels_last)
+        _, scores, labels, terms = _evaluate(
+            run.model, loader, run.device, run.objective, run.accelerator.autocast, run.accelerator, channels_last
+        )
     finally:
         if run.ema is not None:
             run.ema.restore(run.module.parameters())
@@ -266,10 +286,23 @@ def _save(run: _Run, out_dir: Path, epoch: int, improved: bool, config: dict[str
     if run.accelerator.is_main_process:
         extra = {"history": run.history, "best_epoch": run.best_epoch}
         for name in ("last", "best") if improved else ("last",):
-            save_checkpoint(out_dir / name, run.module, run.optimizer, run.accelerator.scaler, run.ema, run.step, epoch,
-                            run.best_ap, config, extra, scheduler=run.scheduler)
-        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-                 for row in run.history]
+            save_checkpoint(
+                out_dir / name,
+                run.module,
+                run.optimizer,
+                run.accelerator.scaler,
+                run.ema,
+                run.step,
+                epoch,
+                run.best_ap,
+                config,
+                extra,
+                scheduler=run.scheduler,
+            )
+        clean = [
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+            for row in run.history
+        ]
         atomic_write_json(out_dir / "history.json", clean)
     run.accelerator.wait_for_everyone()
 
@@ -282,21 +315,27 @@ def _resume(run: _Run, out_dir: Path, config: dict[str, Any]) -> int:
     saved = read_meta(last).get("config", {}).get("train", {})
     changed = sorted(k for k, v in config["train"].items() if k not in _RESUMABLE_CHANGES and saved.get(k, v) != v)
     if changed:
-        get_logger().warning("resuming %s with changed train settings %s; the result will differ from an "
-                             "uninterrupted run", last, changed)
-    ck = load_checkpoint(last, run.module, run.optimizer, run.accelerator.scaler, run.ema, scheduler=run.scheduler,
-                         restore_rng=True)
+        get_logger().warning(
+            "resuming %s with changed train settings %s; the result will differ from an uninterrupted run",
+            last,
+            changed,
+        )
+    ck = load_checkpoint(
+        last, run.module, run.optimizer, run.accelerator.scaler, run.ema, scheduler=run.scheduler, restore_rng=True
+    )
     run.step, run.best_ap = ck.step, ck.best_metric
     run.best_epoch, run.history = ck.extra.get("best_epoch"), list(ck.extra.get("history", []))
     run.reporter.info(f"resumed from {last}: epoch {ck.epoch}, step {ck.step}")
     return ck.epoch
 
 
-def _setup(model: nn.Module, objective: Objective, train_loader, val_loader, cfg: TrainConfig,
-           reporter_args: dict[str, Any]) -> tuple[_Run, Any, Any]:
+def _setup(
+    model: nn.Module, objective: Objective, train_loader, val_loader, cfg: TrainConfig, reporter_args: dict[str, Any]
+) -> tuple[_Run, Any, Any]:
     """The Accelerator, the prepared model, loaders and optimiser, the schedule and the EMA."""
-    accelerator = make_accelerator(cfg.device, cfg.seed, amp=cfg.amp, grad_accum=cfg.grad_accum,
-                                   find_unused_parameters=cfg.find_unused_parameters)
+    accelerator = make_accelerator(
+        cfg.device, cfg.seed, amp=cfg.amp, grad_accum=cfg.grad_accum, find_unused_parameters=cfg.find_unused_parameters
+    )
     seed_everything(cfg.seed, cfg.deterministic)
     if not cfg.deterministic:
         torch.use_deterministic_algorithms(False)  # a previous deterministic run in this process set it
@@ -312,10 +351,17 @@ def _setup(model: nn.Module, objective: Objective, train_loader, val_loader, cfg
     optimizer = accelerator.prepare_optimizer(build_optimizer(module, cfg))
     steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
     total = min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
-    run = _Run(cfg=cfg, accelerator=accelerator, module=module, model=wrapped, objective=objective, optimizer=optimizer,
-               scheduler=build_scheduler(optimizer, cfg, int(total)),
-               ema=build_ema(module, cfg.ema_decay) if cfg.ema_decay is not None else None,
-               reporter=RunLogger(accelerator.is_main_process, **reporter_args))
+    run = _Run(
+        cfg=cfg,
+        accelerator=accelerator,
+        module=module,
+        model=wrapped,
+        objective=objective,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, cfg, int(total)),
+        ema=build_ema(module, cfg.ema_decay) if cfg.ema_decay is not None else None,
+        reporter=RunLogger(accelerator.is_main_process, **reporter_args),
+    )
     return run, train_loader, val_loader
 
 
@@ -359,8 +405,9 @@ def fit(
     """
     out_dir = Path(out_dir)
     config = {"train": to_dict(cfg), **({"run": dict(run_config)} if run_config else {})}
-    run, train_loader, val_loader = _setup(model, objective, train_loader, val_loader, cfg,
-                                           {"live": live, "resume": resume, "params": run_config})
+    run, train_loader, val_loader = _setup(
+        model, objective, train_loader, val_loader, cfg, {"live": live, "resume": resume, "params": run_config}
+    )
     stopped_early = False
     try:
         start = _resume(run, out_dir, config) if resume else 0
@@ -374,8 +421,9 @@ def fit(
                 on_epoch_end(row)
             patience = cfg.early_stop_patience
             if patience is not None and run.best_epoch is not None and epoch + 1 - run.best_epoch >= patience:
-                run.reporter.info(f"early stop: val/ap has not improved for {patience} epochs "
-                                  f"(best at epoch {run.best_epoch})")
+                run.reporter.info(
+                    f"early stop: val/ap has not improved for {patience} epochs (best at epoch {run.best_epoch})"
+                )
                 stopped_early = True
                 break
     finally:

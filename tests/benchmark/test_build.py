@@ -32,15 +32,26 @@ class ShiftGenerator:
 @pytest.fixture()
 def photos():
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"id": [f"p{i}" for i in range(7)], "group": ["g0", "g0", "g1", "g2", "g3", "g4", "g5"], "is_grey": False})
+    table = pd.DataFrame(
+        {"id": [f"p{i}" for i in range(7)], "group": ["g0", "g0", "g1", "g2", "g3", "g4", "g5"], "is_grey": False}
+    )
     arrays = {pid: (rng.random((300, 360, 3)) * 255).astype(np.uint8) for pid in table["id"]}
     return table, (lambda row: arrays[row["id"]])
 
 
 def build(photos, out, monkeypatch, codec="png"):
-    monkeypatch.setattr("hrr_core.benchmark.generators.build_generator", lambda name, cfg, shared=None: ShiftGenerator(name))
-    cfg = BenchmarkConfig(crop_sizes=(32, 48), crops_per_size=2, short_side_range=(64, 128), families=("a", "b"), gen_train_crops=8,
-                          gen_train_size=32, codec=codec)
+    monkeypatch.setattr(
+        "hrr_core.benchmark.generators.build_generator", lambda name, cfg, shared=None: ShiftGenerator(name)
+    )
+    cfg = BenchmarkConfig(
+        crop_sizes=(32, 48),
+        crops_per_size=2,
+        short_side_range=(64, 128),
+        families=("a", "b"),
+        gen_train_crops=8,
+        gen_train_size=32,
+        codec=codec,
+    )
     table, load = photos
     return build_benchmark(table, load, cfg, None, out, torch.device("cpu"), seed=0, log=lambda *a: None)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hrr_core.schema import load_config
 from hrr_core.pipeline import prepare
 from hrr_core.pipeline.paths import StagePaths
+from hrr_core.schema import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

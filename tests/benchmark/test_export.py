@@ -24,8 +24,20 @@ def bench(tmp_path):
                 rel = f"images/{split}/{gen}/{rid}.png"
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(np.full((8, 8, 3), 10 * k + label, np.uint8)).save(root / rel)
-                rows.append({"id": rid, "path": rel, "label": label, "generator": gen, "source": f"{split}{k}", "split": split,
-                             "width": 8, "height": 8, "format": "png", "sha256": ""})
+                rows.append(
+                    {
+                        "id": rid,
+                        "path": rel,
+                        "label": label,
+                        "generator": gen,
+                        "source": f"{split}{k}",
+                        "split": split,
+                        "width": 8,
+                        "height": 8,
+                        "format": "png",
+                        "sha256": "",
+                    }
+                )
     write_manifest(pd.DataFrame(rows), root / "manifest.csv")
     return root / "manifest.csv"
 
@@ -38,8 +50,16 @@ def listing(dest):
 def test_export_layout_and_modes(bench, tmp_path, mode):
     dest = tmp_path / "out" / "view"
     assert export.main(["--manifest", str(bench), "--dest", str(dest), "--mode", mode]) == 0
-    expected = [f"{g}/{sub}/{name}.png" for g in ("a", "b")
-                for sub, name in (("0_real", "test-0"), ("0_real", "test-1"), ("1_fake", f"test-0-{g}"), ("1_fake", f"test-1-{g}"))]
+    expected = [
+        f"{g}/{sub}/{name}.png"
+        for g in ("a", "b")
+        for sub, name in (
+            ("0_real", "test-0"),
+            ("0_real", "test-1"),
+            ("1_fake", f"test-0-{g}"),
+            ("1_fake", f"test-1-{g}"),
+        )
+    ]
     assert listing(dest) == sorted(expected)
     placed, src = dest / "a" / "1_fake" / "test-0-a.png", bench.parent / "images" / "test" / "a" / "test-0-a.png"
     assert placed.read_bytes() == src.read_bytes()

@@ -19,8 +19,10 @@ def _crops(n, size, seed):
     """Smooth random 'photos': low-res noise upsampled, so spectra look roughly natural."""
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(n, 3, size // 8, size // 8, generator=g)
-    return (F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
-            + 0.03 * torch.randn(n, 3, size, size, generator=g)).clamp(0, 1)
+    return (
+        F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+        + 0.03 * torch.randn(n, 3, size, size, generator=g)
+    ).clamp(0, 1)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,10 @@ def test_save_load_round_trip(fitted, name, tmp_path):
     gen.save(tmp_path / name)
     loaded = build_generator(name, smoke_zoo()).load(tmp_path / name, CPU)
     x = _crops(2, 64, 4)
-    assert torch.equal(gen.generate(x, CPU, torch.Generator().manual_seed(3)),
-                       loaded.generate(x, CPU, torch.Generator().manual_seed(3)))
+    assert torch.equal(
+        gen.generate(x, CPU, torch.Generator().manual_seed(3)),
+        loaded.generate(x, CPU, torch.Generator().manual_seed(3)),
+    )
 
 
 def test_load_refuses_other_config(fitted, tmp_path):

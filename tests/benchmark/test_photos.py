@@ -16,7 +16,13 @@ from PIL import Image
 
 from hrr_core.benchmark import photos
 from hrr_core.benchmark.photos import (
-    COLUMNS, MAX_SIDE, MAX_TOTAL_BYTES, SOURCES, convert_photo, load_seed_photo, load_seed_table,
+    COLUMNS,
+    MAX_SIDE,
+    MAX_TOTAL_BYTES,
+    SOURCES,
+    convert_photo,
+    load_seed_photo,
+    load_seed_table,
     verify_seed_set,
 )
 
@@ -53,8 +59,13 @@ def test_no_darknet_and_expected_counts(table):
     assert not table["package"].str.contains("darknet").any()
     counts = table.groupby("package").size().to_dict()
     assert counts == {
-        "scikit-image": 15, "scikit-learn": 2, "matplotlib": 1, "mate-backgrounds": 12,
-        "plasma-workspace-wallpapers": 11, "lomiri-wallpapers-16.04": 13, "lomiri-wallpapers-20.04": 1,
+        "scikit-image": 15,
+        "scikit-learn": 2,
+        "matplotlib": 1,
+        "mate-backgrounds": 12,
+        "plasma-workspace-wallpapers": 11,
+        "lomiri-wallpapers-16.04": 13,
+        "lomiri-wallpapers-20.04": 1,
         "palapeli-data": 5,
     }
 
@@ -75,7 +86,8 @@ def test_verify_reports_a_set_over_the_size_budget(monkeypatch, table):
     assert total <= MAX_TOTAL_BYTES
     monkeypatch.setattr(photos, "MAX_TOTAL_BYTES", total - 1)
     assert [p for p in verify_seed_set(SEED) if "over" in p] == [
-        f"seed set is {total / 2**20:.1f} MiB, over {(total - 1) / 2**20:.0f} MiB"]
+        f"seed set is {total / 2**20:.1f} MiB, over {(total - 1) / 2**20:.0f} MiB"
+    ]
 
 
 def test_source_list_is_the_shipped_csv_and_loads_again():
@@ -83,13 +95,16 @@ def test_source_list_is_the_shipped_csv_and_loads_again():
     assert {s.kind for s in SOURCES} == {"pip", "deb"} and len({s.id for s in SOURCES}) == len(SOURCES) == 60
 
 
-@pytest.mark.parametrize("row, changes, message", [
-    (0, {"kind": "conda"}, "line 2: kind 'conda'"),
-    (1, {"id": "skimage-astronaut"}, "line 3: id 'skimage-astronaut' already on line 2"),
-    (0, {"author": ""}, "line 2: empty or padded ['author']"),
-    (1, {"licence": " CC0-1.0"}, "line 3: empty or padded ['licence']"),
-    (0, {"id": "a/b"}, "line 2: id 'a/b' is not a file name stem"),
-])
+@pytest.mark.parametrize(
+    "row, changes, message",
+    [
+        (0, {"kind": "conda"}, "line 2: kind 'conda'"),
+        (1, {"id": "skimage-astronaut"}, "line 3: id 'skimage-astronaut' already on line 2"),
+        (0, {"author": ""}, "line 2: empty or padded ['author']"),
+        (1, {"licence": " CC0-1.0"}, "line 3: empty or padded ['licence']"),
+        (0, {"id": "a/b"}, "line 2: id 'a/b' is not a file name stem"),
+    ],
+)
 def test_source_list_errors_name_the_file_and_line(tmp_path, row, changes, message):
     fields = [f.name for f in dataclasses.fields(photos.PhotoSource)]
     rows = [dataclasses.asdict(s) for s in SOURCES[:2]]

@@ -8,7 +8,13 @@ from PIL import Image
 
 from hrr_core.benchmark.audit import bias_audit, dataset_card
 from hrr_core.benchmark.stats import (
-    generator_image_stats, hf_fraction, image_stats, intensity, laplacian_var, matched_mad, saturation,
+    generator_image_stats,
+    hf_fraction,
+    image_stats,
+    intensity,
+    laplacian_var,
+    matched_mad,
+    saturation,
     stats_markdown,
 )
 
@@ -78,11 +84,27 @@ def manifest(tmp_path):
         for size in (8, 12):
             rid = f"p-{split}-s{size}"
             real = grey(np.full((size, size), 100))
-            rows.append({"id": rid, "label": 0, "generator": "real", "split": split, **_save(tmp_path, f"{rid}.png", real)})
-            rows.append({"id": f"{rid}-plus5", "label": 1, "generator": "plus5", "split": split,
-                         **_save(tmp_path, f"{rid}-plus5.png", real + 5)})
-            rows.append({"id": f"x-{split}-s{size}-other", "label": 1, "generator": "other", "split": split,
-                         **_save(tmp_path, f"x{split}{size}.png", checkerboard(size))})
+            rows.append(
+                {"id": rid, "label": 0, "generator": "real", "split": split, **_save(tmp_path, f"{rid}.png", real)}
+            )
+            rows.append(
+                {
+                    "id": f"{rid}-plus5",
+                    "label": 1,
+                    "generator": "plus5",
+                    "split": split,
+                    **_save(tmp_path, f"{rid}-plus5.png", real + 5),
+                }
+            )
+            rows.append(
+                {
+                    "id": f"x-{split}-s{size}-other",
+                    "label": 1,
+                    "generator": "other",
+                    "split": split,
+                    **_save(tmp_path, f"x{split}{size}.png", checkerboard(size)),
+                }
+            )
     df = pd.DataFrame(rows).assign(source="g", format="png", quality=0)
     df.attrs["root"] = str(tmp_path)
     return df

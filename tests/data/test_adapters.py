@@ -7,8 +7,8 @@ import pytest
 
 from hrr_core.confutil import ConfigError, from_dict
 from hrr_core.data.adapters import RealBenchmarkConfig, build_manifest, split_rules, write_benchmark_manifest
-from hrr_core.data.manifest import check_no_leakage, read_manifest
 from hrr_core.data.adapters.cocofake import coco_id
+from hrr_core.data.manifest import check_no_leakage, read_manifest
 from hrr_core.data.walk import BadFile, iter_image_files, probe_image
 
 
@@ -53,13 +53,23 @@ def test_forensynths_4class_preset(tmp_path, fx):
     fx.make_forensynths(tmp_path, n=2)
     df = build_manifest(cfg(kind="forensynths", root=str(tmp_path)))
     # train/val: 4 of the 5 classes (dog left out) x 2 labels x 2; test: progan+stylegan x 2 classes + biggan
-    assert counts(df) == {("train", 0): 8, ("train", 1): 8, ("val", 0): 8, ("val", 1): 8, ("test", 0): 10, ("test", 1): 10}
+    assert counts(df) == {
+        ("train", 0): 8,
+        ("train", 1): 8,
+        ("val", 0): 8,
+        ("val", 1): 8,
+        ("test", 0): 10,
+        ("test", 1): 10,
+    }
     assert set(df.loc[df.split != "test", "subset"]) == {"car", "cat", "chair", "horse"}
     assert set(df.loc[df.split == "train", "generator"]) == {"progan"}
     assert set(df.loc[df.split == "test", "generator"]) == {"progan", "stylegan", "biggan"}
     assert (df.loc[df.path.str.contains("/0_real/"), "label"] == 0).all()
     assert (df.loc[df.path.str.contains("/1_fake/"), "label"] == 1).all()
-    assert sorted(p for p, _ in df.attrs["bad_files"]) == ["test/biggan/1_fake/corrupt.jpg", "test/biggan/1_fake/empty.png"]
+    assert sorted(p for p, _ in df.attrs["bad_files"]) == [
+        "test/biggan/1_fake/corrupt.jpg",
+        "test/biggan/1_fake/empty.png",
+    ]
     biggan_real = df[(df.generator == "biggan") & (df.label == 0)]
     assert set(biggan_real["format"]) == {"jpeg"} and set(biggan_real["width"]) == {24}
     assert df["id"].str.startswith("forensynths/").all() and (df["sha256"] == "").all()
@@ -68,7 +78,9 @@ def test_forensynths_4class_preset(tmp_path, fx):
 
 def test_forensynths_20class_and_test_override(tmp_path, fx):
     fx.make_forensynths(tmp_path, n=1)
-    df = build_manifest(cfg(kind="forensynths", root=str(tmp_path), preset="forensynths_20class", test_generators=["biggan"]))
+    df = build_manifest(
+        cfg(kind="forensynths", root=str(tmp_path), preset="forensynths_20class", test_generators=["biggan"])
+    )
     assert "dog" in set(df.loc[df.split == "train", "subset"])
     assert set(df.loc[df.split == "test", "generator"]) == {"biggan"}
 
@@ -92,7 +104,15 @@ def test_diffusionforensics_dire_preset_and_shared_reals(tmp_path, fx):
 
 def test_diffusionforensics_tree_and_generator_override(tmp_path, fx):
     fx.make_diffusionforensics(tmp_path, n=1)
-    df = build_manifest(cfg(kind="diffusionforensics", root=str(tmp_path), tree="recons", train_generators=["ddpm"], test_generators=["adm"]))
+    df = build_manifest(
+        cfg(
+            kind="diffusionforensics",
+            root=str(tmp_path),
+            tree="recons",
+            train_generators=["ddpm"],
+            test_generators=["adm"],
+        )
+    )
     assert df["path"].str.startswith("recons/").all()
     assert set(df.loc[df.split == "train", "generator"]) == {"real", "ddpm"}
     # celebahq has no adm: its reals are not pulled into the test set
@@ -109,7 +129,10 @@ def test_genimage_sd14_preset(tmp_path, fx):
     assert set(fit.generator) == {"sd14"} and len(fit) == 80 and (df.split == "val").any()
     test = df[df.split == "test"]
     assert set(test.generator) == {"sd14", "adm"} and counts(test) == {("test", 0): 20, ("test", 1): 20}
-    assert sorted(p for p, _ in df.attrs["bad_files"]) == ["imagenet_ai_0508_adm/val/ai/broken.PNG", "imagenet_ai_0508_adm/val/ai/zero.png"]
+    assert sorted(p for p, _ in df.attrs["bad_files"]) == [
+        "imagenet_ai_0508_adm/val/ai/broken.PNG",
+        "imagenet_ai_0508_adm/val/ai/zero.png",
+    ]
     reals = df[df.label == 0]
     assert reals["source"].str.startswith("imagenet:n01440764_").sum() == 40
     assert reals["path"].str.endswith(".JPEG").all()
@@ -145,7 +168,10 @@ def test_cocofake_seed_changes_the_fake_not_the_split(tmp_path, fx):
     fx.make_cocofake(tmp_path, train_ids=range(1, 4), val_ids=range(100, 140))
     a = build_manifest(cfg(kind="cocofake", root=str(tmp_path), seed=0))
     b = build_manifest(cfg(kind="cocofake", root=str(tmp_path), seed=1))
-    split_of = lambda d: dict(zip(d.source, d.split))
+
+    def split_of(d):
+        return dict(zip(d.source, d.split))
+
     assert split_of(a) == split_of(b)
     assert set(a.loc[a.label == 1, "path"]) != set(b.loc[b.label == 1, "path"])
 
@@ -192,8 +218,13 @@ def test_csv_list(tmp_path, fx):
     fx.write_image(tmp_path / "imgs" / "a.jpg")
     fx.write_image(tmp_path / "imgs" / "b.png")
     fx.write_empty(tmp_path / "imgs" / "c.png")
-    pd.DataFrame({"path": ["imgs/a.jpg", "imgs/b.png", "imgs/c.png"], "label": ["real", "1", "fake"],
-                  "split": ["train", "", "test"]}).to_csv(tmp_path / "list.csv", index=False)
+    pd.DataFrame(
+        {
+            "path": ["imgs/a.jpg", "imgs/b.png", "imgs/c.png"],
+            "label": ["real", "1", "fake"],
+            "split": ["train", "", "test"],
+        }
+    ).to_csv(tmp_path / "list.csv", index=False)
     df = build_manifest(cfg(kind="csv", root=str(tmp_path / "list.csv")))
     assert list(df.label) == [0, 1] and list(df.split) == ["train", "test"]
     assert df.attrs["root"] == str(tmp_path) and df.attrs["bad_files"][0][0] == "imgs/c.png"
@@ -248,16 +279,23 @@ def test_shipped_presets_load_and_every_kind_has_a_default():
     assert PRESETS["forensynths_4class"]["splits"]["train"]["subset"] == list(FOUR_CLASSES)
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda d: d["presets"]["folder"]["splits"]["train"].update(grup=["train"]),
-     "presets.folder.splits.train.grup: unknown key"),
-    (lambda d: d["presets"]["cocofake"]["splits"]["val"].update(source_range=[0.5, 0.2]),
-     "presets.cocofake.splits.val.source_range"),
-    (lambda d: d["presets"]["csv"].update(kind="zip"), "presets.csv.kind"),
-    (lambda d: d["presets"]["folder"]["splits"].update(holdout={}), "presets.folder.splits"),
-    (lambda d: d["defaults"].update(genimage="cocofake"), "defaults.genimage"),
-    (lambda d: d["defaults"].pop("csv"), "defaults: got"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (
+            lambda d: d["presets"]["folder"]["splits"]["train"].update(grup=["train"]),
+            "presets.folder.splits.train.grup: unknown key",
+        ),
+        (
+            lambda d: d["presets"]["cocofake"]["splits"]["val"].update(source_range=[0.5, 0.2]),
+            "presets.cocofake.splits.val.source_range",
+        ),
+        (lambda d: d["presets"]["csv"].update(kind="zip"), "presets.csv.kind"),
+        (lambda d: d["presets"]["folder"]["splits"].update(holdout={}), "presets.folder.splits"),
+        (lambda d: d["defaults"].update(genimage="cocofake"), "defaults.genimage"),
+        (lambda d: d["defaults"].pop("csv"), "defaults: got"),
+    ],
+)
 def test_bad_presets_fail_naming_the_file_and_key(tmp_path, edit, words):
     import yaml
 

@@ -10,7 +10,9 @@ from hrr_core.data.datasets import ManifestImageDataset, SizeBucketBatchSampler,
 def make(tmp_path):
     rows = []
     for k, size in enumerate([32, 48, 32, 48, 32]):
-        Image.fromarray((np.random.default_rng(k).random((size, size, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{k}.png")
+        Image.fromarray((np.random.default_rng(k).random((size, size, 3)) * 255).astype(np.uint8)).save(
+            tmp_path / f"{k}.png"
+        )
         rows.append({"id": f"i{k}", "path": f"{k}.png", "label": k % 2, "width": size, "height": size})
     df = pd.DataFrame(rows)
     df.attrs["root"] = str(tmp_path)

@@ -19,7 +19,9 @@ def hcfg(**kw):
 def dire(tmp_path, fx):
     """DiffusionForensics-like tree: JPEG 24 px reals, PNG 16 px fakes (the shortcut)."""
     fx.make_diffusionforensics(tmp_path / "bench", n=2, trees=("images",))
-    return build_manifest(from_dict(RealBenchmarkConfig, {"kind": "diffusionforensics", "root": str(tmp_path / "bench")}))
+    return build_manifest(
+        from_dict(RealBenchmarkConfig, {"kind": "diffusionforensics", "root": str(tmp_path / "bench")})
+    )
 
 
 @pytest.mark.parametrize("fmt,resize", [("jpeg", "resize_short"), ("png", "center_crop")])
@@ -49,15 +51,20 @@ def test_metadata_stripped_or_kept(tmp_path, fx):
         im.load()
         stripped = harmonise_image(im, hcfg(strip_metadata=True), "jpeg")
         kept = harmonise_image(im, hcfg(strip_metadata=False), "jpeg")
-    assert not Image.open(io.BytesIO(stripped)).getexif() and Image.open(io.BytesIO(kept)).getexif()[0x010F] == "FixtureCam"
+    assert (
+        not Image.open(io.BytesIO(stripped)).getexif()
+        and Image.open(io.BytesIO(kept)).getexif()[0x010F] == "FixtureCam"
+    )
 
 
 def test_bad_files_are_skipped_and_reported_and_names_never_collide(tmp_path, fx):
     fx.write_image(tmp_path / "in" / "a.png")
     fx.write_image(tmp_path / "in" / "a.jpg")
     fx.write_corrupt(tmp_path / "in" / "c.png")
-    rows = [dict(id=p, path=p, label=i % 2, generator="g", source=p, split="test", width=16, height=16, format=f, sha256="")
-            for i, (p, f) in enumerate([("a.png", "png"), ("a.jpg", "jpeg"), ("c.png", "png")])]
+    rows = [
+        dict(id=p, path=p, label=i % 2, generator="g", source=p, split="test", width=16, height=16, format=f, sha256="")
+        for i, (p, f) in enumerate([("a.png", "png"), ("a.jpg", "jpeg"), ("c.png", "png")])
+    ]
     out = harmonise_manifest(pd.DataFrame(rows), tmp_path / "in", tmp_path / "out", hcfg(format="jpeg"))
     assert sorted(out.path) == ["a.jpg", "a.png.jpg"]
     assert out.attrs["bad_files"][0][0] == "c.png"
@@ -66,7 +73,22 @@ def test_bad_files_are_skipped_and_reported_and_names_never_collide(tmp_path, fx
 
 def test_identity_config_copies_bytes(tmp_path, fx):
     src = fx.write_image(tmp_path / "in" / "x.webp")
-    df = pd.DataFrame([dict(id="x", path="x.webp", label=1, generator="g", source="x", split="test", width=16, height=16, format="webp", sha256="")])
+    df = pd.DataFrame(
+        [
+            dict(
+                id="x",
+                path="x.webp",
+                label=1,
+                generator="g",
+                source="x",
+                split="test",
+                width=16,
+                height=16,
+                format="webp",
+                sha256="",
+            )
+        ]
+    )
     out = harmonise_manifest(df, tmp_path / "in", tmp_path / "out", hcfg(format="keep", strip_metadata=False))
     assert (tmp_path / "out" / "x.webp").read_bytes() == src.read_bytes() and out.format[0] == "webp"
 
@@ -80,8 +102,15 @@ def test_config_checks():
 
 def test_prepare_stage_writes_raw_and_harmonised_manifests(tmp_path, fx):
     fx.make_genimage(tmp_path / "bench", n=8)
-    c = from_dict(RealBenchmarkConfig, {"kind": "genimage", "root": str(tmp_path / "bench"),
-                                        "harmonise": {"format": "jpeg", "resize": "resize_short", "size": 16}}, "real_benchmarks.genimage")
+    c = from_dict(
+        RealBenchmarkConfig,
+        {
+            "kind": "genimage",
+            "root": str(tmp_path / "bench"),
+            "harmonise": {"format": "jpeg", "resize": "resize_short", "size": 16},
+        },
+        "real_benchmarks.genimage",
+    )
     path = prepare_real_benchmark(c, tmp_path / "out")
     assert path == tmp_path / "out" / "harmonised" / "manifest.csv"
     raw = read_benchmark_manifest(tmp_path / "out" / "manifest.csv")

@@ -5,9 +5,21 @@ from hrr_core.data.manifest import ManifestError, check_no_leakage, read_manifes
 
 
 def rows(n=4):
-    return pd.DataFrame({"id": [f"i{k}" for k in range(n)], "path": [f"x/{k}.png" for k in range(n)], "label": [0, 1] * (n // 2),
-                         "generator": ["real", "vae"] * (n // 2), "source": ["a", "a", "b", "b"][:n], "split": ["train", "train", "test", "test"][:n],
-                         "width": 64, "height": 64, "format": "png", "sha256": "ab", "size": 64})
+    return pd.DataFrame(
+        {
+            "id": [f"i{k}" for k in range(n)],
+            "path": [f"x/{k}.png" for k in range(n)],
+            "label": [0, 1] * (n // 2),
+            "generator": ["real", "vae"] * (n // 2),
+            "source": ["a", "a", "b", "b"][:n],
+            "split": ["train", "train", "test", "test"][:n],
+            "width": 64,
+            "height": 64,
+            "format": "png",
+            "sha256": "ab",
+            "size": 64,
+        }
+    )
 
 
 def test_round_trip_is_sorted_and_keeps_extra_columns(tmp_path):
@@ -20,7 +32,9 @@ def test_round_trip_is_sorted_and_keeps_extra_columns(tmp_path):
     assert (tmp_path / "m.csv").read_bytes() == first
 
 
-@pytest.mark.parametrize("col, value, words", [("label", 2, "label"), ("split", "dev", "split"), ("id", "i0", "unique")])
+@pytest.mark.parametrize(
+    "col, value, words", [("label", 2, "label"), ("split", "dev", "split"), ("id", "i0", "unique")]
+)
 def test_schema_errors(tmp_path, col, value, words):
     df = rows()
     df.loc[1, col] = value

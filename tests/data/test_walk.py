@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from hrr_core.data.walk import INPUT_EXTENSIONS, expand_inputs, iter_image_files
+
 
 def _touch(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)

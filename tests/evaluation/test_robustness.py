@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from hrr_core.confutil import ConfigError, from_dict
-from hrr_core.evaluation.robustness import RobustnessConfig, blur, condition_transform, downscale, harmonise, jpeg, rescale
+from hrr_core.evaluation.robustness import (
+    RobustnessConfig,
+    blur,
+    condition_transform,
+    downscale,
+    harmonise,
+    jpeg,
+    rescale,
+)
 
 
 def _image(h=32, w=48, seed=0):
@@ -12,7 +20,7 @@ def _image(h=32, w=48, seed=0):
 def _hf_energy(a):
     spec = np.abs(np.fft.fft2(a.astype(float).mean(axis=2) - a.mean()))
     h, w = spec.shape
-    return spec[h // 4: 3 * h // 4, w // 4: 3 * w // 4].sum() / spec.sum()
+    return spec[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].sum() / spec.sum()
 
 
 def test_rescale_changes_size_by_the_factor():
@@ -62,7 +70,9 @@ def test_conditions_start_clean_and_skip_identities():
         condition_transform(cfg, "sharpen", 1.0)
 
 
-@pytest.mark.parametrize("bad", [{"jpeg": [0]}, {"rescale": [0.0]}, {"downscale": [1.0]}, {"blur": [-1]}, {"harmonise_size": 2}])
+@pytest.mark.parametrize(
+    "bad", [{"jpeg": [0]}, {"rescale": [0.0]}, {"downscale": [1.0]}, {"blur": [-1]}, {"harmonise_size": 2}]
+)
 def test_bad_levels_name_the_key(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):
         from_dict(RobustnessConfig, bad, "study.robustness")

@@ -80,8 +80,10 @@ def test_extend_input_conv_keeps_rgb_and_repeats_scaled():
 def _six_channel_pair(name: str, tmp_path) -> tuple[torch.nn.Module, torch.nn.Module]:
     """A 3-channel model and a 6-channel model built from its weights (via a weights file)."""
     if name == "efficientnet_lite0":
-        return (build_backbone(_cfg(name, pretrained=True)).eval(),
-                build_backbone(_cfg(name, pretrained=True, in_channels=6)).eval())
+        return (
+            build_backbone(_cfg(name, pretrained=True)).eval(),
+            build_backbone(_cfg(name, pretrained=True, in_channels=6)).eval(),
+        )
     model3 = build_backbone(_cfg(name)).eval()
     for m in model3.modules():  # non-trivial BN statistics, so the check is not vacuous
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -145,10 +147,13 @@ TORCHVISION_RESNET18 = {
 }
 
 
-@pytest.mark.parametrize("depth, sample, n_keys, n_params", [
-    (50, TORCHVISION_RESNET50, 320, 25_557_032),
-    (18, TORCHVISION_RESNET18, 122, 11_689_512),
-])
+@pytest.mark.parametrize(
+    "depth, sample, n_keys, n_params",
+    [
+        (50, TORCHVISION_RESNET50, 320, 25_557_032),
+        (18, TORCHVISION_RESNET18, 122, 11_689_512),
+    ],
+)
 def test_resnet_state_dict_is_torchvision_format(depth, sample, n_keys, n_params):
     model = ResNet(depth, num_classes=1000)
     sd = model.state_dict()
@@ -178,7 +183,9 @@ def test_resnet_wrong_keys_give_a_clear_error(tmp_path):
     sd["layer1.0.conv9.weight"] = sd.pop("layer1.0.conv1.weight")
     path = tmp_path / "bad.pth"
     torch.save(sd, path)
-    with pytest.raises(ValueError, match=r"missing keys: layer1\.0\.conv1\.weight.*unexpected keys: layer1\.0\.conv9\.weight"):
+    with pytest.raises(
+        ValueError, match=r"missing keys: layer1\.0\.conv1\.weight.*unexpected keys: layer1\.0\.conv9\.weight"
+    ):
         build_backbone(_cfg("resnet18", pretrained=True, weights_path=str(path)))
 
 

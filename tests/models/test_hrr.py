@@ -31,8 +31,11 @@ class TinyBackbone(nn.Module):
 
 
 def _cfg(**over) -> HRRConfig:
-    base = {"backbone": {"name": "small_resnet", "pretrained": False, "width": 4},
-            "msr": MSR, "afr": {"num_anchors": 4}}
+    base = {
+        "backbone": {"name": "small_resnet", "pretrained": False, "width": 4},
+        "msr": MSR,
+        "afr": {"num_anchors": 4},
+    }
     for key, value in over.items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     return from_dict(HRRConfig, base, "model")
@@ -44,9 +47,17 @@ def _batch(cfg: HRRConfig, b: int = 4, seed: int = 0):
     return r, torch.tensor([0.0, 1.0] * (b // 2))
 
 
-@pytest.mark.parametrize("over", [{}, {"fusion": "concat"}, {"afr": {"enabled": False}},
-                                  {"msr": {"enabled": False}}, {"msr": {"scale_factors": [1.0, 2.0]}},
-                                  {"msr": {"representation": "residual+image"}, "backbone": {"in_channels": 6}}])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"fusion": "concat"},
+        {"afr": {"enabled": False}},
+        {"msr": {"enabled": False}},
+        {"msr": {"scale_factors": [1.0, 2.0]}},
+        {"msr": {"representation": "residual+image"}, "backbone": {"in_channels": 6}},
+    ],
+)
 def test_forward_backward_with_small_resnet(over):
     cfg = _cfg(**over)
     model = HRRDetector(cfg)
@@ -67,7 +78,9 @@ def test_config_checks_channels_and_keys():
     with pytest.raises(ConfigError, match="model.objective.afr_los"):
         _cfg(objective={"afr_los": "squared"})
     assert _cfg(msr={"enabled": False}).num_scales == 1
-    assert HRRConfig(backbone=BackboneConfig(pretrained=False, name="small_resnet"), msr=MSRConfig(**MSR)).num_scales == 3
+    assert (
+        HRRConfig(backbone=BackboneConfig(pretrained=False, name="small_resnet"), msr=MSRConfig(**MSR)).num_scales == 3
+    )
 
 
 def test_wrong_input_shape_is_a_clear_error():

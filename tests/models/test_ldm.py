@@ -9,8 +9,18 @@ from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
 from hrr_core.confutil import ConfigError, from_dict
 from hrr_core.models.ldm import LatentDiffusion, LDMConfig, train_denoiser, train_vae
 
-TINY = dict(norm_num_groups=4, vae_block_out_channels=(8, 8), vae_latent_channels=2, unet_block_out_channels=(8, 16),
-            train_crop=16, vae_steps=2, unet_steps=2, vae_batch_size=2, unet_batch_size=2, max_train_timestep=400)
+TINY = dict(
+    norm_num_groups=4,
+    vae_block_out_channels=(8, 8),
+    vae_latent_channels=2,
+    unet_block_out_channels=(8, 16),
+    train_crop=16,
+    vae_steps=2,
+    unet_steps=2,
+    vae_batch_size=2,
+    unet_batch_size=2,
+    max_train_timestep=400,
+)
 
 
 def _images(n=4, h=40, w=44, seed=0):
@@ -86,11 +96,22 @@ def test_save_load_round_trip(tiny_latent, tmp_path):
 
 def test_from_pretrained_parts_unconditional(tmp_path):
     torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4, latent_channels=4)
-    unet = UNet2DModel(in_channels=4, out_channels=4, block_out_channels=(8, 16), norm_num_groups=4,
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-                       layers_per_block=1)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=4,
+        latent_channels=4,
+    )
+    unet = UNet2DModel(
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+    )
     vae.save_pretrained(tmp_path / "vae")
     unet.save_pretrained(tmp_path / "unet")
     model = LatentDiffusion.from_pretrained_parts(tmp_path / "vae", tmp_path / "unet", "cpu")
@@ -101,10 +122,17 @@ def test_from_pretrained_parts_unconditional(tmp_path):
 
 def test_from_pretrained_parts_conditional_unet(tmp_path):
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(in_channels=3, out_channels=3, block_out_channels=(8, 16), norm_num_groups=4,
-                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
-                                cross_attention_dim=8, attention_head_dim=2)
+    unet = UNet2DConditionModel(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=8,
+        attention_head_dim=2,
+    )
     unet.save_pretrained(tmp_path / "unet")
     model = LatentDiffusion.from_pretrained_parts(None, tmp_path / "unet", "cpu")
     x = _images(1, 15, 20)

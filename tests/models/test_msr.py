@@ -7,12 +7,24 @@ import torch
 
 from hrr_core.confutil import ConfigError, from_dict
 from hrr_core.models.ldm import LatentDiffusion, LDMConfig
-from hrr_core.models.msr import (MSRConfig, MultiScaleStyleRetrospection, edge_map, minimum_input_size,
-                                 representation_channels, retrospect, scale_hierarchy)
+from hrr_core.models.msr import (
+    MSRConfig,
+    MultiScaleStyleRetrospection,
+    edge_map,
+    minimum_input_size,
+    representation_channels,
+    retrospect,
+    scale_hierarchy,
+)
 
 SMALL = dict(scale_factors=(0.5, 1.0, 2.0), base_size=32, input_size=16, max_upscale=4.0, num_steps=2)
-TINY_LDM = dict(norm_num_groups=4, vae_block_out_channels=(8, 8), vae_latent_channels=2,
-                unet_block_out_channels=(8, 16), max_train_timestep=400)
+TINY_LDM = dict(
+    norm_num_groups=4,
+    vae_block_out_channels=(8, 8),
+    vae_latent_channels=2,
+    unet_block_out_channels=(8, 16),
+    max_train_timestep=400,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

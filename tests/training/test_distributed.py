@@ -15,7 +15,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import json, os, sys
     import torch
     from torch import nn
@@ -60,7 +60,7 @@ WORKER = textwrap.dedent('''
     with open(os.path.join(out, "..", f"report{rank}.json"), "w") as fh:
         json.dump({"calls": calls, "steps": result.steps, "history": result.history,
                    "single_ap": ap_acc(scores, labels)["ap"], "n_ids": len(ids)}, fh)
-''')
+""")
 
 
 def _free_port() -> int:
@@ -78,11 +78,29 @@ def test_two_cpu_processes_agree_and_only_rank0_writes(tmp_path):
     port = str(_free_port())
     procs = []
     for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1",
-               "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1"}
-        procs.append(subprocess.Popen([sys.executable, str(script), str(out)], env=env, cwd=REPO,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = {
+            **os.environ,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+            "OMP_NUM_THREADS": "1",
+            "TQDM_DISABLE": "1",
+            "PYTHONPATH": str(REPO),
+            "DVC_NO_ANALYTICS": "1",
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(out)],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     logs = [p.communicate(timeout=120)[0] for p in procs]
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log

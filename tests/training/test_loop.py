@@ -17,8 +17,17 @@ from hrr_core.training.loop import TrainConfig, fit, make_loader, predict_loader
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = {"epochs": 2, "batch_size": 4, "lr": 0.05, "device": "cpu", "deterministic": True,  # the loop's own
-            "weight_decay": 0.0, "scheduler": "none", "warmup_steps": 0, "grad_clip": None}  # behaviour, not params
+    base = {
+        "epochs": 2,
+        "batch_size": 4,
+        "lr": 0.05,
+        "device": "cpu",
+        "deterministic": True,  # the loop's own
+        "weight_decay": 0.0,
+        "scheduler": "none",
+        "warmup_steps": 0,
+        "grad_clip": None,
+    }  # behaviour, not params
     return TrainConfig(**{**base, **kw})
 
 
@@ -89,8 +98,18 @@ def test_post_optimizer_step_once_per_optimiser_step_and_all_keys_logged(tmp_pat
     assert result.steps == 6 and len(model.lrs) == 6
     assert model.lrs[:2] == [0.0, pytest.approx(cfg.lr)]  # warm-up from 0: the hook sees the lr the step used
     for row in result.history:
-        for key in ("train/loss", "train/bce", "train/logit_l2", "val/loss", "val/bce", "val/logit_l2", "val/ap",
-                    "val/acc", "lr", "model/hook_calls"):
+        for key in (
+            "train/loss",
+            "train/bce",
+            "train/logit_l2",
+            "val/loss",
+            "val/bce",
+            "val/logit_l2",
+            "val/ap",
+            "val/acc",
+            "lr",
+            "model/hook_calls",
+        ):
             assert key in row and np.isfinite(row[key]), key
     live = json.loads((tmp_path / "live" / "metrics.json").read_text())
     assert {"loss", "bce", "logit_l2"} <= set(live["train"]) and {"ap", "acc"} <= set(live["val"])
@@ -150,8 +169,14 @@ def test_resume_matches_uninterrupted_run_bitwise(tmp_path, tiny):
 
     torch.manual_seed(0)
     with pytest.raises(Crash):
-        fit(tiny.TinyNet(dropout=0.3), tiny.objective, *_loaders(tiny, cfg), cfg, tmp_path / "resumed",
-            on_epoch_end=crash_after_two)
+        fit(
+            tiny.TinyNet(dropout=0.3),
+            tiny.objective,
+            *_loaders(tiny, cfg),
+            cfg,
+            tmp_path / "resumed",
+            on_epoch_end=crash_after_two,
+        )
     torch.manual_seed(123)  # a fresh process would start from other weights and RNG state
     resumed = tiny.TinyNet(dropout=0.3)
     torch.randn(7)

@@ -1,12 +1,13 @@
 """The generator zoo of the embedded benchmark: five families trained on train-split crops.
 
-    from hrr_core.benchmark.generators import FAMILIES, ZooConfig, build_generator
-    cache = {}                                   # shares the latent LDM of ldm_img2img / ldm_sample
-    gen = build_generator("pixel_ddpm", ZooConfig(), cache)
-    stats = gen.fit(train_crops, device, torch.Generator().manual_seed(0))
-    fakes = gen.generate(crops, device, torch.Generator().manual_seed(1))   # same shape, [0, 1]
+from hrr_core.benchmark.generators import FAMILIES, ZooConfig, build_generator
+cache = {}                                   # shares the latent LDM of ldm_img2img / ldm_sample
+gen = build_generator("pixel_ddpm", ZooConfig(), cache)
+stats = gen.fit(train_crops, device, torch.Generator().manual_seed(0))
+fakes = gen.generate(crops, device, torch.Generator().manual_seed(1))   # same shape, [0, 1]
 """
 
+from hrr_core.benchmark.generators.families import Generator, build_generator, generate_mixed
 from hrr_core.schema.zoo import (
     FAMILIES,
     GANUpsamplerFamilyConfig,
@@ -17,10 +18,17 @@ from hrr_core.schema.zoo import (
     ZooConfig,
     smoke_zoo,
 )
-from hrr_core.benchmark.generators.families import Generator, build_generator, generate_mixed
 
 __all__ = [
-    "FAMILIES", "ZooConfig", "VAEFamilyConfig", "LatentLDMFamilyConfig", "PixelDDPMFamilyConfig",
-    "GANUpsamplerFamilyConfig", "LDMSampleFamilyConfig", "smoke_zoo", "Generator", "build_generator",
+    "FAMILIES",
+    "ZooConfig",
+    "VAEFamilyConfig",
+    "LatentLDMFamilyConfig",
+    "PixelDDPMFamilyConfig",
+    "GANUpsamplerFamilyConfig",
+    "LDMSampleFamilyConfig",
+    "smoke_zoo",
+    "Generator",
+    "build_generator",
     "generate_mixed",
 ]

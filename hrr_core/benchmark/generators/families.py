@@ -20,18 +20,19 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from hrr_core.schema.zoo import FAMILIES, ZooConfig
 from hrr_core.benchmark.generators.gan import Adversary, UpsamplerNet, train_upsampler, upsample_roundtrip
 from hrr_core.confutil import to_dict
 from hrr_core.io import atomic_write_json
 from hrr_core.models.ldm import LatentDiffusion, train_denoiser, train_vae
+from hrr_core.schema.zoo import FAMILIES, ZooConfig
 
 
 def _check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"expected a (N, 3, H, W) tensor in [0, 1], got {got}; group crops by size first "
-                         "(see generate_mixed)")
+        raise ValueError(
+            f"expected a (N, 3, H, W) tensor in [0, 1], got {got}; group crops by size first (see generate_mixed)"
+        )
 
 
 class Generator:
@@ -60,8 +61,10 @@ class Generator:
         _check_images(images)
         for module in self._modules().values():
             module.to(device).eval()
-        outs = [self._generate_batch(images[i:i + self.cfg.gen_batch_size].to(device), generator).cpu()
-                for i in range(0, len(images), self.cfg.gen_batch_size)]
+        outs = [
+            self._generate_batch(images[i : i + self.cfg.gen_batch_size].to(device), generator).cpu()
+            for i in range(0, len(images), self.cfg.gen_batch_size)
+        ]
         return torch.cat(outs) if outs else images.clone()
 
     def config_dict(self) -> dict:
@@ -82,8 +85,10 @@ class Generator:
         d = Path(directory)
         saved = json.loads((d / "generator.json").read_text())
         if saved != json.loads(json.dumps(self.config_dict())):
-            raise ValueError(f"{d} holds {saved['family']} with config {saved['config']}, which differs from this "
-                             f"generator's {self.config_dict()['config']}; rebuild with the saved config or refit")
+            raise ValueError(
+                f"{d} holds {saved['family']} with config {saved['config']}, which differs from this "
+                f"generator's {self.config_dict()['config']}; rebuild with the saved config or refit"
+            )
         self._load_modules(d, device)
         return self
 
@@ -117,8 +122,9 @@ class _LDMBacked(Generator):
         if self.model.vae is not None and lcfg.vae_steps > 0:
             adv = None
             if getattr(self.model_cfg, "adv_weight", 0) > 0:
-                adv = Adversary(32, lcfg.vae_lr, self.model_cfg.adv_weight, self.model_cfg.adv_start, device,
-                                lcfg.seed + 1)
+                adv = Adversary(
+                    32, lcfg.vae_lr, self.model_cfg.adv_weight, self.model_cfg.adv_start, device, lcfg.seed + 1
+                )
             stats["vae"] = train_vae(self.model.vae, train_images, lcfg, device, g, adversary=adv)
         if lcfg.unet_steps > 0:
             stats["unet"] = train_denoiser(self.model.unet, train_images, lcfg, device, g, vae=self.model.vae)
@@ -199,7 +205,9 @@ class GANUpsamplerGenerator(Generator):
 
     def fit(self, train_images, device, generator) -> dict:
         g = torch.Generator().manual_seed(self.cfg.seed)
-        adv = Adversary(self.cfg.disc_width, self.cfg.lr, self.cfg.adv_weight, self.cfg.adv_start, device, self.cfg.seed + 1)
+        adv = Adversary(
+            self.cfg.disc_width, self.cfg.lr, self.cfg.adv_weight, self.cfg.adv_start, device, self.cfg.seed + 1
+        )
         return train_upsampler(self.net, adv, train_images, self.cfg, device, g)
 
     def _generate_batch(self, batch, generator):
@@ -210,8 +218,11 @@ class GANUpsamplerGenerator(Generator):
 
 
 _REGISTRY: dict[str, Callable[..., Generator]] = {
-    "vae": VAEGenerator, "ldm_img2img": LDMImg2ImgGenerator, "pixel_ddpm": PixelDDPMGenerator,
-    "gan_upsampler": GANUpsamplerGenerator, "ldm_sample": LDMSampleGenerator,
+    "vae": VAEGenerator,
+    "ldm_img2img": LDMImg2ImgGenerator,
+    "pixel_ddpm": PixelDDPMGenerator,
+    "gan_upsampler": GANUpsamplerGenerator,
+    "ldm_sample": LDMSampleGenerator,
 }
 
 
@@ -222,7 +233,9 @@ def build_generator(name: str, zoo_cfg: ZooConfig, cache: dict | None = None) ->
     return _REGISTRY[name](zoo_cfg, cache)
 
 
-def generate_mixed(gen: Generator, images: list[torch.Tensor], device, generator: torch.Generator) -> list[torch.Tensor]:
+def generate_mixed(
+    gen: Generator, images: list[torch.Tensor], device, generator: torch.Generator
+) -> list[torch.Tensor]:
     """Fakes for a list of (3, H_i, W_i) crops of mixed sizes: grouped by size, batched, returned in
     input order. Deterministic for a given generator state and input order."""
     out: list[torch.Tensor | None] = [None] * len(images)

@@ -22,9 +22,12 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, width: int = 32):
         super().__init__()
         self.net = nn.Sequential(
-            spectral_norm(nn.Conv2d(3, width, 4, 2, 1)), nn.LeakyReLU(0.2),
-            spectral_norm(nn.Conv2d(width, 2 * width, 4, 2, 1)), nn.LeakyReLU(0.2),
-            spectral_norm(nn.Conv2d(2 * width, 2 * width, 3, 1, 1)), nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(3, width, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(width, 2 * width, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(2 * width, 2 * width, 3, 1, 1)),
+            nn.LeakyReLU(0.2),
             spectral_norm(nn.Conv2d(2 * width, 1, 3, 1, 1)),
         )
 
@@ -97,8 +100,9 @@ def upsample_roundtrip(net: UpsamplerNet, x01: torch.Tensor) -> torch.Tensor:
     return ((out + 1) / 2).clamp(0, 1)
 
 
-def train_upsampler(net: UpsamplerNet, adversary: Adversary, images, cfg, device: torch.device,
-                    generator: torch.Generator) -> dict:
+def train_upsampler(
+    net: UpsamplerNet, adversary: Adversary, images, cfg, device: torch.device, generator: torch.Generator
+) -> dict:
     """L1 + FFT + (after ``cfg.adv_start``) hinge-GAN training of ``net`` on random crops."""
     net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
@@ -112,7 +116,11 @@ def train_upsampler(net: UpsamplerNet, adversary: Adversary, images, cfg, device
         if disc is not None:
             adv.append(disc)
     net.eval()
-    tail = rec[-max(1, len(rec) // 10):]
-    return {"steps": len(rec), "seconds": round(time.perf_counter() - t0, 2),
-            "loss_first": rec[0] if rec else float("nan"), "loss_final": sum(tail) / max(1, len(tail)),
-            "disc_loss_final": adv[-1] if adv else None}
+    tail = rec[-max(1, len(rec) // 10) :]
+    return {
+        "steps": len(rec),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "loss_first": rec[0] if rec else float("nan"),
+        "loss_final": sum(tail) / max(1, len(tail)),
+        "disc_loss_final": adv[-1] if adv else None,
+    }

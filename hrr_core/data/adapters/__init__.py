@@ -33,12 +33,24 @@ from hrr_core.confutil import ConfigError, to_dict
 from hrr_core.data import walk
 from hrr_core.data.adapters import cocofake, diffusionforensics, folder, forensynths, genimage
 from hrr_core.data.harmonise import harmonise_manifest
-from hrr_core.data.manifest import MANIFEST_COLUMNS, ManifestError, check_no_leakage, read_manifest, validate_manifest, write_manifest
+from hrr_core.data.manifest import (
+    MANIFEST_COLUMNS,
+    ManifestError,
+    check_no_leakage,
+    read_manifest,
+    validate_manifest,
+    write_manifest,
+)
 from hrr_core.io import atomic_write_bytes, atomic_write_json
 from hrr_core.schema.benchmark import DEFAULT_PRESETS, KINDS, PRESETS, RealBenchmarkConfig  # noqa: F401 (the schema's)
 
-ADAPTERS = {"forensynths": forensynths, "diffusionforensics": diffusionforensics, "genimage": genimage,
-            "cocofake": cocofake, "folder": folder}
+ADAPTERS = {
+    "forensynths": forensynths,
+    "diffusionforensics": diffusionforensics,
+    "genimage": genimage,
+    "cocofake": cocofake,
+    "folder": folder,
+}
 CANDIDATE_COLUMNS = ("id", "path", "label", "generator", "source", "split", "benchmark", "subset")
 EXTRA_COLUMNS = ("benchmark", "subset")
 ROW_COLUMNS = MANIFEST_COLUMNS + EXTRA_COLUMNS
@@ -61,25 +73,38 @@ def _shared_real(f: walk.LabelledFolder) -> bool:
 
 
 def _matches(f: walk.LabelledFolder, rule: dict[str, Any]) -> bool:
-    return (f.group in rule.get("group", [f.group]) and f.subset in rule.get("subset", [f.subset])
-            and (_shared_real(f) or f.generator in rule.get("generator", [f.generator])))
+    return (
+        f.group in rule.get("group", [f.group])
+        and f.subset in rule.get("subset", [f.subset])
+        and (_shared_real(f) or f.generator in rule.get("generator", [f.generator]))
+    )
 
 
-def assign_folders(folders: list[walk.LabelledFolder], rules: dict[str, dict[str, Any]]) -> list[tuple[walk.LabelledFolder, list[tuple[str, float, float]]]]:
+def assign_folders(
+    folders: list[walk.LabelledFolder], rules: dict[str, dict[str, Any]]
+) -> list[tuple[walk.LabelledFolder, list[tuple[str, float, float]]]]:
     """Each selected folder with its (split, lo, hi) targets. A shared real folder is kept for
     a split only when a fake folder of the same group and subset was selected for it."""
-    fake_keys = {s: {(f.group, f.subset) for f in folders if not _shared_real(f) and _matches(f, r)} for s, r in rules.items()}
+    fake_keys = {
+        s: {(f.group, f.subset) for f in folders if not _shared_real(f) and _matches(f, r)} for s, r in rules.items()
+    }
     out = []
     for f in folders:
         targets = []
         for split, rule in rules.items():
-            if _matches(f, rule) and (not _shared_real(f) or "generator" not in rule or (f.group, f.subset) in fake_keys[split]):
+            if _matches(f, rule) and (
+                not _shared_real(f) or "generator" not in rule or (f.group, f.subset) in fake_keys[split]
+            ):
                 lo, hi = rule.get("source_range", (0.0, 1.0))
                 targets.append((split, float(lo), float(hi)))
         targets.sort(key=lambda t: t[1])
         for (s1, _, hi1), (s2, lo2, _) in zip(targets, targets[1:]):
             if lo2 < hi1:
-                raise ConfigError("preset", f"folder {f.rel!r} is selected for both {s1} and {s2}; give the splits disjoint groups or source ranges")
+                raise ConfigError(
+                    "preset",
+                    f"folder {f.rel!r} is selected for both {s1} and {s2}; give the splits disjoint groups or source "
+                    "ranges",
+                )
         if targets:
             out.append((f, targets))
     return out
@@ -104,15 +129,23 @@ def _write_candidates(cfg: RealBenchmarkConfig, out_path: Path) -> tuple[str, di
         return image_root, {"rows_listed": w.rows_written}
     root = os.fspath(cfg.root)
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: benchmark root does not exist; set real_benchmark.root in params.yaml (or dvc exp run -S real_benchmark.root=...) to the folder holding {ADAPTERS[cfg.kind].LAYOUT}")
+        raise FileNotFoundError(
+            f"{root}: benchmark root does not exist; set real_benchmark.root in params.yaml (or dvc exp run -S "
+            f"real_benchmark.root=...) to the folder holding {ADAPTERS[cfg.kind].LAYOUT}"
+        )
     mod = ADAPTERS[cfg.kind]
     found = list(mod.find_folders(root, cfg))
     if not found:
-        raise ManifestError(f"{root}: no labelled folders found for kind {cfg.kind!r}; expected {mod.LAYOUT} (see docs/benchmarks.md)")
+        raise ManifestError(
+            f"{root}: no labelled folders found for kind {cfg.kind!r}; expected {mod.LAYOUT} (see docs/benchmarks.md)"
+        )
     assigned = assign_folders(found, split_rules(cfg))
     if not assigned:
         seen = sorted({(f.group, f.subset, f.generator) for f in found})[:20]
-        raise ManifestError(f"{root}: preset {cfg.preset_name!r} selected none of the {len(found)} folders found (group, subset, generator: {seen}); check the preset and the generator overrides")
+        raise ManifestError(
+            f"{root}: preset {cfg.preset_name!r} selected none of the {len(found)} folders found (group, subset, "
+            f"generator: {seen}); check the preset and the generator overrides"
+        )
     with walk.ChunkedCsvWriter(out_path, CANDIDATE_COLUMNS) as w:
         for f, targets in assigned:
             for path in walk.iter_image_files(os.path.join(root, f.rel)):
@@ -120,7 +153,9 @@ def _write_candidates(cfg: RealBenchmarkConfig, out_path: Path) -> tuple[str, di
                 source = mod.source_of(f, rel)
                 split = _pick_split(targets, source)
                 if split is not None:
-                    w.write((f"{mod.BENCHMARK}/{rel}", rel, f.label, f.generator, source, split, mod.BENCHMARK, f.subset))
+                    w.write(
+                        (f"{mod.BENCHMARK}/{rel}", rel, f.label, f.generator, source, split, mod.BENCHMARK, f.subset)
+                    )
     return root, {"folders_found": len(found), "folders_selected": len(assigned)}
 
 
@@ -146,14 +181,32 @@ def subsample(df: pd.DataFrame, max_per_class: int, seed: int) -> pd.DataFrame:
 
 def _probe_all(cand: pd.DataFrame, image_root: str, cfg: RealBenchmarkConfig, rows_path: Path, bad_path: Path) -> None:
     """Step 5: header of every candidate, streamed out; bad files listed, never raised."""
-    with walk.ChunkedCsvWriter(rows_path, ROW_COLUMNS) as out, walk.ChunkedCsvWriter(bad_path, ("path", "reason")) as bad:
+    with (
+        walk.ChunkedCsvWriter(rows_path, ROW_COLUMNS) as out,
+        walk.ChunkedCsvWriter(bad_path, ("path", "reason")) as bad,
+    ):
         for r in cand.itertuples(index=False):
             try:
                 h = walk.probe_image(os.path.join(image_root, r.path), cfg.checksums, cfg.verify)
             except walk.BadFile as exc:
                 bad.write((r.path, exc.reason))
                 continue
-            out.write((r.id, r.path, r.label, r.generator, r.source, r.split, h.width, h.height, h.format, h.sha256, r.benchmark, r.subset))
+            out.write(
+                (
+                    r.id,
+                    r.path,
+                    r.label,
+                    r.generator,
+                    r.source,
+                    r.split,
+                    h.width,
+                    h.height,
+                    h.format,
+                    h.sha256,
+                    r.benchmark,
+                    r.subset,
+                )
+            )
 
 
 def build_manifest(cfg: RealBenchmarkConfig) -> pd.DataFrame:
@@ -183,9 +236,14 @@ def build_manifest(cfg: RealBenchmarkConfig) -> pd.DataFrame:
     df = validate_manifest(df, f"{cfg.kind} manifest").sort_values("id", kind="stable").reset_index(drop=True)
     if cfg.check_leakage:
         check_no_leakage(df, f"{cfg.kind} manifest (set check_leakage: false to keep it anyway)")
-    stats.update(probed=len(cand), rows=len(df), bad_files=len(bad), walk_s=round(t1 - t0, 3),
-                 probe_s=round(time.perf_counter() - t1, 3),
-                 counts={f"{s}/{lab}": int(n) for (s, lab), n in df.groupby(["split", "label"]).size().items()})
+    stats.update(
+        probed=len(cand),
+        rows=len(df),
+        bad_files=len(bad),
+        walk_s=round(t1 - t0, 3),
+        probe_s=round(time.perf_counter() - t1, 3),
+        counts={f"{s}/{lab}": int(n) for (s, lab), n in df.groupby(["split", "label"]).size().items()},
+    )
     df.attrs.update(root=image_root, bad_files=bad, stats=stats)
     return df
 
@@ -202,8 +260,15 @@ def write_benchmark_manifest(cfg: RealBenchmarkConfig, path: str | os.PathLike) 
     df = build_manifest(cfg)
     path = write_manifest(df, path)
     write_bad_files(df.attrs["bad_files"], path.parent / "bad_files.csv")
-    atomic_write_json(path.with_name(path.stem + ".meta.json"),
-                      {"config": to_dict(cfg), "preset": PRESETS[cfg.preset_name], "root": df.attrs["root"], "stats": df.attrs["stats"]})
+    atomic_write_json(
+        path.with_name(path.stem + ".meta.json"),
+        {
+            "config": to_dict(cfg),
+            "preset": PRESETS[cfg.preset_name],
+            "root": df.attrs["root"],
+            "stats": df.attrs["stats"],
+        },
+    )
     return path
 
 

@@ -35,8 +35,13 @@ from hrr_core.data.walk import LabelledFolder, subdirs, unit_hash
 
 BENCHMARK = "cocofake"
 LAYOUT = "<root>/real/{train2014,val2014}/*.jpg and <root>/fake/{train2014,val2014}/<coco_id>/*"
-GROUP_ALIASES = {"train2014": "train2014", "train": "train2014", "val2014": "val2014",
-                 "val": "val2014", "validation": "val2014"}
+GROUP_ALIASES = {
+    "train2014": "train2014",
+    "train": "train2014",
+    "val2014": "val2014",
+    "val": "val2014",
+    "validation": "val2014",
+}
 FAKE_GENERATOR = "sd14"
 _DIGITS = re.compile(r"\d+")
 

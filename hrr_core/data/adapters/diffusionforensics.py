@@ -44,7 +44,9 @@ def find_folders(root: str, cfg: object = None) -> Iterator[LabelledFolder]:
             for gen in subdirs(os.path.join(base, group, dataset)):
                 real = gen.lower() == "real"
                 rel = "/".join(p for p in (base_rel, group, dataset, gen) if p)
-                yield LabelledFolder(rel, 0 if real else 1, "real" if real else gen.lower(), group.lower(), dataset.lower())
+                yield LabelledFolder(
+                    rel, 0 if real else 1, "real" if real else gen.lower(), group.lower(), dataset.lower()
+                )
 
 
 def source_of(folder: LabelledFolder, rel: str) -> str:

@@ -52,7 +52,9 @@ def read_list(list_path: str) -> tuple[str, Iterator[tuple]]:
     """(image root, candidate rows) of a CSV/JSON list; rows follow CANDIDATE_COLUMNS."""
     p = Path(list_path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such list file; for kind 'csv', root must be a CSV or JSON file of path,label")
+        raise FileNotFoundError(
+            f"{p}: no such list file; for kind 'csv', root must be a CSV or JSON file of path,label"
+        )
     table = pd.read_json(p) if p.suffix.lower() == ".json" else pd.read_csv(p, dtype=str, keep_default_na=False)
     table = table.astype(str)
     missing = [c for c in ("path", "label") if c not in table.columns]

@@ -31,15 +31,50 @@ BENCHMARK = "forensynths"
 LAYOUT = "<root>/{train,val}/<class>/{0_real,1_fake}/* and <root>/test/<generator>[/<class>]/{0_real,1_fake}/*"
 FOUR_CLASSES = ("car", "cat", "chair", "horse")
 TWENTY_CLASSES = (
-    "airplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "airplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 TEST_GENERATORS = (
-    "progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan",
-    "crn", "imle", "seeingdark", "san", "deepfake", "whichfaceisreal",
+    "progan",
+    "stylegan",
+    "stylegan2",
+    "biggan",
+    "cyclegan",
+    "stargan",
+    "gaugan",
+    "crn",
+    "imle",
+    "seeingdark",
+    "san",
+    "deepfake",
+    "whichfaceisreal",
 )
-GROUP_ALIASES = {"train": "train", "progan_train": "train", "val": "val", "progan_val": "val",
-                 "test": "test", "cnn_synth_testset": "test"}
+GROUP_ALIASES = {
+    "train": "train",
+    "progan_train": "train",
+    "val": "val",
+    "progan_val": "val",
+    "test": "test",
+    "cnn_synth_testset": "test",
+}
 LABEL_DIRS = {"0_real": 0, "1_fake": 1}
 
 

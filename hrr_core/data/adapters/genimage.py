@@ -27,8 +27,16 @@ from hrr_core.data.walk import LabelledFolder, subdirs
 BENCHMARK = "genimage"
 LAYOUT = "<root>/[<wrapper>/]<generator folder>/{train,val}/{ai,nature}/*"
 GENERATOR_NAMES = {
-    "midjourney": "midjourney", "sdv4": "sd14", "sd14": "sd14", "sdv5": "sd15", "sd15": "sd15",
-    "adm": "adm", "glide": "glide", "wukong": "wukong", "vqdm": "vqdm", "biggan": "biggan",
+    "midjourney": "midjourney",
+    "sdv4": "sd14",
+    "sd14": "sd14",
+    "sdv5": "sd15",
+    "sd15": "sd15",
+    "adm": "adm",
+    "glide": "glide",
+    "wukong": "wukong",
+    "vqdm": "vqdm",
+    "biggan": "biggan",
 }
 GENERATORS = ("midjourney", "sd14", "sd15", "adm", "glide", "wukong", "vqdm", "biggan")
 LABEL_DIRS = {"nature": 0, "ai": 1}
@@ -41,8 +49,13 @@ def canonical_generator(folder_name: str) -> str:
 
 def _label_dirs(gen_path: str) -> list[tuple[str, str]]:
     """(group folder, label folder) pairs of a generator folder; empty if it is not one."""
-    return [(g, lab) for g in subdirs(gen_path) if g.lower() in ("train", "val")
-            for lab in subdirs(os.path.join(gen_path, g)) if lab.lower() in LABEL_DIRS]
+    return [
+        (g, lab)
+        for g in subdirs(gen_path)
+        if g.lower() in ("train", "val")
+        for lab in subdirs(os.path.join(gen_path, g))
+        if lab.lower() in LABEL_DIRS
+    ]
 
 
 def find_folders(root: str, cfg: object = None) -> Iterator[LabelledFolder]:

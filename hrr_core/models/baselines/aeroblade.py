@@ -55,7 +55,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrr_core.io import atomic_write_json
-from hrr_core.models.ldm import load_ldm
+from hrr_core.models.baselines.autoencoder import (
+    VAEAutoencoder,
+    train_reals_autoencoder,
+)
 from hrr_core.models.baselines.common import (
     check_images,
     check_labels,
@@ -65,11 +68,8 @@ from hrr_core.models.baselines.common import (
     save_config,
     sigmoid,
 )
-from hrr_core.models.baselines.autoencoder import (
-    VAEAutoencoder,
-    train_reals_autoencoder,
-)
 from hrr_core.models.efficientnet import efficientnet_lite0
+from hrr_core.models.ldm import load_ldm
 from hrr_core.schema.baselines import AEROBLADEConfig  # noqa: F401 (config lives in the schema)
 
 EPS = 1e-12
@@ -110,14 +110,20 @@ class AEROBLADE:
             autoencoders = [load_ldm(p) for p in cfg.ldm_paths] + [VAEAutoencoder.load(p) for p in cfg.vae_dirs]
         for ae in autoencoders:
             if getattr(ae, "vae", True) is None:
-                raise ValueError("AEROBLADE needs a latent-space model with a VAE; this LatentDiffusion is "
-                                 "pixel-space (vae is None), whose encode/decode is the identity")
+                raise ValueError(
+                    "AEROBLADE needs a latent-space model with a VAE; this LatentDiffusion is "
+                    "pixel-space (vae is None), whose encode/decode is the identity"
+                )
         self.autoencoders = list(autoencoders)
         if not self.autoencoders and not self.owns_autoencoder:
-            raise ValueError("AEROBLADE needs at least one autoencoder: pass autoencoders=[...], or set ldm_paths / "
-                             "vae_dirs, or leave all three empty so that fit trains one on the real images")
+            raise ValueError(
+                "AEROBLADE needs at least one autoencoder: pass autoencoders=[...], or set ldm_paths / "
+                "vae_dirs, or leave all three empty so that fit trains one on the real images"
+            )
         self.autoencoder_stats: dict = {}
-        self.features = Lite0EarlyFeatures(cfg.feature_blocks, cfg.lite0_weights_path) if cfg.distance == "lite0_features" else None
+        self.features = (
+            Lite0EarlyFeatures(cfg.feature_blocks, cfg.lite0_weights_path) if cfg.distance == "lite0_features" else None
+        )
         self.slope, self.offset = 1.0, 0.0
         self.calibration_stats: dict = {}
         self.device = torch.device("cpu")
@@ -145,8 +151,10 @@ class AEROBLADE:
         """(B, 3, H, W) in [0, 1] -> (B,) float64 min-over-autoencoders reconstruction distance."""
         check_images(images)
         if not self.autoencoders:
-            raise ValueError("AEROBLADE has no autoencoder yet: call fit(images, labels), which trains one on the real "
-                             "images (autoencoder.*), or set ldm_paths / vae_dirs to pretrained ones")
+            raise ValueError(
+                "AEROBLADE has no autoencoder yet: call fit(images, labels), which trains one on the real "
+                "images (autoencoder.*), or set ldm_paths / vae_dirs to pretrained ones"
+            )
         out = []
         for sl in chunks(images.shape[0], self.cfg.batch_size):
             x = images[sl].to(self.device, torch.float32)  # (b, 3, H, W)
@@ -173,9 +181,11 @@ class AEROBLADE:
         """Indices of the reals that train the autoencoder and of those held out to calibrate."""
         reals = np.random.default_rng(self.cfg.seed).permutation(np.flatnonzero(y == 0))
         if len(reals) < 2:
-            raise ValueError(f"AEROBLADE.fit trains its autoencoder on real images and calibrates on other reals, "
-                             f"so it needs at least 2 real images (label 0), got {len(reals)}; add real photos to the "
-                             "training set, or set ldm_paths / vae_dirs to a pretrained autoencoder")
+            raise ValueError(
+                f"AEROBLADE.fit trains its autoencoder on real images and calibrates on other reals, "
+                f"so it needs at least 2 real images (label 0), got {len(reals)}; add real photos to the "
+                "training set, or set ldm_paths / vae_dirs to a pretrained autoencoder"
+            )
         n_cal = min(len(reals) - 1, max(1, round(self.cfg.calibration_fraction * len(reals))))
         return np.sort(reals[n_cal:]), np.sort(reals[:n_cal])
 
@@ -193,8 +203,9 @@ class AEROBLADE:
         if self.owns_autoencoder and not self.autoencoders and is_images:
             ae_idx, cal_idx = self._split_reals(y)
             ae_reals = [data[i] for i in ae_idx]
-            ae, self.autoencoder_stats = train_reals_autoencoder(ae_reals, self.cfg.autoencoder, self.device,
-                                                                       self.cfg.autoencoder_threads)
+            ae, self.autoencoder_stats = train_reals_autoencoder(
+                ae_reals, self.cfg.autoencoder, self.device, self.cfg.autoencoder_threads
+            )
             self.autoencoders = [ae]
             keep = np.sort(np.r_[cal_idx, np.flatnonzero(y == 1)])  # the autoencoder saw none of these
             data, y = [data[i] for i in keep], y[keep]
@@ -202,9 +213,12 @@ class AEROBLADE:
         s = -np.log(d + EPS)[:, None]  # (N, 1)
         lr = LogisticRegression(C=self.cfg.C, max_iter=1000).fit(s, y)
         self.slope, self.offset = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-        self.calibration_stats = {"n_calibration": int(len(y)), "n_calibration_reals": int((y == 0).sum()),
-                                  "calibration_ap": float(average_precision_score(y, s[:, 0])),
-                                  "premise_holds": self.slope > 0}
+        self.calibration_stats = {
+            "n_calibration": int(len(y)),
+            "n_calibration_reals": int((y == 0).sum()),
+            "calibration_ap": float(average_precision_score(y, s[:, 0])),
+            "premise_holds": self.slope > 0,
+        }
         return self
 
     def score(self, images: torch.Tensor) -> np.ndarray:
@@ -215,8 +229,11 @@ class AEROBLADE:
         """config.json + calibration.json, and the autoencoder ``fit`` trained (``autoencoder/``,
         diffusers layout); pretrained autoencoders stay where ldm_paths / vae_dirs point."""
         owned = self.owns_autoencoder and bool(self.autoencoders)
-        d = save_config(directory, self.cfg, {"autoencoder_dir": "autoencoder" if owned else None,
-                                              "autoencoder_stats": self.autoencoder_stats})
+        d = save_config(
+            directory,
+            self.cfg,
+            {"autoencoder_dir": "autoencoder" if owned else None, "autoencoder_stats": self.autoencoder_stats},
+        )
         if owned:
             self.autoencoders[0].save(d / "autoencoder")
         calibration = {"slope": self.slope, "offset": self.offset, **self.calibration_stats}

@@ -60,13 +60,16 @@ class VAEAutoencoder(nn.Module):
 
         d = resolve(directory)
         if not (d / "config.json").is_file():
-            raise ValueError(f"{d} is not a diffusers AutoencoderKL folder (no config.json); point vae_dirs at one, "
-                             "e.g. a Stable Diffusion checkpoint's vae/")
+            raise ValueError(
+                f"{d} is not a diffusers AutoencoderKL folder (no config.json); point vae_dirs at one, "
+                "e.g. a Stable Diffusion checkpoint's vae/"
+            )
         return cls(AutoencoderKL.from_pretrained(d)).to(device)
 
 
-def train_reals_autoencoder(reals: list[torch.Tensor], cfg: LDMConfig, device: torch.device | str = "cpu",
-                            threads: int = 1) -> tuple[VAEAutoencoder, dict]:
+def train_reals_autoencoder(
+    reals: list[torch.Tensor], cfg: LDMConfig, device: torch.device | str = "cpu", threads: int = 1
+) -> tuple[VAEAutoencoder, dict]:
     """A small AutoencoderKL trained on ``reals`` ((3, H, W) images in [0, 1], real photos of the
     training split only; each at least ``cfg.train_crop`` on both sides), with the project's VAE
     recipe and ``cfg``'s ``vae_*`` settings, on ``threads`` CPU threads (0: leave torch's setting).
@@ -75,8 +78,10 @@ def train_reals_autoencoder(reals: list[torch.Tensor], cfg: LDMConfig, device: t
     threads). Deterministic for ``cfg.seed`` and ``threads`` on one torch build.
     Returns the frozen autoencoder and training stats (steps, seconds, first/final loss)."""
     if not reals:
-        raise ValueError("AEROBLADE's autoencoder trains on real images, but none were given (labels all 1); "
-                         "the training set needs real photos, or set ldm_paths / vae_dirs to a pretrained autoencoder")
+        raise ValueError(
+            "AEROBLADE's autoencoder trains on real images, but none were given (labels all 1); "
+            "the training set needs real photos, or set ldm_paths / vae_dirs to a pretrained autoencoder"
+        )
     check_reals_autoencoder(cfg)
     before = torch.get_num_threads()
     if threads:

@@ -17,7 +17,6 @@ numbers (ACC 78.8 / AP 81.1) are for the authors' pipeline, not this one.
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

@@ -59,7 +59,9 @@ def cnnspot_augment(arr: np.ndarray, rng: np.random.Generator, cfg: CNNSpotAugme
     """
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         desc = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise ValueError(f"cnnspot_augment expects an (H, W, 3) uint8 array, got {desc}; convert with np.asarray(pil_image)")
+        raise ValueError(
+            f"cnnspot_augment expects an (H, W, 3) uint8 array, got {desc}; convert with np.asarray(pil_image)"
+        )
     u_blur = rng.random()
     sigma = rng.uniform(*cfg.blur_sigma)
     u_jpeg = rng.random()

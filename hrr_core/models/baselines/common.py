@@ -26,8 +26,10 @@ def check_images(x: torch.Tensor, min_size: int = 32, what: str = "images") -> t
         shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
         raise ValueError(f"expected {what} as a (B, 3, H, W) tensor in [0, 1], got {shape}")
     if min(x.shape[-2:]) < min_size:
-        raise ValueError(f"{what} must be at least {min_size}x{min_size} pixels, got {tuple(x.shape[-2:])}; "
-                         "upsample small images before scoring")
+        raise ValueError(
+            f"{what} must be at least {min_size}x{min_size} pixels, got {tuple(x.shape[-2:])}; "
+            "upsample small images before scoring"
+        )
     return x
 
 
@@ -42,7 +44,9 @@ def check_labels(labels: Any, n: int) -> np.ndarray:
     if y.shape != (n,):
         raise ValueError(f"expected {n} labels (one per image), got {y.shape[0]}")
     if not np.isin(y, (0.0, 1.0)).all() or len(np.unique(y)) < 2:
-        raise ValueError(f"labels must be 0 (real) / 1 (generated) with both classes present, got values {np.unique(y)}")
+        raise ValueError(
+            f"labels must be 0 (real) / 1 (generated) with both classes present, got values {np.unique(y)}"
+        )
     return y
 
 
@@ -105,8 +109,12 @@ class LinearLogit:
         scaler = StandardScaler().fit(features)
         lr = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
         lr.fit(scaler.transform(features), labels)
-        return cls(scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64),
-                   lr.coef_[0].astype(np.float64), lr.intercept_.astype(np.float64))
+        return cls(
+            scaler.mean_.astype(np.float64),
+            scaler.scale_.astype(np.float64),
+            lr.coef_[0].astype(np.float64),
+            lr.intercept_.astype(np.float64),
+        )
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """(N, D) -> (N,) float64."""

@@ -40,13 +40,20 @@ class Reconstructor(Protocol):
 
 
 @torch.no_grad()
-def dire_representation(x: torch.Tensor, ldm: Reconstructor, num_steps: int = 20, t_end: int | None = None,
-                        quantize: bool = False, batch_size: int = 8) -> torch.Tensor:
+def dire_representation(
+    x: torch.Tensor,
+    ldm: Reconstructor,
+    num_steps: int = 20,
+    t_end: int | None = None,
+    quantize: bool = False,
+    batch_size: int = 8,
+) -> torch.Tensor:
     """DIRE(x) = |x - recon(x)|: images (B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], float32
     on x's device. recon = DDIM inversion + reconstruction (``ldm.ddim_invert_reconstruct``),
     computed in chunks of ``batch_size``; deterministic (bit-exact for a
     fixed batch_size; another batch_size changes float rounding, which DDIM
-    amplifies by 1 / sqrt(alpha-bar) near T: ~1e-4 on an untrained model; cache with one batch_size). ``quantize`` rounds to multiples of 1/255."""
+    amplifies by 1 / sqrt(alpha-bar) near T: ~1e-4 on an untrained model; cache with one
+    batch_size). ``quantize`` rounds to multiples of 1/255."""
     check_images(x)
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -67,8 +74,9 @@ def dire_from_config(x: torch.Tensor, ldm: Reconstructor, cfg: DIREReprConfig) -
     ``image_size`` the images are first resized (bilinear, antialiased) to that square size,
     as the original resizes to its diffusion model's 256 px."""
     if cfg.image_size is not None and tuple(x.shape[-2:]) != (cfg.image_size, cfg.image_size):
-        x = torch.nn.functional.interpolate(x.float(), size=(cfg.image_size, cfg.image_size), mode="bilinear",
-                                            antialias=True, align_corners=False).clamp_(0.0, 1.0)  # (B, 3, S, S)
+        x = torch.nn.functional.interpolate(
+            x.float(), size=(cfg.image_size, cfg.image_size), mode="bilinear", antialias=True, align_corners=False
+        ).clamp_(0.0, 1.0)  # (B, 3, S, S)
     return dire_representation(x, ldm, cfg.num_steps, cfg.t_end, cfg.quantize, cfg.batch_size)
 
 

@@ -20,7 +20,6 @@ an even count (8) is the mean of the two middle values; borders are reflect-padd
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,8 +43,12 @@ def median_residual(x: torch.Tensor) -> torch.Tensor:
 
 def _separable(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
     """Depthwise 3x3 (stride) -> pointwise 1x1 -> BN -> ReLU."""
-    return nn.Sequential(nn.Conv2d(in_ch, in_ch, 3, stride=stride, padding=1, groups=in_ch, bias=False),
-                         nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_ch, in_ch, 3, stride=stride, padding=1, groups=in_ch, bias=False),
+        nn.Conv2d(in_ch, out_ch, 1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
 
 
 class FerretBlock(nn.Module):
@@ -72,8 +75,9 @@ class FerretNet(nn.Module):
     def __init__(self, cfg: FerretNetConfig):
         super().__init__()
         self.cfg = cfg
-        self.stem = nn.Sequential(nn.Conv2d(3, cfg.stem, 3, padding=1, bias=False), nn.BatchNorm2d(cfg.stem),
-                                  nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, cfg.stem, 3, padding=1, bias=False), nn.BatchNorm2d(cfg.stem), nn.ReLU(inplace=True)
+        )
         stages, ch = [], cfg.stem
         for width, n in zip(cfg.widths, cfg.blocks):
             stages.append(nn.Sequential(_separable(ch, width, 2), *[FerretBlock(width) for _ in range(n)]))

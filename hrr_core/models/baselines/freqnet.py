@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from hrr_core.models.baselines.trunk import TruncatedResNet
-from hrr_core.schema.baselines import FreqNetConfig  # noqa: F401 (config lives in the schema)
-
-from hrr_core.schema.baselines import FREQ_PARTS  # noqa: E402,F401
+from hrr_core.schema.baselines import (
+    FREQ_PARTS,  # noqa: E402,F401
+    FreqNetConfig,  # noqa: F401 (config lives in the schema)
+)
 
 
 def high_pass_spectrum(x: torch.Tensor, cutoff: float) -> torch.Tensor:

@@ -20,7 +20,6 @@ itself runs from 8 px; 32 is the project-wide minimum).
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

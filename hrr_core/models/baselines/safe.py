@@ -20,16 +20,17 @@ interpolating (blurring) them.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch import nn
 
 from hrr_core.models.baselines.npr import crop_to_even
 from hrr_core.models.baselines.trunk import TruncatedResNet
-from hrr_core.schema.baselines import SAFEAugmentConfig, SAFEConfig  # noqa: F401 (config lives in the schema)
-
-from hrr_core.schema.baselines import HAAR_BANDS  # noqa: E402,F401
+from hrr_core.schema.baselines import (  # noqa: F401 (config lives in the schema)
+    HAAR_BANDS,  # noqa: E402,F401
+    SAFEAugmentConfig,
+    SAFEConfig,
+)
 
 
 def haar_dwt2(x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -43,8 +44,7 @@ def haar_dwt2(x: torch.Tensor) -> dict[str, torch.Tensor]:
     x = crop_to_even(x)  # (B, C, H', W')
     a, b = x[..., 0::2, 0::2], x[..., 0::2, 1::2]  # (B, C, H'/2, W'/2) each
     c, d = x[..., 1::2, 0::2], x[..., 1::2, 1::2]
-    return {"LL": (a + b + c + d) / 2, "LH": (a + b - c - d) / 2,
-            "HL": (a - b + c - d) / 2, "HH": (a - b - c + d) / 2}
+    return {"LL": (a + b + c + d) / 2, "LH": (a + b - c - d) / 2, "HL": (a - b + c - d) / 2, "HH": (a - b - c + d) / 2}
 
 
 class HaarBands(nn.Module):
@@ -114,12 +114,15 @@ def safe_augment(arr: np.ndarray, rng: np.random.Generator, cfg: SAFEAugmentConf
     """
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         desc = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise ValueError(f"safe_augment expects an (H, W, 3) uint8 array, got {desc}; "
-                         "convert with np.asarray(pil_image)")
+        raise ValueError(
+            f"safe_augment expects an (H, W, 3) uint8 array, got {desc}; convert with np.asarray(pil_image)"
+        )
     h, w = arr.shape[:2]
     if cfg.crop is not None and min(h, w) < cfg.crop:
-        raise ValueError(f"safe_augment: image {h}x{w} is smaller than crop={cfg.crop}; SAFE crops, never resizes: "
-                         "lower augment.crop or drop smaller images")
+        raise ValueError(
+            f"safe_augment: image {h}x{w} is smaller than crop={cfg.crop}; SAFE crops, never resizes: "
+            "lower augment.crop or drop smaller images"
+        )
     top, left = rng.random(2)
     u_jit, f = rng.random(), rng.uniform(-1.0, 1.0, 3)
     hue = rng.uniform(-cfg.hue, cfg.hue)
@@ -128,7 +131,7 @@ def safe_augment(arr: np.ndarray, rng: np.random.Generator, cfg: SAFEAugmentConf
     out = arr
     if cfg.crop is not None:
         y, x = int(top * (h - cfg.crop + 1)), int(left * (w - cfg.crop + 1))
-        out = out[y: y + cfg.crop, x: x + cfg.crop]
+        out = out[y : y + cfg.crop, x : x + cfg.crop]
     if u_jit < cfg.jitter_prob:
         factors = 1.0 + f * np.array([cfg.brightness, cfg.contrast, cfg.saturation])
         out = _jitter(out, factors.astype(np.float32), hue)

@@ -48,7 +48,7 @@ def _neighbourhoods(x: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.T
     cols = F.unfold(x.unsqueeze(1), k)  # (C, k^2, h w)
     cols = cols.permute(0, 2, 1).reshape(-1, k * k)  # (C h w, k^2)
     centre = k * k // 2
-    return torch.cat([cols[:, :centre], cols[:, centre + 1:]], dim=1), cols[:, centre]
+    return torch.cat([cols[:, :centre], cols[:, centre + 1 :]], dim=1), cols[:, centre]
 
 
 def _ridge_solve(a: torch.Tensor, b: torch.Tensor, ridge: float) -> torch.Tensor:
@@ -80,8 +80,9 @@ def _as_list(images) -> list[torch.Tensor]:
 def _real_mask(labels, n: int) -> np.ndarray:
     y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels, dtype=np.float64).reshape(-1)
     if y.shape != (n,) or not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError(f"expected {n} labels in {{0 (real), 1 (generated)}}, got shape {y.shape}, "
-                         f"values {np.unique(y)}")
+        raise ValueError(
+            f"expected {n} labels in {{0 (real), 1 (generated)}}, got shape {y.shape}, values {np.unique(y)}"
+        )
     return y == 0
 
 
@@ -134,13 +135,22 @@ class SelfDescription:
         from sklearn.mixture import GaussianMixture
 
         mean, scale = desc.mean(0), desc.std(0) + 1e-8
-        gmm = GaussianMixture(self.cfg.n_components, covariance_type=self.cfg.covariance, reg_covar=self.cfg.reg_covar,
-                              random_state=self.cfg.seed).fit((desc - mean) / scale)
+        gmm = GaussianMixture(
+            self.cfg.n_components,
+            covariance_type=self.cfg.covariance,
+            reg_covar=self.cfg.reg_covar,
+            random_state=self.cfg.seed,
+        ).fit((desc - mean) / scale)
         prec = gmm.precisions_cholesky_
         if self.cfg.covariance == "diag":
             prec = np.stack([np.diag(p) for p in prec])  # (k, d, d)
-        self.arrays = {"desc_mean": mean, "desc_scale": scale, "gmm_weights": gmm.weights_,
-                       "gmm_means": gmm.means_, "gmm_prec_chol": prec}
+        self.arrays = {
+            "desc_mean": mean,
+            "desc_scale": scale,
+            "gmm_weights": gmm.weights_,
+            "gmm_means": gmm.means_,
+            "gmm_prec_chol": prec,
+        }
 
     def fit(self, images, labels) -> "SelfDescription":
         """Fit filters, density and calibration on the REAL images (label 0) only; generated
@@ -150,10 +160,12 @@ class SelfDescription:
         n_cal = int(round(self.cfg.calibration_fraction * len(idx)))
         need = max(2, self.cfg.n_components) + 1
         if len(idx) < need or n_cal < 1 or len(idx) - n_cal < need - 1:
-            raise ValueError(f"SelfDescription.fit needs real images (label 0): got {len(idx)}, needs at least {need} "
-                             f"so that {self.cfg.calibration_fraction:.0%} can be held out to calibrate and "
-                             f"n_components={self.cfg.n_components} fit on the rest; "
-                             "add real photos to the training set")
+            raise ValueError(
+                f"SelfDescription.fit needs real images (label 0): got {len(idx)}, needs at least {need} "
+                f"so that {self.cfg.calibration_fraction:.0%} can be held out to calibrate and "
+                f"n_components={self.cfg.n_components} fit on the rest; "
+                "add real photos to the training set"
+            )
         rng = np.random.default_rng(self.cfg.seed)
         perm = rng.permutation(idx)
         cal, fit = [images[i] for i in perm[:n_cal]], [images[i] for i in perm[n_cal:]]
@@ -186,7 +198,7 @@ class SelfDescription:
         means, prec = self.arrays["gmm_means"], self.arrays["gmm_prec_chol"]  # (k, d), (k, d, d)
         y = np.einsum("nd,kde->nke", z, prec) - np.einsum("kd,kde->ke", means, prec)[None]  # (N, k, d)
         log_det = np.log(np.abs(np.diagonal(prec, axis1=1, axis2=2))).sum(1)  # (k,)
-        log_n = -0.5 * (z.shape[1] * math.log(2 * math.pi) + (y ** 2).sum(2)) + log_det  # (N, k)
+        log_n = -0.5 * (z.shape[1] * math.log(2 * math.pi) + (y**2).sum(2)) + log_det  # (N, k)
         joint = log_n + np.log(self.arrays["gmm_weights"])[None]  # (N, k)
         top = joint.max(1, keepdims=True)
         return -(top[:, 0] + np.log(np.exp(joint - top).sum(1)))

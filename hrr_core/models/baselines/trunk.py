@@ -21,7 +21,6 @@ it should hold no persistent state, so the state-dict keys are those of the trun
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -21,7 +21,6 @@ Checkpoints hold the frozen encoder too (about 1.2 GB for ViT-L/14).
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,7 +45,7 @@ def fit_square(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
         h, w = max(size, round(h * s)), max(size, round(w * s))
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)  # (B, C, h, w)
     top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top:top + size, left:left + size]  # (B, C, size, size)
+    return x[..., top : top + size, left : left + size]  # (B, C, size, size)
 
 
 class CLIPImageEncoder(nn.Module):
@@ -57,8 +56,10 @@ class CLIPImageEncoder(nn.Module):
         try:
             from transformers import CLIPVisionModelWithProjection
         except ImportError as exc:
-            raise ImportError("UnivFD with encoder: clip needs transformers; `pip install transformers` "
-                              "or use encoder: efficientnet_lite0") from exc
+            raise ImportError(
+                "UnivFD with encoder: clip needs transformers; `pip install transformers` "
+                "or use encoder: efficientnet_lite0"
+            ) from exc
         from hrr_core.paths import resolve
 
         self.model = CLIPVisionModelWithProjection.from_pretrained(str(resolve(path)), local_files_only=True)
@@ -77,7 +78,9 @@ def build_encoder(cfg: UnivFDConfig) -> nn.Module:
     """The frozen feature extractor ``cfg`` names (module with ``.out_dim``)."""
     if cfg.encoder == "clip":
         return CLIPImageEncoder(cfg.clip_path, cfg.clip_input)
-    return build_backbone(BackboneConfig(name="efficientnet_lite0", pretrained=True, weights_path=cfg.lite0_weights_path))
+    return build_backbone(
+        BackboneConfig(name="efficientnet_lite0", pretrained=True, weights_path=cfg.lite0_weights_path)
+    )
 
 
 class UnivFD(nn.Module):

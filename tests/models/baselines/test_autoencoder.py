@@ -31,8 +31,11 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="model.autoencoder.vae_block_out_channels"):
         from_dict(AEROBLADEConfig, {"autoencoder": {"vae_block_out_channels": [6], "norm_num_groups": 4}}, "model")
     with pytest.raises(ConfigError, match="model.autoencoder.train_crop"):
-        from_dict(AEROBLADEConfig, {"autoencoder": {"vae_block_out_channels": [8, 8, 8], "norm_num_groups": 4,
-                                                    "train_crop": 2}}, "model")
+        from_dict(
+            AEROBLADEConfig,
+            {"autoencoder": {"vae_block_out_channels": [8, 8, 8], "norm_num_groups": 4, "train_crop": 2}},
+            "model",
+        )
     with pytest.raises(ConfigError, match="model.autoencoder.space"):
         from_dict(AEROBLADEConfig, {"autoencoder": {"space": "pixel"}}, "model")
 

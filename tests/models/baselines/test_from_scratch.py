@@ -19,8 +19,13 @@ from hrr_core.models.outputs import DetectorOutput
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY_TRUNK = {"width": 4, "blocks": [1, 1]}
-TINY = {"npr": TINY_TRUNK, "safe": TINY_TRUNK, "bsf": TINY_TRUNK, "freqnet": TINY_TRUNK,
-        "ferretnet": {"stem": 4, "widths": [8, 16], "blocks": [1, 1]}}
+TINY = {
+    "npr": TINY_TRUNK,
+    "safe": TINY_TRUNK,
+    "bsf": TINY_TRUNK,
+    "freqnet": TINY_TRUNK,
+    "ferretnet": {"stem": 4, "widths": [8, 16], "blocks": [1, 1]},
+}
 
 
 def _n_params(model) -> int:
@@ -90,8 +95,11 @@ def test_safe_augment_reproducible_changes_and_crops():
     assert a.shape == (32, 32, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
     off = SAFEAugmentConfig(jitter_prob=0.0, rotate_prob=0.0, mask_prob=0.0)
     assert np.array_equal(safe_augment(arr, np.random.default_rng(3), off), arr)
-    masked = safe_augment(arr, np.random.default_rng(3), SAFEAugmentConfig(jitter_prob=0, rotate_prob=0, mask_prob=1,
-                                                                             mask_ratio=1.0, mask_patch=8))
+    masked = safe_augment(
+        arr,
+        np.random.default_rng(3),
+        SAFEAugmentConfig(jitter_prob=0, rotate_prob=0, mask_prob=1, mask_ratio=1.0, mask_patch=8),
+    )
     assert (masked == 0).any() and np.isin(masked, np.r_[0, np.unique(arr)]).all()  # zeroed patches, no new values
     with pytest.raises(ValueError, match="never resizes"):
         safe_augment(arr[:20], np.random.default_rng(0), on)

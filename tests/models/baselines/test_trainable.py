@@ -31,8 +31,20 @@ def _check_trainable(model, x):
 
 def test_registry_is_complete():
     assert set(methods.names()) == {
-        "classifier", "hrr", "cnnspot", "npr", "dire", "univfd", "aeroblade", "spectrum_lr",
-        "safe", "ferretnet", "bsf", "freqnet", "selfdesc"}
+        "classifier",
+        "hrr",
+        "cnnspot",
+        "npr",
+        "dire",
+        "univfd",
+        "aeroblade",
+        "spectrum_lr",
+        "safe",
+        "ferretnet",
+        "bsf",
+        "freqnet",
+        "selfdesc",
+    }
     with pytest.raises(ValueError, match="unknown method kind 'cnndetect'"):
         build_baseline("cnndetect", {})
     with pytest.raises(ConfigError, match="npr.model.width"):
@@ -65,8 +77,12 @@ def test_npr_residual_zero_on_block_constant_and_matches_interpolate():
     r = npr_residual(x)
     assert r.shape == (2, 3, 36, 52) and torch.count_nonzero(r) == 0
     y = torch.rand(1, 3, 36, 52)
-    ref = y - F.interpolate(F.interpolate(y, scale_factor=0.5, mode="nearest", recompute_scale_factor=True),
-                            scale_factor=2, mode="nearest", recompute_scale_factor=True)
+    ref = y - F.interpolate(
+        F.interpolate(y, scale_factor=0.5, mode="nearest", recompute_scale_factor=True),
+        scale_factor=2,
+        mode="nearest",
+        recompute_scale_factor=True,
+    )
     assert torch.equal(npr_residual(y), ref)
 
 

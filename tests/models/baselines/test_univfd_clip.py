@@ -14,8 +14,15 @@ transformers = pytest.importorskip("transformers", reason="the CLIP path of Univ
 
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory):
-    cfg = transformers.CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                        num_attention_heads=2, image_size=32, patch_size=8, projection_dim=8)
+    cfg = transformers.CLIPVisionConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=8,
+    )
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("clip")
     transformers.CLIPVisionModelWithProjection(cfg).save_pretrained(d)
