@@ -32,7 +32,10 @@ import torch
 import hrr_core
 from hrr_core import methods
 from hrr_core.confutil import ConfigError, from_dict, to_dict
+from hrr_core.evaluation.calibration import calibrate_threshold
+from hrr_core.evaluation.metrics import binary_metrics
 from hrr_core.io import atomic_dir, atomic_write_json, sha256_file
+from hrr_core.training.checkpoint import STATE_FILE
 
 CARD_FILE = "detector.json"
 CARD_FORMAT = "hrr-detector"
@@ -189,9 +192,6 @@ def write_card_for_method(
 ) -> Path:
     """The call for ``run_train``: calibrate on the validation probabilities, add validation
     metrics at that threshold and at 0.5, and write the card for ``cfg.method(method)``."""
-    from hrr_core.evaluation.calibration import calibrate_threshold
-    from hrr_core.evaluation.metrics import binary_metrics
-
     m = cfg.method(method)
     probs, labels = np.asarray(val_probs, np.float64), np.asarray(val_labels).astype(int)
     threshold = calibrate_threshold(probs, labels)
@@ -299,8 +299,6 @@ def _not_safetensors(path: Path) -> str | None:
 def _refuse_pickles(files: list[Path], model_dir: Path) -> None:
     """Every file inference may deserialise must be safetensors or JSON (the training state
     ``best/state.pt`` is never unpickled here: only its hash is checked)."""
-    from hrr_core.training.checkpoint import STATE_FILE
-
     for f in files:
         if f == model_dir / BEST_DIR / STATE_FILE:
             continue

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hrr_core.data.manifest import absolute_paths, read_manifest
+
 MANIFEST = Path("data") / "embedded" / "manifest.csv"
 STUDY_COLUMNS = ("condition", "level", "seed")
 ANY = "(any)"  # a filter value meaning "no filter"
@@ -69,8 +71,6 @@ def load_predictions(
 ) -> pd.DataFrame:
     """Per-image scores of ``method`` joined with the manifest: id, path (absolute), label,
     generator, split, size, score, logit, pred, correct and ``margin`` = |score - threshold|."""
-    from hrr_core.data.manifest import absolute_paths, read_manifest
-
     root = Path(root)
     scores_file = root / "results" / method / "scores.csv"
     if not scores_file.is_file():

@@ -38,6 +38,8 @@ from hrr_core.card import CheckedCard, DetectorLoadError, check_card
 from hrr_core.data.transforms import to_tensor, to_uint8
 from hrr_core.data.walk import display_path
 from hrr_core.io import ImageLoadError, image_to_array, load_image, sha256_file
+from hrr_core.runtime import resolve_device
+from hrr_core.training.checkpoint import CheckpointError, load_weights
 
 MAX_BATCH_PIXELS = 1 << 25  # about 400 MB of float32 input per batch, whatever batch_size says
 DECODE_CHUNK = 8  # files a decoding worker hands over at once (fewer, larger messages between processes)
@@ -230,8 +232,6 @@ class Detector:
 
 
 def _load_model(checked: CheckedCard, device: torch.device):
-    from hrr_core.training.checkpoint import CheckpointError, load_weights
-
     spec = methods.get(checked.card.get("baseline") or checked.card["kind"])
     try:
         if spec.is_scorer:
@@ -248,8 +248,6 @@ def _load_model(checked: CheckedCard, device: torch.device):
 def load_detector(model_dir, device: str = "auto") -> Detector:
     """Rebuild the detector described by ``model_dir/detector.json`` with the weights of
     ``model_dir/best/``; raises :class:`DetectorLoadError` naming the file and the fix."""
-    from hrr_core.runtime import resolve_device
-
     checked = check_card(model_dir)
     dev = resolve_device(device)
     model = _load_model(checked, dev)

@@ -8,6 +8,8 @@ bias: see shared benchmarks notes), so the build fails loudly instead of reporti
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from hrr_core.benchmark.stats import stats_markdown
@@ -140,6 +142,4 @@ def dataset_card(
 
 
 def _json(obj) -> str:
-    import json
-
     return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ import pandas as pd
 import torch
 
 from hrr_core.benchmark.splits import Crop, assign_splits, sample_crops
-from hrr_core.data.manifest import write_manifest
+from hrr_core.data.manifest import absolute_paths, write_manifest
 from hrr_core.data.transforms import encode_image, estimate_jpeg_quality, to_tensor, to_uint8
 from hrr_core.io import atomic_write_bytes, atomic_write_json
 from hrr_core.schema.benchmark import BenchmarkConfig  # noqa: F401 (config lives in the schema)
@@ -218,9 +220,6 @@ LINK_MODES = ("hardlink", "symlink", "copy")
 def _place(src: Path, target: Path, mode: str) -> None:
     """Put ``src`` at ``target``: a hard link (a copy where the filesystem refuses one), an
     absolute symbolic link, or a copy."""
-    import os
-    import shutil
-
     if mode == "symlink":
         os.symlink(src.resolve(), target)
         return
@@ -240,8 +239,6 @@ def export_folder_view(manifest: pd.DataFrame, dest: Path, split: str = "test", 
     space; absolute symlinks; or copies. Reals shared by every generator appear under each
     generator's ``0_real``. Files already at their target are kept. The CLI with checks and
     an atomic swap is :mod:`hrr_core.benchmark.export`."""
-    from hrr_core.data.manifest import absolute_paths
-
     if mode not in LINK_MODES:
         raise ValueError(f"mode must be one of {LINK_MODES}, got {mode!r}")
     dest = Path(dest)

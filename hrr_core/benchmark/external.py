@@ -36,7 +36,7 @@ from hrr_core.confutil import to_dict
 from hrr_core.data.adapters import PRESETS, build_manifest, write_bad_files
 from hrr_core.data.harmonise import harmonise_manifest
 from hrr_core.data.manifest import absolute_paths, write_manifest
-from hrr_core.io import atomic_write_json
+from hrr_core.io import atomic_write_json, image_to_array, load_image
 from hrr_core.schema.benchmark import RealBenchmarkSelection  # noqa: F401 (config lives in the schema)
 
 
@@ -137,8 +137,6 @@ def real_card(sel: RealBenchmarkSelection, df: pd.DataFrame, audit: dict, stats:
 def real_sample_grid(df: pd.DataFrame, n_rows: int = 3, seed: int = 0):
     """Columns: the test reals, then each test generator's fakes; ``n_rows`` random images each."""
     import matplotlib.pyplot as plt
-
-    from hrr_core.io import image_to_array, load_image
 
     test = df[df["split"] == "test"]
     cols = [("real", test[test["label"] == 0])] + [

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hrr_core.confutil import from_dict
+from hrr_core.losses.classification import bce_objective
 from hrr_core.schema.methods import METHOD_CONFIGS, method_config_class
 
 IMAGE_MIN_SIDE = 32  # the project-wide minimum of every image backbone and baseline
@@ -37,8 +38,6 @@ def _image_min_side(_model_cfg: Any) -> int:
 
 
 def _bce(_model_cfg: Any):
-    from hrr_core.losses.classification import bce_objective
-
     return bce_objective
 
 

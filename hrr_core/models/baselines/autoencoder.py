@@ -20,6 +20,7 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from hrr_core.models.ldm import LDMConfig, build_vae, train_vae
+from hrr_core.paths import resolve
 from hrr_core.schema.baselines import check_reals_autoencoder, reals_autoencoder_config  # noqa: F401
 
 
@@ -56,8 +57,6 @@ class VAEAutoencoder(nn.Module):
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> "VAEAutoencoder":
-        from hrr_core.paths import resolve
-
         d = resolve(directory)
         if not (d / "config.json").is_file():
             raise ValueError(

@@ -28,6 +28,7 @@ from torch import nn
 from hrr_core.models.backbones import BackboneConfig, build_backbone
 from hrr_core.models.baselines.common import check_images
 from hrr_core.models.outputs import DetectorOutput
+from hrr_core.paths import resolve
 from hrr_core.schema.baselines import UnivFDConfig  # noqa: F401 (config lives in the schema)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -60,8 +61,6 @@ class CLIPImageEncoder(nn.Module):
                 "UnivFD with encoder: clip needs transformers; `pip install transformers` "
                 "or use encoder: efficientnet_lite0"
             ) from exc
-        from hrr_core.paths import resolve
-
         self.model = CLIPVisionModelWithProjection.from_pretrained(str(resolve(path)), local_files_only=True)
         self.size = int(self.model.config.image_size)
         self.out_dim = int(self.model.config.projection_dim)
