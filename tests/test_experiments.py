@@ -39,6 +39,8 @@ TRAINED = ("cnn", "hrr", "cnnspot", "npr", "univfd", "dire")  # methods with a t
 def experiment(smoke_repo, tmp_path_factory):
     """(repo, {command: its stdout}): the baseline committed in a copy, then every command of LOOP."""
     repo = smoke_repo.copy_to(tmp_path_factory.mktemp("experiments") / "repo")
+    for key, value in (("user.name", "t"), ("user.email", "t@t"), ("commit.gpgsign", "false")):
+        repo.run("git", "config", key, value)  # dvc exp run commits the experiment with this identity
     repo.git("add", "-A")
     repo.git("commit", "-qm", "smoke baseline")
     shown = {}
@@ -70,8 +72,7 @@ def test_exp_show_lists_the_experiment_beside_the_baseline(experiment):
     table = shown[LOOP[1]]
     assert EXPERIMENT in table and "workspace" in table and PARAM.rsplit(".", 1)[0] in table, table
     rows = json.loads(repo.dvc("exp", "show", "--json").stdout)
-    baseline = rows[0]  # the workspace first, then HEAD with its experiments
-    head = next(r for r in rows if r["rev"] != "workspace")
+    workspace, head = rows[0], rows[1]  # the workspace (it holds the experiment), then HEAD with its experiments
     exp = next(e for e in head["experiments"] if e["name"] == EXPERIMENT)["revs"][0]
 
     def values(row: dict) -> tuple[float, dict]:
@@ -80,7 +81,7 @@ def test_exp_show_lists_the_experiment_beside_the_baseline(experiment):
         return param, data["metrics"]["metrics/evaluate/spectrum_lr.json"]["data"]["mean"]
 
     (c_head, mean_head), (c_exp, mean_exp) = values(head), values(exp)
-    assert (c_head, c_exp) == (OLD, NEW) and baseline["rev"] == "workspace"
+    assert workspace["rev"] == "workspace" and (c_head, c_exp, values(workspace)[0]) == (OLD, NEW, NEW)
     assert set(mean_head) == set(mean_exp) >= {"ap", "auc", "acc"}, "both rows carry the same metrics"
 
 
