@@ -70,7 +70,8 @@ def test_exp_run_reruns_only_the_touched_stages(experiment):
 def test_exp_show_lists_the_experiment_beside_the_baseline(experiment):
     repo, shown = experiment
     table = shown[LOOP[1]]
-    assert EXPERIMENT in table and "workspace" in table and PARAM.rsplit(".", 1)[0] in table, table
+    # a wide table: without a terminal DVC drops the columns past ~1000 characters, so the params are read from --json
+    assert EXPERIMENT in table and "workspace" in table and "metrics/evaluate/spectrum_lr.json:mean.ap" in table, table
     rows = json.loads(repo.dvc("exp", "show", "--json").stdout)
     workspace, head = rows[0], rows[1]  # the workspace (it holds the experiment), then HEAD with its experiments
     exp = next(e for e in head["experiments"] if e["name"] == EXPERIMENT)["revs"][0]
@@ -112,7 +113,9 @@ def test_plots_show_has_the_dvclive_training_curves(experiment):
     repo, shown = experiment
     page = Path(re.search(r"file://(\S+index\.html)", shown[LOOP[6]]).group(1))
     specs = _specs(page.read_text())
-    curves = {m: [s for s in specs if f"models/{m}/live/plots/metrics" in json.dumps(s)] for m in TRAINED}
-    assert all(curves.values()), {m: len(c) for m, c in curves.items()}
-    assert all(v["step"] is not None for c in curves["hrr"] for v in c[0]["data"]["values"])
+    titles = {s["title"]["text"]: s for s in specs if isinstance(s.get("title"), dict)}
+    missing = [m for m in TRAINED if f"models/{m}/live/plots/metrics/val/ap.tsv" not in titles]
+    assert not missing, f"no DVCLive validation-AP curve for {missing} in {page}"
+    points = titles["models/hrr/live/plots/metrics/train/loss.tsv"]["data"]["values"]
+    assert points and all(float(v["step"]) >= 1 and float(v["loss"]) > 0 for v in points), points
 
