@@ -37,6 +37,8 @@ SETTINGS = {  # JupyterLab user settings: never save, every cell in the DOM, sta
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none", "autoStartDefaultKernel": True},
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
+STDOUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']"
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 RUN_TIMEOUT = 900  # s for "Run All Cells": the explorer re-renders HRR's mistakes on a busy 2-core CPU
 
 
@@ -83,7 +85,8 @@ def lab(smoke_repo, tmp_path_factory):
         path.write_text(json.dumps(values))
     venv = Path(sys.executable).parent
     env = {k: v for k, v in smoke_repo.env.items() if k != "HRR_PROJECT_ROOT"}  # found from notebooks/, as by hand
-    env.update(VIRTUAL_ENV=str(venv.parent), JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
+    env.update(VIRTUAL_ENV=str(venv.parent), JUPYTER_CONFIG_DIR=str(home / "config"),
+               JUPYTER_DATA_DIR=str(home / "data"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), IPYTHONDIR=str(home / "ipython"),
                MPLCONFIGDIR=str(home / "mpl"), OMP_NUM_THREADS="1")
@@ -175,8 +178,9 @@ def _visible(driver, css: str) -> list:
 
 
 def _assert_no_errors(driver, notebook: str) -> None:
-    stderr = [e.text for e in _visible(driver, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")]
-    assert not [t for t in stderr if "Traceback" in t or "Error:" in t], f"{notebook}: error output:\n" + "\n".join(stderr)
+    stderr = [e.text for e in _visible(driver, STDERR)]
+    errors = [t for t in stderr if "Traceback" in t or "Error:" in t]
+    assert not errors, f"{notebook}: error output:\n" + "\n".join(errors)
 
 
 def _loaded_images(driver, at_least: int = 1, css: str = ".jp-OutputArea-output img") -> list[int]:
@@ -221,7 +225,7 @@ def test_explorer_runs_in_jupyterlab_with_dropdowns_tables_and_figures(lab, brow
     _run_all_cells(browser)
     print(f"explore.ipynb: Run All Cells took {time.monotonic() - started:.0f} s")
     _assert_no_errors(browser, "explore.ipynb")
-    streams = "\n".join(e.text for e in _visible(browser, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']"))
+    streams = "\n".join(e.text for e in _visible(browser, STDOUT))
     assert "reading results from" in streams and "outputs/interactive" not in streams, "the pipeline's results are read"
 
     widget = _visible(browser, ".widget-interact")
@@ -236,7 +240,8 @@ def test_explorer_runs_in_jupyterlab_with_dropdowns_tables_and_figures(lab, brow
 
     Select(selects["method"]).select_by_visible_text("cnn")
     WebDriverWait(browser, 120, ignored_exceptions=(StaleElementReferenceException,)).until(  # the output is redrawn
-        lambda d: (t := widget[0].find_elements(By.CSS_SELECTOR, ".widget-output table")) and _methods_in(t[0]) == {"cnn"})
+        lambda d: (t := widget[0].find_elements(By.CSS_SELECTOR, ".widget-output table"))
+        and _methods_in(t[0]) == {"cnn"})
     assert [w for w in _loaded_images(browser, css=".widget-output img") if w > 0], "the AP bars are redrawn"
     _screenshot(browser, widget[0], tmp_path / "explore_metrics_cnn.png")
 

@@ -89,8 +89,10 @@ def test_exp_show_lists_the_experiment_beside_the_baseline(experiment):
 def test_exp_diff_and_params_diff_show_the_change(experiment):
     _, shown = experiment
     for command in (LOOP[2], LOOP[3]):
-        assert PARAM in shown[command] and str(OLD) in shown[command] and str(NEW) in shown[command], (command, shown[command])
-    assert "metrics/evaluate/spectrum_lr.json" in shown[LOOP[2]] + shown[LOOP[4]], "a metric of the touched method changed"
+        text = shown[command]
+        assert PARAM in text and str(OLD) in text and str(NEW) in text, (command, text)
+    changed = shown[LOOP[2]] + shown[LOOP[4]]
+    assert "metrics/evaluate/spectrum_lr.json" in changed, "a metric of the touched method changed"
 
 
 def test_plots_diff_writes_html_whose_plots_load(experiment):
@@ -100,7 +102,8 @@ def test_plots_diff_writes_html_whose_plots_load(experiment):
     page = repo.root / "diff_plots" / "index.html"
     html = page.read_text()
     local = _local_references(html)
-    assert local and all((page.parent / ref).is_file() for ref in local), [r for r in local if not (page.parent / r).is_file()]
+    missing = [ref for ref in local if not (page.parent / ref).is_file()]
+    assert local and not missing, f"{page} references missing files: {missing}"
     remote = re.findall(r"""src\s*=\s*["'](https?://[^"']+)["']""", html)
     assert remote and all(r.startswith(CDN) for r in remote), remote
     specs = _specs(html)

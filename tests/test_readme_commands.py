@@ -20,21 +20,23 @@ SHELL = {"bash", "sh", "shell", "console"}
 EXEMPT = re.compile(r"not run by the tests: needs \w", re.I)
 SETUP = "tests/test_repo.py::test_readme_opens_with_the_two_commands_and_ci_runs_the_second"  # .ci/run runs them
 EXPERIMENTS = "tests/test_experiments.py::"
+EXPLORER = "tests/test_browser.py::test_explorer_runs_in_jupyterlab_with_dropdowns_tables_and_figures"
+EXPAND = "tests/test_predict.py::test_expand_inputs_reports_instead_of_raising"  # folders and globs
 TESTED_BY = {
     "python3 -m venv .venv": (SETUP,),
-    ". .venv/bin/activate": (SETUP, "tests/test_browser.py::test_explorer_runs_in_jupyterlab_with_dropdowns_tables_and_figures"),
+    ". .venv/bin/activate": (SETUP, EXPLORER),
     "pip install -e '.[dev]'": (SETUP,),
     "pytest": (SETUP,),
     "dvc repro": ("tests/test_pipeline.py::test_repro_produces_every_output",  # on the smoke profile
                   "tests/test_pipeline.py::test_second_repro_does_nothing_and_metrics_show"),
-    "jupyter lab notebooks/": ("tests/test_browser.py::test_explorer_runs_in_jupyterlab_with_dropdowns_tables_and_figures",
+    "jupyter lab notebooks/": (EXPLORER,
                                "tests/test_browser.py::test_stage_notebook_opened_by_hand_reads_the_pipeline_outputs"),
     "hrr-detect data/embedded/images/test --checkpoint models/hrr --output results/hrr_test_predictions.csv": (
-        "tests/test_cli.py::test_corpus_run_exits_1_and_writes_the_good_files",
-        "tests/test_predict.py::test_expand_inputs_reports_instead_of_raising"),
+        "tests/test_cli.py::test_corpus_run_exits_1_and_writes_the_good_files", EXPAND),
     "hrr-detect photo.jpg 'shots/**/*.png' -c models/cnn -o out.json --threshold 0.7": (
-        "tests/test_cli.py::test_all_good_exits_0_with_json", "tests/test_predict.py::test_expand_inputs_reports_instead_of_raising"),
-    "dvc exp run -n lower-c -S methods.spectrum_lr.model.C=0.001": (EXPERIMENTS + "test_exp_run_reruns_only_the_touched_stages",),
+        "tests/test_cli.py::test_all_good_exits_0_with_json", EXPAND),
+    "dvc exp run -n lower-c -S methods.spectrum_lr.model.C=0.001": (
+        EXPERIMENTS + "test_exp_run_reruns_only_the_touched_stages",),
     "dvc exp show --only-changed": (EXPERIMENTS + "test_exp_show_lists_the_experiment_beside_the_baseline",),
     "dvc exp diff": (EXPERIMENTS + "test_exp_diff_and_params_diff_show_the_change",),
     "dvc params diff": (EXPERIMENTS + "test_exp_diff_and_params_diff_show_the_change",),
@@ -111,7 +113,7 @@ def test_every_fenced_block_names_its_language():
 
 def test_every_readme_command_is_run_by_a_named_test_or_marked():
     tested, exempt = user_commands(README)
-    assert exempt and any("accelerate launch" in c for c in exempt) and any("real_benchmark.source" in c for c in exempt)
+    assert any("accelerate launch" in c for c in exempt) and any("real_benchmark.source" in c for c in exempt), exempt
     untested = sorted(set(tested) - set(TESTED_BY))
     assert not untested, f"README commands no test runs (add the test to TESTED_BY, or mark the block): {untested}"
     stale = sorted(set(TESTED_BY) - set(tested))
