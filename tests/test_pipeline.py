@@ -1,6 +1,7 @@
 """End to end: the real pipeline on the smoke profile, in a fresh git + DVC copy of the repo.
 
-One `dvc repro` runs every stage (so every notebook through papermill); the checks then cover
+One `dvc repro` runs every stage (so every notebook through papermill; the `smoke_repo` fixture of
+conftest.py, shared with the experiment and browser tests); the checks then cover
 what a user relies on: outputs and metrics exist, executed notebooks hold no error, an
 immediate second `dvc repro` does nothing, and `dvc metrics show` reads the metrics.
 """
@@ -8,68 +9,15 @@ immediate second `dvc repro` does nothing, and `dvc metrics show` reads the metr
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 1500) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
-        )
-    return proc
-
-
-@pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory) -> tuple[Path, dict]:
-    """A copy of the working tree (tracked + untracked, not ignored) with profile: smoke."""
-    dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    for generated in ("dvc.lock", "metrics", "figures", "reports", "plots"):  # start from nothing
-        target = dest / generated
-        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["profile"] = "smoke"
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {
-        **os.environ,
-        "DVC_NO_ANALYTICS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "HRR_PROJECT_ROOT": str(dest),
-    }
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
-    _run(["git", "init", "-q"], dest, env)
-    _run(git + ["add", "-A"], dest, env)
-    _run(git + ["commit", "-qm", "copy"], dest, env)
-    _run([sys.executable, "-m", "dvc", "repro"], dest, env)
-    return dest, env
-
-
 def test_repro_produces_every_output(smoke_repo):
-    repo, _ = smoke_repo
+    repo = smoke_repo.root
     methods = yaml.safe_load((repo / "params.yaml").read_text())["methods"]
     prepare = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert prepare["bias_audit_ok"] is True and prepare["fake"] > 0 and prepare["real"] > 0
@@ -103,7 +51,7 @@ def test_repro_produces_every_output(smoke_repo):
 
 
 def test_executed_notebooks_hold_no_errors(smoke_repo):
-    repo, _ = smoke_repo
+    repo = smoke_repo.root
     executed = sorted((repo / "outputs" / "notebooks").glob("*.ipynb"))
     assert len(executed) >= 6
     for nb in executed:
@@ -113,8 +61,7 @@ def test_executed_notebooks_hold_no_errors(smoke_repo):
 
 
 def test_second_repro_does_nothing_and_metrics_show(smoke_repo):
-    repo, env = smoke_repo
-    again = _run([sys.executable, "-m", "dvc", "repro"], repo, env, timeout=300)
+    again = smoke_repo.dvc("repro", timeout=300)
     assert "Running stage" not in again.stdout, again.stdout
-    shown = _run([sys.executable, "-m", "dvc", "metrics", "show"], repo, env, timeout=120)
+    shown = smoke_repo.dvc("metrics", "show", timeout=120)
     assert "metrics/evaluate" in shown.stdout
