@@ -69,7 +69,8 @@ def smoke_project(tmp_path_factory) -> Path:
         ensure(graph[f"evaluate@{method}"], graph, cfg, root, echo=lambda *a: None)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump({**params, "profile": "smoke"}, sort_keys=False))
-    shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
+    for name in ("dvc.yaml", "dvc.code.yaml"):
+        shutil.copy(ROOT / name, root / name)
     plain = pd.read_csv(root / "results" / "cnn" / "results.csv", dtype={"size": str})
     study = pd.concat(
         [plain.assign(condition="none", level=0, seed=0), plain.assign(condition="jpeg", level=75, seed=0)]
