@@ -24,10 +24,21 @@ from hrr_core.models.msr import MSRConfig, retrospect
 from hrr_core.schema.retrospection import RetrospectionConfig
 
 
+def msr_representation(msr: MSRConfig, ldm: LatentDiffusion | None) -> Representation:
+    """What the cache stores for HRR: MSR through ``ldm``, one (K, C', S, S) tensor per image,
+    keyed by the resolved MSR config (the one definition the cache, its key and the registry use)."""
+
+    def fn(images, generator):
+        return list(retrospect(images, ldm, msr, generator).unbind(0))  # each (K, C', S, S)
+
+    return Representation("msr", msr.resolved(), fn, msr.num_scales)
+
+
 def cache_key(msr: MSRConfig, cfg: RetrospectionConfig) -> str:
     """The folder name of one MSR configuration's cache (changes with the MSR config, the LDM
     and the seed; not with batch or shard sizes)."""
-    return representation_key("msr", msr.resolved(), cfg)
+    rep = msr_representation(msr, None)
+    return representation_key(rep.name, rep.config, cfg)
 
 
 def prepare_ldm(
@@ -58,9 +69,6 @@ def compute_cache(
 ) -> dict:
     """Make sure the MSR representation of every image of ``rows`` (a manifest slice) is cached
     under ``root/<cache_key>``; compute only the missing ones. Returns cost figures."""
-    rep = Representation(
-        "msr", msr.resolved(), lambda images, g: list(retrospect(images, ldm, msr, g).unbind(0)), msr.num_scales
-    )  # each (K, C', S, S)
     return compute_representation_cache(
-        rows, rep, cfg, root, ldm.device if ldm is not None else torch.device("cpu"), log
+        rows, msr_representation(msr, ldm), cfg, root, ldm.device if ldm is not None else torch.device("cpu"), log
     )

@@ -4,20 +4,11 @@ the HRR objective; its card carries the retrospection LDM when retrospection is 
 from pathlib import Path
 
 from hrr_core.confutil import to_dict
-from hrr_core.data.cache import Representation
 from hrr_core.losses.objective import HRRObjective
 from hrr_core.methods import MethodSpec
 from hrr_core.models.hrr import HRRDetector
-from hrr_core.models.msr import minimum_input_size, retrospect
-
-
-def _representation(cfg, ldm) -> Representation:
-    msr = cfg.msr
-
-    def fn(images, generator):
-        return list(retrospect(images, ldm, msr, generator).unbind(0))  # each (K, C', S, S)
-
-    return Representation("msr", msr.resolved(), fn, msr.num_scales)
+from hrr_core.models.msr import minimum_input_size
+from hrr_core.retrospection import msr_representation
 
 
 def _ldm_dir(cfg, retrospection_ldm: Path) -> Path | None:
@@ -55,7 +46,7 @@ SPEC = MethodSpec(
     build=HRRDetector,
     objective=lambda cfg: HRRObjective(cfg.objective),
     reads="msr",
-    representation=_representation,
+    representation=lambda cfg, ldm: msr_representation(cfg.msr, ldm),
     ldm_dir=_ldm_dir,
     min_side=lambda cfg: minimum_input_size(cfg.msr.resolved()),
     train_report=_train_report,
