@@ -32,7 +32,7 @@ def _params(**dire_repr) -> dict:
         "study": {"cross_train": []},
         "zoo": {},
         "train": {"epochs": 1, "batch_size": 4, "max_steps": 2, "warmup_steps": 0, "log_every_steps": 1},
-        "evaluate": {"n_boot": 0, "batch_size": 8, "by_size": False},
+        "evaluate": {"n_boot": 0, "batch_size": 8, "by_size": False, "reference": None},
         "retrospection": {
             "ldm": {
                 "space": "pixel",

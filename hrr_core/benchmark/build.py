@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hrr_core.benchmark.splits import Crop, assign_splits, sample_crops
+from hrr_core.benchmark.splits import Crop, assign_splits, collection_of, sample_crops
 from hrr_core.data.manifest import absolute_paths, write_manifest
 from hrr_core.data.transforms import encode_image, estimate_jpeg_quality, to_tensor, to_uint8
 from hrr_core.io import atomic_write_bytes, atomic_write_json
@@ -48,7 +48,8 @@ def make_real_set(photos: pd.DataFrame, load_photo, cfg: BenchmarkConfig) -> Rea
 
     ``load_photo(row) -> (H, W, 3) uint8``. Each photo draws from its own RNG stream, so adding a
     photo does not change the crops of the others."""
-    group_split = assign_splits(list(photos["group"]), cfg.split_fractions, cfg.split_seed)
+    style = photos.loc[photos["collection"].isin(cfg.style_shift), "group"] if "collection" in photos else []
+    group_split = assign_splits(list(photos["group"]), cfg.split_fractions, cfg.split_seed, list(style))
     crops: dict[str, list[Crop]] = {"train": [], "val": [], "test": []}
     gen_train: list[np.ndarray] = []
     train_rows = [r for _, r in photos.iterrows() if group_split[r["group"]] == "train"]
@@ -78,14 +79,23 @@ def _write(out_dir: Path, rel: str, data: bytes) -> dict:
 
 
 def _row(
-    rid: str, rel: dict, label: int, generator: str, crop: Crop, split: str, cfg: BenchmarkConfig, group: str
+    rid: str,
+    rel: dict,
+    label: int,
+    generator: str,
+    crop: Crop,
+    split: str,
+    cfg: BenchmarkConfig,
+    origin: tuple[str, str],
 ) -> dict:
+    group, collection = origin  # the photo's group and source collection
     return {
         "id": rid,
         **rel,
         "label": label,
         "generator": generator,
         "source": group,
+        "collection": collection or "unknown",
         "photo": crop.photo_id,
         "split": split,
         "width": crop.size,
@@ -95,7 +105,7 @@ def _row(
     }
 
 
-def write_reals(real: RealSet, groups: dict[str, str], out_dir: Path, cfg: BenchmarkConfig) -> list[dict]:
+def write_reals(real: RealSet, groups: dict[str, tuple[str, str]], out_dir: Path, cfg: BenchmarkConfig) -> list[dict]:
     rows = []
     ext = "png" if cfg.codec == "png" else "jpg"
     for split, crops in real.crops.items():
@@ -112,7 +122,7 @@ def write_fakes(
     family: str,
     gen,
     real: RealSet,
-    groups: dict[str, str],
+    groups: dict[str, tuple[str, str]],
     out_dir: Path,
     cfg: BenchmarkConfig,
     device: torch.device,
@@ -167,7 +177,8 @@ def build_benchmark(
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     real = make_real_set(photos, load_photo, cfg)
-    groups = dict(zip(photos["id"], photos["group"]))
+    collections = photos["collection"] if "collection" in photos else [""] * len(photos)
+    groups = {i: (g, c) for i, g, c in zip(photos["id"], photos["group"], collections)}  # photo -> (group, collection)
     rows = write_reals(real, groups, out_dir, cfg)
     log(f"reals: {len(rows)} crops, {len(real.gen_train)} generator-training crops ({time.perf_counter() - t0:.1f}s)")
     stats, shared = {}, {}  # shared: models two families use (the latent LDM of ldm_img2img / ldm_sample)
@@ -204,6 +215,14 @@ def photo_table(seed_table: pd.DataFrame, cfg: BenchmarkConfig) -> pd.DataFrame:
     a deterministic subset (sorted by id, then every n-th) for small profiles."""
     table = seed_table if cfg.include_grey else seed_table[~seed_table["is_grey"].astype(bool)]
     table = table.sort_values("id").reset_index(drop=True)
+    if "package" in table:
+        table = table.assign(collection=[collection_of(p) for p in table["package"]])
+        unknown = sorted(set(cfg.style_shift) - set(table["collection"]))
+        if unknown:
+            raise ValueError(
+                f"benchmark.style_shift names {unknown}, not collections of the seed set; "
+                f"pick from {sorted(set(table['collection']))} in params.yaml"
+            )
     if cfg.max_photos is not None and len(table) > cfg.max_photos:
         idx = np.linspace(0, len(table) - 1, cfg.max_photos).round().astype(int)
         table = table.iloc[np.unique(idx)].reset_index(drop=True)

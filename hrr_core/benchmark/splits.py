@@ -6,6 +6,7 @@ source, and every fake made from such a crop, lands in the same split. [G]
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,12 +16,16 @@ from hrr_core.data.manifest import SPLITS
 from hrr_core.data.transforms import resize_short_side
 
 
-def assign_splits(groups: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, str]:
+def assign_splits(
+    groups: Sequence[str], fractions: Sequence[float], seed: int, test_only: Sequence[str] = ()
+) -> dict[str, str]:
     """Map each distinct group to train/val/test with the given fractions, fixed by ``seed``.
 
     Groups are sorted before shuffling, so the result depends on the set of groups and the
-    seed only. Every split gets at least one group."""
-    unique = sorted(set(groups))
+    seed only. Every split gets at least one group. Groups in ``test_only`` (the style-shift
+    collections' photos) go to test and the fractions split the others."""
+    forced = sorted(set(groups) & set(test_only))
+    unique = sorted(set(groups) - set(forced))
     if len(unique) < len(SPLITS):
         raise ValueError(f"need at least {len(SPLITS)} source photos to split, got {len(unique)}")
     if len(fractions) != len(SPLITS) or any(f <= 0 for f in fractions):
@@ -36,7 +41,14 @@ def assign_splits(groups: Sequence[str], fractions: Sequence[float], seed: int) 
     out = {}
     for i, group in enumerate(shuffled):
         out[group] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+    out.update({group: "test" for group in forced})
     return out
+
+
+def collection_of(package: str) -> str:
+    """The source collection of a seed photo: its package name without a version suffix
+    (``lomiri-wallpapers-16.04`` and ``-20.04`` are one collection, one style)."""
+    return re.sub(r"-\d[\d.]*$", "", str(package))
 
 
 @dataclass(frozen=True)

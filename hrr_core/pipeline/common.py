@@ -86,6 +86,21 @@ def loader(
     )
 
 
+FIT_SPLITS = ("train", "val")
+
+
+def require_fit_splits(rows: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``rows`` unchanged if every one is from the train or val split; else a ValueError: no
+    training, early stopping, checkpoint choice, threshold or search may see a test row."""
+    bad = rows.loc[~rows["split"].isin(FIT_SPLITS), "id"] if len(rows) else []
+    if len(bad):
+        raise ValueError(
+            f"{where} received {len(bad)} rows outside train/val (e.g. {list(bad[:3])}); "
+            "fitting and calibration see the train and val splits only"
+        )
+    return rows
+
+
 def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: bool = False):
     """Train ``method`` (seed ``train.seed`` after its overrides) into ``out`` (best/, last/,
     history.csv); return (metrics, history, train rows, val rows). Sees train and val only."""
@@ -98,8 +113,8 @@ def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: b
     )
     seed_everything(tcfg.seed)
     train_df, val_df = (
-        training_set(manifest, m.train_generators, "train"),
-        training_set(manifest, m.train_generators, "val"),
+        require_fit_splits(training_set(manifest, m.train_generators, "train"), f"fit_method({method!r}) train"),
+        require_fit_splits(training_set(manifest, m.train_generators, "val"), f"fit_method({method!r}) val"),
     )
     if spec.is_scorer:
         metrics, history = _fit_scorer(cfg, method, train_df, val_df, out)

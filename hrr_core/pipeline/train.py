@@ -23,8 +23,8 @@ import pandas as pd
 from hrr_core import methods
 from hrr_core.card import write_card_for_method
 from hrr_core.data.manifest import read_manifest
-from hrr_core.io import atomic_write_json
-from hrr_core.pipeline.common import bind_benchmark, fit_method, score_split
+from hrr_core.io import atomic_write_bytes, atomic_write_json
+from hrr_core.pipeline.common import bind_benchmark, fit_method, require_fit_splits, score_split
 from hrr_core.pipeline.paths import StagePaths, stage_paths
 from hrr_core.runtime import is_main_process
 from hrr_core.schema import PROFILES, Config, load_config
@@ -45,9 +45,12 @@ def run(cfg: Config, paths: StagePaths, method: str, resume: bool = False) -> di
 
 def write_card(cfg: Config, method: str, train_df: pd.DataFrame, val_df: pd.DataFrame, paths: StagePaths) -> None:
     """Make ``models/<method>`` self-describing for hrr-detect: config, preprocessing, and the
-    threshold calibrated on validation scores (never test)."""
-    scored = score_split(cfg, method, val_df, paths)
+    threshold calibrated on validation scores (never test), and keep those scores
+    (``val_scores.csv``: the evaluate stage's TPR@FPR threshold and calibration read them)."""
+    scored = score_split(cfg, method, require_fit_splits(val_df, "write_card"), paths)
     labels = val_df.set_index("id").loc[scored["id"], "label"]
+    val_scores = val_df[["id", "generator", "label"]].merge(scored[["id", "score"]], on="id")
+    atomic_write_bytes(paths.model_dir(method) / "val_scores.csv", val_scores.to_csv(index=False).encode())
     summary = {
         "manifest": str(paths.manifest(cfg).relative_to(paths.root)),
         "n_train": len(train_df),

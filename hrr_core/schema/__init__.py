@@ -145,6 +145,12 @@ class Config:
             f"families of benchmark.families {list(self.benchmark.families)}",
             sorted(unknown),
         )
+        check(
+            self.evaluate.reference is None or self.evaluate.reference in self.methods,
+            "evaluate.reference",
+            f"null or a key of methods: {sorted(self.methods)}",
+            self.evaluate.reference,
+        )
         # the nested sections are validated by their own dataclasses
         self.zoo_config()
         self.retrospection_config()

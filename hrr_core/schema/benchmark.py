@@ -49,8 +49,15 @@ class BenchmarkConfig:
     gen_train_crops: int = 512
     batch_size: int = 32
     crop_seed: int = 1
+    style_shift: tuple[str, ...] = ("palapeli-data",)
 
     def __post_init__(self) -> None:
+        check(
+            len(set(self.style_shift)) == len(self.style_shift),
+            "style_shift",
+            "distinct seed collections (provenance.csv package names without version)",
+            self.style_shift,
+        )
         check(
             len(self.crop_sizes) > 0 and all(32 <= s <= 1024 for s in self.crop_sizes),
             "crop_sizes",

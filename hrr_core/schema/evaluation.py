@@ -46,19 +46,52 @@ class RobustnessConfig:
         return out
 
 
+PROCESSINGS = ("jpeg", "webp", "resize", "sharpen")
+
+
+@dataclass(frozen=True)
+class ProcessedRealsConfig:
+    """``evaluate.processed_reals:``: everyday processing applied to the test REALS, which stay
+    labelled real; their false-positive rate at the calibrated threshold shows a detector that
+    learned "processed = fake". Empty lists skip a processing."""
+
+    jpeg: tuple[int, ...] = (50,)  # JPEG quality
+    webp: tuple[int, ...] = (50,)  # WebP quality
+    resize: tuple[float, ...] = (0.5,)  # down by the factor and back up (bicubic)
+    sharpen: tuple[float, ...] = (1.0,)  # unsharp-mask amount (radius 2 px)
+
+    def __post_init__(self) -> None:
+        check(all(1 <= q <= 100 for q in self.jpeg), "jpeg", "qualities in 1..100", self.jpeg)
+        check(all(1 <= q <= 100 for q in self.webp), "webp", "qualities in 1..100", self.webp)
+        check(all(0.1 <= f < 1.0 for f in self.resize), "resize", "factors in [0.1, 1)", self.resize)
+        check(all(0 < a <= 5 for a in self.sharpen), "sharpen", "amounts in (0, 5]", self.sharpen)
+
+    def conditions(self) -> list[tuple[str, float]]:
+        """(processing, level) pairs in a fixed order."""
+        return [(name, float(level)) for name in PROCESSINGS for level in getattr(self, name)]
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """``evaluate:``: how test sets are scored."""
+    """``evaluate:``: how test sets are scored. The decision threshold of every headline
+    number is calibrated on validation (the detector card's); ``threshold`` is the fixed
+    secondary one (ACC@0.5). Intervals resample source photos (cluster bootstrap)."""
 
     threshold: float = 0.5
     n_boot: int = 200
     by_size: bool = True
     batch_size: int = 64
+    fpr_target: float = 0.05  # TPR at this false-positive rate, its threshold from validation reals
+    ece_bins: int = 10  # expected calibration error: equal-width probability bins
+    reference: str | None = "hrr"  # paired photo-level differences of every method against this one
+    processed_reals: ProcessedRealsConfig = field(default_factory=ProcessedRealsConfig)
 
     def __post_init__(self) -> None:
         check(0.0 < self.threshold < 1.0, "threshold", "a probability in (0, 1)", self.threshold)
         check(self.n_boot >= 0, "n_boot", ">= 0 (0 disables intervals)", self.n_boot)
         check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        check(0.0 < self.fpr_target < 0.5, "fpr_target", "a rate in (0, 0.5)", self.fpr_target)
+        check(2 <= self.ece_bins <= 100, "ece_bins", "2..100", self.ece_bins)
 
 
 @dataclass(frozen=True)

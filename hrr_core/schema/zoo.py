@@ -16,6 +16,9 @@ from hrr_core.confutil import check
 from hrr_core.schema.models import LDMConfig
 
 FAMILIES = ("vae", "ldm_img2img", "pixel_ddpm", "gan_upsampler", "ldm_sample")
+# Families whose fakes come from another family's model: training on either one has seen that
+# model, so neither is held out for a detector trained on the other (hrr_core.evaluation.heldout).
+SHARED_MODEL = {"ldm_sample": "ldm_img2img"}
 
 
 def _check_common(cfg) -> None:
