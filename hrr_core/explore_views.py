@@ -14,7 +14,10 @@ import torch
 
 from hrr_core.explore import ANY, compare_commits, confident_mistakes, filter_rows, options
 
-METRIC_COLUMNS = ["method", "test", "size", "condition", "level", "n", "acc", "real_acc", "fake_acc", "ap", "auc"]
+METRIC_COLUMNS = [
+    "method", "train", "test", "held_out", "photos", "size", "condition", "level", "seed", "n",
+    "acc", "real_acc", "fake_acc", "tpr_at_fpr", "ap", "auc", "ece",
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------- HRR: what each scale sees
@@ -168,6 +171,8 @@ def metrics_view(metrics: pd.DataFrame, show: Callable = print) -> tuple[Callabl
 
     def render(method=ANY, test=ANY, size="all", condition="none"):
         rows = filter_rows(metrics, method=method, test=test, size=size, condition=condition)
+        if "photos" in rows:  # protocol-v2 tables also hold style-shift / in-style rows
+            rows = rows[rows["photos"].fillna("all") == "all"]
         show(rows[[c for c in METRIC_COLUMNS if c in rows.columns]].round(3).reset_index(drop=True))
         if rows.empty:
             return

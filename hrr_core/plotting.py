@@ -54,9 +54,16 @@ def sample_grid(
     return fig
 
 
+def _all_photos(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows over all test photos (protocol-v2 tables also hold style-shift / in-style rows)."""
+    return results[results["photos"] == "all"] if "photos" in results else results
+
+
 def metric_bars(results: pd.DataFrame, metrics: Sequence[str] = ("acc", "ap")) -> plt.Figure:
-    """Per test generator bars of each metric with bootstrap 95% intervals, one hue per method."""
-    overall = results[results["size"] == "all"]
+    """Per test generator bars of each metric with photo-level bootstrap 95% intervals, one hue
+    per method (ACC at the threshold calibrated on validation)."""
+    overall = _all_photos(results)
+    overall = overall[overall["size"] == "all"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
     methods = sorted(overall["method"].unique())
     tests = list(dict.fromkeys(overall["test"]))
@@ -72,7 +79,7 @@ def metric_bars(results: pd.DataFrame, metrics: Sequence[str] = ("acc", "ap")) -
         ax.set_xticks(np.arange(len(tests)), tests, rotation=30, ha="right")
         ax.set_ylim(0, 1.02)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-        ax.set_title(f"{metric.upper()} per test generator (95% bootstrap CI)")
+        ax.set_title(f"{metric.upper()} per test generator (95% photo-level CI)")
     axes[0][-1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
@@ -93,7 +100,8 @@ def roc_figure(roc: pd.DataFrame) -> plt.Figure:
 
 def size_figure(results: pd.DataFrame, metric: str = "acc") -> plt.Figure:
     """``metric`` per stored image size and test generator."""
-    part = results[results["size"] != "all"].assign(size=lambda d: d["size"].astype(int))
+    part = _all_photos(results)
+    part = part[part["size"] != "all"].assign(size=lambda d: d["size"].astype(int))
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     sns.lineplot(data=part, x="size", y=metric, hue="test", style="method", markers=True, ax=ax)
     ax.set_ylim(0, 1.02)

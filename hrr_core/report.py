@@ -55,15 +55,94 @@ def _load(folder: Path) -> dict:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
 
 
+def _ci(d: dict, k: str) -> str:
+    lo_hi = d.get("ci", {}).get(k)
+    return f"{_fmt(d['mean'].get(k))} [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else _fmt(d["mean"].get(k))
+
+
+def _heldout_table(evals: dict) -> list[str]:
+    v2 = {m: e for m, e in evals.items() if "heldout" in e}
+    if not v2:
+        return []
+    fpr = next(iter(v2.values()))["thresholds"]["fpr_target"]
+    lines = [
+        "### Headline: held-out generators, thresholds calibrated on validation (main run, seed `train.seed`)",
+        "",
+        "Macro means over the test generators each detector did **not** train on (nor shares a model with: "
+        "`ldm_sample` samples `ldm_img2img`'s model), 95% intervals from a bootstrap over source photos. ACC, "
+        f"real-ACC and fake-ACC at the threshold that maximises balanced accuracy on validation; TPR at {fpr:.0%} "
+        "FPR at the threshold that lets that share of validation reals through; ECE: expected calibration error of "
+        "the scores; ACC@0.5 at the field's fixed threshold. In-family: the mean over the families it trained on.",
+        "",
+        "| method | trained on | held out | AP | AUC | ACC | real-ACC | fake-ACC | TPR@5%FPR | ECE | ACC@0.5 | "
+        "in-family AP |",
+        "|---" * 12 + "|",
+    ]
+    for m, e in v2.items():
+        h, fam = e["heldout"], e["in_family"]
+        lines.append(
+            f"| {m} | {'+'.join(e.get('train_generators', []))} | {', '.join(h['families'])} | {_ci(h, 'ap')} | "
+            f"{_fmt(h['mean'].get('auc'))} | {_ci(h, 'acc')} | {_fmt(h['mean'].get('real_acc'))} | "
+            f"{_fmt(h['mean'].get('fake_acc'))} | {_ci(h, 'tpr_at_fpr')} | {_fmt(h['mean'].get('ece'))} | "
+            f"{_fmt(h['mean'].get('acc_at05'))} | {_fmt(fam.get('mean', {}).get('ap'))} |"
+        )
+    return lines + [""]
+
+
+def _style_table(evals: dict) -> list[str]:
+    v2 = {m: e["style_shift"] for m, e in evals.items() if "style_shift" in e}
+    if not v2:
+        return []
+    first = next(iter(v2.values()))
+    lines = [
+        "### Style shift: held-out generators on photos of a collection no detector photo came from",
+        "",
+        f"Test photos of `{', '.join(first['collections'])}` ({first['heldout']['n_photos']} photos) are held out of "
+        "train and val whole (`benchmark.style_shift`); the other test photos share collections with the training "
+        f"photos ({first['heldout_in_style']['n_photos']} photos). Held-out macro means, 95% photo-level intervals.",
+        "",
+        "| method | style-shift AP | in-style AP | style-shift ACC | in-style ACC |",
+        "|---|---|---|---|---|",
+    ]
+    for m, st in v2.items():
+        a, b = st["heldout"], st["heldout_in_style"]
+        lines.append(f"| {m} | {_ci(a, 'ap')} | {_ci(b, 'ap')} | {_ci(a, 'acc')} | {_ci(b, 'acc')} |")
+    return lines + [""]
+
+
+def _paired_table(compare: dict) -> list[str]:
+    diffs = compare.get("differences", {})
+    if not diffs:
+        return []
+    ref = compare["reference"]
+    lines = [
+        f"### Paired differences against {ref} (same test images, held-out generators)",
+        "",
+        f"Method minus {ref}, macro mean over the generators held out for both, with a paired bootstrap over "
+        f"source photos ({compare['n_boot']} redraws; both methods redrawn alike). **Resolved** = the 95% interval "
+        "excludes 0; otherwise the data cannot order the two.",
+        "",
+        "| method | ΔAP | ΔAUC | ΔACC | ΔTPR@5%FPR |",
+        "|---|---|---|---|---|",
+    ]
+
+    def cell(d):
+        mark = " **resolved**" if d["resolved"] else ""
+        return f"{d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]{mark}"
+
+    for m, d in diffs.items():
+        lines.append(f"| {m} | {cell(d['ap'])} | {cell(d['auc'])} | {cell(d['acc'])} | {cell(d['tpr_at_fpr'])} |")
+    return lines + [""]
+
+
 def _headline(studies: dict) -> list[str]:
     lines = [
-        "### Headline: mean ± std over training seeds",
+        "### Seeds: held-out means ± std over training seeds",
         "",
-        "Macro means over test generators of each seed's model, then mean ± sample std over seeds (`study.seeds`; "
-        "stage "
-        "`study@<method>`, `metrics/study/<method>.json`).",
+        "Each seed's model: the macro mean over its held-out test generators at its own validation thresholds, "
+        "then mean ± sample std over seeds (`study.seeds`; stage `study@<method>`, `metrics/study/<method>.json`).",
         "",
-        "| method | trained on | seeds | mean AP | mean AUC | mean ACC | mean real-ACC | mean fake-ACC |",
+        "| method | trained on | seeds | AP | AUC | ACC | TPR@5%FPR | ACC@0.5 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for m, st in studies.items():
@@ -71,32 +150,92 @@ def _headline(studies: dict) -> list[str]:
         seeds = str(len(st["seeds"])) if len(st["seeds"]) > 1 else "1 (deterministic fit)"
         lines.append(
             f"| {m} | {'+'.join(st['train_generators'])} | {seeds} | {_pm(h['ap'])} | {_pm(h['auc'])} | "
-            f"{_pm(h['acc'])} | {_pm(h['real_acc'])} | {_pm(h['fake_acc'])} |"
+            f"{_pm(h['acc'])} | {_pm(h.get('tpr_at_fpr', {}))} | {_pm(h.get('acc_at05', {}))} |"
         )
     return lines + [""]
+
+
+def _processed(studies: dict) -> list[str]:
+    rows = {m: st["processed_reals"] for m, st in studies.items() if "processed_reals" in st}
+    if not rows:
+        return []
+    conds = list(dict.fromkeys(c for p in rows.values() for c in p["conditions"]))
+    n = sorted({p["n_reals"] for p in rows.values()})
+    lines = [
+        "### Processed reals stay real: false-positive rate at the calibrated threshold",
+        "",
+        f"Every test real ({', '.join(map(str, n))} images) as stored and after everyday processing "
+        "(`evaluate.processed_reals`: JPEG, WebP, resize down and back up, unsharp-mask sharpening), still labelled "
+        'real. A rate far above the clean one means the detector learned "processed = fake". 95% photo-level '
+        "intervals.",
+        "",
+        "| method | " + " | ".join(conds) + " |",
+        "|---" * (1 + len(conds)) + "|",
+    ]
+    for m, p in rows.items():
+        c = p["conditions"]
+        cells = [
+            f"{_fmt(c[k]['fpr'])} [{_fmt(c[k]['ci'][0])}, {_fmt(c[k]['ci'][1])}]" if k in c else "–" for k in conds
+        ]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def reading(evals: dict, compare: dict, studies: dict) -> list[str]:
+    """The Results section's prose: every number in it is read from the metrics here."""
+    v2 = {m: e for m, e in evals.items() if "heldout" in e and e["heldout"]["families"]}
+    if not v2:
+        return []
+    ranked = sorted(v2, key=lambda m: -v2[m]["heldout"]["mean"]["ap"])
+    best, worst = ranked[0], ranked[-1]
+    b = v2[best]["heldout"]
+    text = [
+        "**Reading these numbers** (generated from the metrics by `hrr_core.report`). On the held-out generators "
+        f"({', '.join(b['families'])}), {best} has the highest AP, {_ci(b, 'ap')}, and {worst} the lowest, "
+        f"{_fmt(v2[worst]['heldout']['mean']['ap'])}; the ranking by AP is {', '.join(ranked)}."
+    ]
+    if "hrr" in v2:
+        h = v2["hrr"]["heldout"]["mean"]
+        text.append(
+            f"HRR's held-out AP is {_fmt(h['ap'])} (rank {ranked.index('hrr') + 1} of {len(ranked)}); at its "
+            f"calibrated threshold its real-ACC is {_fmt(h['real_acc'])} and fake-ACC {_fmt(h['fake_acc'])}, "
+            f"and its TPR at 5% FPR is {_fmt(h['tpr_at_fpr'])}."
+        )
+    diffs = compare.get("differences", {})
+    if diffs:
+        ref = compare["reference"]
+        better = [m for m, d in diffs.items() if d["ap"]["resolved"] and d["ap"]["diff"] > 0]
+        worse = [m for m, d in diffs.items() if d["ap"]["resolved"] and d["ap"]["diff"] < 0]
+        open_ = [m for m, d in diffs.items() if not d["ap"]["resolved"]]
+        text.append(
+            f"Against {ref} on the same images, the paired photo-level interval of ΔAP resolves "
+            f"{len(better) + len(worse)} of {len(diffs)} differences: better than {ref}: "
+            f"{', '.join(better) or 'none'}; worse: {', '.join(worse) or 'none'}; not resolved by the data: "
+            f"{', '.join(open_) or 'none'}."
+        )
+    if studies:
+        std = [st["headline"]["ap"]["std"] for st in studies.values() if st["headline"]["ap"].get("std") is not None]
+        if std:
+            text.append(f"Across training seeds the held-out AP moves by a std of {min(std):.3f} to {max(std):.3f}.")
+    return [" ".join(text), ""]
 
 
 def _main_run(evals: dict) -> list[str]:
     gens = sorted({g for e in evals.values() for g in e if isinstance(e[g], dict) and "ap" in e[g] and g != "mean"})
     lines = [
-        "### Main run per test generator (seed `train.seed`)",
+        "### Main run per test generator (AP; seed `train.seed`; *in italics*: in-family)",
         "",
-        "| method | trained on | mean ACC | mean real-ACC | mean fake-ACC | mean AP | mean AUC | "
-        + " | ".join(f"AP {g}" for g in gens)
-        + " |",
-        "|---" * (7 + len(gens)) + "|",
+        "| method | trained on | " + " | ".join(gens) + " |",
+        "|---" * (2 + len(gens)) + "|",
     ]
     for method, e in evals.items():
-        m = e["mean"]
-        lines.append(
-            f"| {method} | {'+'.join(e.get('train_generators', []))} | {_fmt(m['acc'])} | {_fmt(m['real_acc'])} | "
-            f"{_fmt(m['fake_acc'])} | {_fmt(m['ap'])} | {_fmt(m['auc'])} | "
-            + " | ".join(_fmt(e.get(g, {}).get("ap")) for g in gens)
-            + " |"
-        )
+        inside = set(e.get("in_family_generators", []))
+        cells = [f"*{_fmt(e.get(g, {}).get('ap'))}*" if g in inside else _fmt(e.get(g, {}).get("ap")) for g in gens]
+        lines.append(f"| {method} | {'+'.join(e.get('train_generators', []))} | " + " | ".join(cells) + " |")
     return lines + [
         "",
-        "Per-size numbers and 95% intervals: `results/<method>/results.csv`; `dvc metrics show` prints every figure.",
+        "Per-size and per-photo-set numbers with 95% intervals: `results/<method>/results.csv`; `dvc metrics show` "
+        "prints every figure.",
         "",
     ]
 
@@ -104,7 +243,7 @@ def _main_run(evals: dict) -> list[str]:
 def _matrix(studies: dict) -> list[str]:
     gens = sorted({g for st in studies.values() for row in st["matrix"].values() for g in row if g != "mean"})
     lines = [
-        "### Cross-generator matrix (AP; train on one family, test on each)",
+        "### Cross-generator matrix (AP; train on one family, test on each; mean over the held-out ones)",
         "",
         "| method | trained on | " + " | ".join(gens) + " | mean |",
         "|---" * (3 + len(gens)) + "|",
@@ -112,7 +251,7 @@ def _matrix(studies: dict) -> list[str]:
     for m, st in studies.items():
         for train, row in st["matrix"].items():
             lines.append(
-                f"| {m} | {train} | " + " | ".join(_fmt(row.get(g)) for g in gens) + f" | {_fmt(row['mean'])} |"
+                f"| {m} | {train} | " + " | ".join(_fmt(row.get(g)) for g in gens) + f" | {_fmt(row.get('mean'))} |"
             )
     return lines + [""]
 
@@ -133,7 +272,7 @@ def _robustness(studies: dict, n_images) -> list[str]:
         "harmonise": "harmonised {}px",
     }
     lines = [
-        "### Robustness of the main model (mean AP over test generators)",
+        "### Robustness of the main model (mean AP over held-out test generators)",
         "",
         f"Scored on a fixed stratified sample of the test split ({n_images} images; `study.max_images`), each "
         "condition "
@@ -159,7 +298,8 @@ def _ablations(evals: dict, ablations: dict, trains: dict) -> list[str]:
     lines = [
         "### HRR ablations",
         "",
-        "Each row changes one part of `methods.hrr` (`ablations:` in params.yaml); rows of "
+        "Each row changes one part of `methods.hrr` (`ablations:` in params.yaml), means over held-out generators, "
+        "ACC at the calibrated threshold; rows of "
         "`ablation_run` ran in this profile, the others are listed in `metrics/evaluate/ablation-*.json` as skipped. "
         "AFR dims kept: groups of AFR weights the sparsity penalty left non-zero.",
         "",
@@ -169,9 +309,8 @@ def _ablations(evals: dict, ablations: dict, trains: dict) -> list[str]:
     for name, key, e in [("full HRR", "hrr", evals["hrr"]), *((k, f"ablation-{k}", v) for k, v in ablations.items())]:
         afr = trains.get(key, {}).get("afr")
         kept = f"{afr['active_dims']}/{afr['dims']} (λ={afr['lambda_omega']:g})" if afr else "–"
-        lines.append(
-            f"| {name} | {_fmt(e['mean']['acc'])} | {_fmt(e['mean']['ap'])} | {_fmt(e['mean']['auc'])} | {kept} |"
-        )
+        mean = e.get("heldout", {}).get("mean") or e["mean"]
+        lines.append(f"| {name} | {_fmt(mean['acc'])} | {_fmt(mean['ap'])} | {_fmt(mean['auc'])} | {kept} |")
     return lines + [""]
 
 
@@ -190,7 +329,7 @@ def render_results(root: Path) -> str:
         f"Embedded benchmark, every number below from profile `{', '.join(profile)}` (`dvc repro` on a 2-core CPU; the "
         "`full` profile runs every seed, family, condition and ablation and is meant for a GPU). Generated by "
         "`python -m hrr_core.report` from `metrics/`; regenerate with `dvc repro && python -m hrr_core.report`. "
-        "Fake = positive; ACC at threshold 0.5; means are macro-averages over test generators.",
+        "Fake = positive; means are macro-averages over test generators; the protocol is docs/protocol.md.",
         "",
     ]
     prep = root / "metrics" / "prepare.json"
@@ -202,8 +341,11 @@ def render_results(root: Path) -> str:
             f"{'passed' if p['bias_audit_ok'] else 'FAILED'}. Per-family difficulty is in `reports/dataset_card.md`.",
             "",
         ]
+    compare = json.loads(cmp.read_text()) if (cmp := root / "metrics" / "compare.json").is_file() else {}
+    lines += reading(evals, compare, studies)
+    lines += _heldout_table(evals) + _paired_table(compare) + _style_table(evals)
     if studies:
-        lines += _headline(studies)
+        lines += _headline(studies) + _processed(studies)
     lines += _main_run(evals)
     if studies:
         sizes = {st.get("robustness_images") for st in studies.values()}

@@ -23,6 +23,7 @@ from PIL import Image, ImageFilter
 from hrr_core.data.transforms import decode_image, encode_image
 from hrr_core.schema.evaluation import (
     CONDITIONS,  # noqa: E402
+    PROCESSINGS,
     RobustnessConfig,  # noqa: F401 (config lives in the schema)
 )
 
@@ -77,3 +78,32 @@ def condition_transform(cfg: RobustnessConfig, condition: str, level: float) -> 
     if condition == "harmonise":
         return lambda a: harmonise(a, int(level), cfg.harmonise_quality)
     raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+
+
+def webp(arr: np.ndarray, quality: int) -> np.ndarray:
+    """Encode as lossy WebP at ``quality`` and decode (PIL's libwebp)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="WEBP", quality=int(quality), method=4)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.uint8)
+
+
+def sharpen(arr: np.ndarray, amount: float) -> np.ndarray:
+    """Unsharp mask (radius 2 px, ``amount`` x the detail added back), as photo apps sharpen."""
+    mask = ImageFilter.UnsharpMask(radius=2, percent=int(round(100 * amount)), threshold=0)
+    return np.asarray(Image.fromarray(arr).filter(mask), dtype=np.uint8)
+
+
+def processing_transform(name: str, level: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The uint8 -> uint8 function of one everyday processing of ``evaluate.processed_reals``
+    (applied to test reals, which stay real)."""
+    if name == "jpeg":
+        return lambda a: jpeg(a, int(level))
+    if name == "webp":
+        return lambda a: webp(a, int(level))
+    if name == "resize":
+        return lambda a: downscale(a, level)
+    if name == "sharpen":
+        return lambda a: sharpen(a, level)
+    raise ValueError(f"unknown processing {name!r}; known: {', '.join(PROCESSINGS)}")

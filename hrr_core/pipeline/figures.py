@@ -1,7 +1,8 @@
 """Stage ``figures``: every figure from the outputs of the stages above it (metric bars with
 intervals, ROC and PR curves, size curves, training curves, ablation bars, the study's
 cross-generator heatmap, robustness curves with the bias audit, AFR sparsity and the
-retrospection residual maps). A change to plotting re-runs only this stage."""
+retrospection residual maps), and ``metrics/compare.json``: every method's paired photo-level
+difference against ``evaluate.reference``. A change to plotting re-runs only this stage."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from hrr_core import methods
 from hrr_core.benchmark.build import families_of
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.data.transforms import to_tensor
+from hrr_core.evaluation.heldout import split_families
 from hrr_core.evaluation.metrics import pr_points
 from hrr_core.evaluation.protocol import generator_set
-from hrr_core.io import image_to_array, load_image
+from hrr_core.evaluation.tables import operating_points, paired_difference
+from hrr_core.io import atomic_write_json, image_to_array, load_image
 from hrr_core.models.ldm import LatentDiffusion
 from hrr_core.models.msr import retrospect
 from hrr_core.pipeline.paths import StagePaths
@@ -104,6 +107,35 @@ def study_figures(cfg: Config, paths: StagePaths, manifest: pd.DataFrame) -> dic
     return figures
 
 
+def paired_comparisons(cfg: Config, paths: StagePaths, manifest: pd.DataFrame, n_boot: int = 1000) -> dict:
+    """Every method minus ``evaluate.reference`` on the same test images: the macro mean over the
+    test generators held out for both, with a paired photo-level 95% interval (each method at
+    its own validation thresholds); ``resolved`` when the interval excludes 0."""
+    ref = cfg.evaluate.reference
+    if ref is None or ref not in cfg.methods:
+        return {}
+    test = manifest[manifest["split"] == "test"]
+    families = list(families_of(test))
+
+    def scored(m):
+        return test.merge(pd.read_csv(paths.results_dir(m) / "scores.csv")[["id", "score"]], on="id")
+
+    ref_scores, ref_ops = scored(ref), operating_points(cfg, manifest, paths.model_dir(ref))
+    ref_held, _ = split_families(cfg.method(ref).train_generators, families)
+    out = {"reference": ref, "n_boot": n_boot, "differences": {}}
+    for m in cfg.methods:
+        if m == ref:
+            continue
+        held = [f for f in split_families(cfg.method(m).train_generators, families)[0] if f in ref_held]
+        if not held:
+            continue
+        diff = paired_difference(
+            scored(m), ref_scores, held, operating_points(cfg, manifest, paths.model_dir(m)), ref_ops, n_boot, cfg.seed
+        )
+        out["differences"][m] = {"families": held, **diff}
+    return out
+
+
 def run(cfg: Config, paths: StagePaths) -> dict:
     """Figures from every method's results: metric bars with CIs, ROC and PR curves, size
     curves, training curves, the ablation bars, and the study's figures (cross-generator
@@ -124,7 +156,9 @@ def run(cfg: Config, paths: StagePaths) -> dict:
     ablations = ablation_table(paths)
     if len(ablations):
         figures["ablations.png"] = ablation_figure(ablations)
-    figures.update(study_figures(cfg, paths, read_manifest(paths.manifest(cfg))))
+    manifest = read_manifest(paths.manifest(cfg))
+    figures.update(study_figures(cfg, paths, manifest))
+    atomic_write_json(paths.metrics / "compare.json", paired_comparisons(cfg, paths, manifest))
     for name, fig in figures.items():
         save_figure(fig, paths.figures / name)
     return {"figures": [str(paths.figures / n) for n in figures], "results": results, "ablations": ablations}

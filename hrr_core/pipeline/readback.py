@@ -11,25 +11,27 @@ from hrr_core.pipeline.paths import StagePaths
 
 
 def ablation_table(paths: StagePaths) -> pd.DataFrame:
-    """Mean metrics of full HRR and of every ablation row that ran (skipped rows left out)."""
+    """Mean metrics of full HRR and of every ablation row that ran (skipped rows left out): the
+    macro mean over held-out generators (protocol v2), else over every test generator."""
     rows = []
     for f in sorted((paths.metrics / "evaluate").glob("*.json")):
         if f.stem == "hrr" or f.stem.startswith("ablation-"):
             data = json.loads(f.read_text())
             if "mean" in data:
-                rows.append(
-                    {"row": "full HRR" if f.stem == "hrr" else f.stem.removeprefix("ablation-"), **data["mean"]}
-                )
+                mean = data.get("heldout", {}).get("mean") or data["mean"]
+                rows.append({"row": "full HRR" if f.stem == "hrr" else f.stem.removeprefix("ablation-"), **mean})
     return pd.DataFrame(rows)
 
 
 def read_studies(paths: StagePaths, names: list[str]) -> pd.DataFrame:
-    """Every method's tidy study table that exists (empty frame when none ran)."""
+    """Every method's tidy study table that exists (empty frame when none ran), over all test
+    photos (the style-shift / in-style rows are left to the metrics)."""
     parts = [
         pd.read_csv(paths.study_dir(m) / "study.csv", dtype={"size": str})
         for m in names
         if (paths.study_dir(m) / "study.csv").exists()
     ]
+    parts = [p[p["photos"] == "all"] if "photos" in p else p for p in parts]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

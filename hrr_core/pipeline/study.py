@@ -29,9 +29,9 @@ from hrr_core.benchmark.build import families_of
 from hrr_core.confutil import deep_merge
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.data.transforms import to_tensor
-from hrr_core.evaluation.metrics import METRIC_NAMES
-from hrr_core.evaluation.protocol import results_table
-from hrr_core.evaluation.robustness import condition_transform
+from hrr_core.evaluation.robustness import condition_transform, processing_transform
+from hrr_core.evaluation.stats import cluster_bootstrap
+from hrr_core.evaluation.tables import OperatingPoints, cluster_column, operating_points, results_rows
 from hrr_core.inference import load_detector
 from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
 from hrr_core.pipeline.common import bind_benchmark, fit_method, score_split
@@ -39,7 +39,8 @@ from hrr_core.pipeline.paths import StagePaths
 from hrr_core.schema import Config
 
 log = logging.getLogger("hrr")
-HEADLINE = ("acc", "real_acc", "fake_acc", "ap", "auc")
+HEADLINE = ("ap", "auc", "acc", "real_acc", "fake_acc", "tpr_at_fpr", "ece", "acc_at05")
+CURVE_METRICS = ("acc", "ap", "auc")
 
 
 def variant(cfg: Config, method: str, train: tuple[str, ...], seed: int) -> Config:
@@ -97,6 +98,7 @@ def robustness_rows(
     arrays = [image_to_array(load_image(p)) for p in absolute_paths(sample)]
     detector = load_detector(paths.model_dir(method), cfg.device)
     main, seed0 = cfg.method(method).train_generators, cfg.train_config(method).seed
+    ops = operating_points(cfg, manifest, paths.model_dir(method))
     families, rows = list(families_of(manifest[manifest["split"] == "test"])), []  # the test split's generators
     for condition, level in scfg.robustness.conditions():
         with torch.inference_mode():
@@ -109,8 +111,8 @@ def robustness_rows(
                 f"({detector.min_side} px)"
             )
             continue
-        scores = pd.DataFrame({"id": sample["id"].to_numpy(), "score": probs})
-        table = results_table(scores, manifest, method, main, families, ecfg.threshold, ecfg.n_boot, cfg.seed, False)
+        scored = sample.assign(score=probs)
+        table = results_rows(scored, method, main, families, ops, ecfg.n_boot, cfg.seed, False, (), ecfg.ece_bins)
         rows.append(table.assign(condition=condition, level=level, seed=seed0))
         echo(f"{method}: {condition} {level:g}: mean AP {table['ap'].mean():.3f} on {len(sample)} images")
     return rows
@@ -121,51 +123,106 @@ def _seed_and_matrix_rows(
 ) -> list[pd.DataFrame]:
     test = manifest[manifest["split"] == "test"]
     families, ecfg, rows = list(families_of(test)), cfg.evaluate, []
+    style = cfg.benchmark.style_shift if cfg.real_benchmark.is_embedded else ()
     for k, (train, seed) in enumerate(study_runs(cfg, method)):
         if k == 0:  # the main model, trained by train@<method>
             model_dir, run_cfg = paths.model_dir(method), cfg
+            ops = operating_points(cfg, manifest, model_dir)
         else:
             model_dir, run_cfg = paths.study_model_dir(method, train, seed), variant(cfg, method, train, seed)
-            fit_method(run_cfg, method, paths, model_dir)
-        scored = score_split(run_cfg, method, test, paths, model_dir)
-        table = results_table(scored, manifest, method, train, families, ecfg.threshold, ecfg.n_boot, cfg.seed, False)
+            _, _, _, val_df = fit_method(run_cfg, method, paths, model_dir)
+            val = val_df.merge(score_split(run_cfg, method, val_df, paths, model_dir)[["id", "score"]], on="id")
+            atomic_write_bytes(
+                model_dir / "val_scores.csv", val[["id", "generator", "label", "score"]].to_csv(index=False).encode()
+            )
+            ops = OperatingPoints.from_validation(val, ecfg.fpr_target, ecfg.threshold)
+        scored = test.merge(score_split(run_cfg, method, test, paths, model_dir)[["id", "score"]], on="id")
+        table = results_rows(scored, method, train, families, ops, ecfg.n_boot, cfg.seed, False, style, ecfg.ece_bins)
         rows.append(table.assign(condition="none", level=0.0, seed=seed))
-        echo(f"{method}: trained on {'+'.join(train)}, seed {seed}: mean AP {table['ap'].mean():.3f}")
+        held = table[table["held_out"] & (table["photos"] == "all")]
+        echo(f"{method}: trained on {'+'.join(train)}, seed {seed}: held-out mean AP {held['ap'].mean():.3f}")
     return rows
 
 
-def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
-    """The study's ``dvc metrics``: headline mean ± std over seeds, the matrix (AP), the mean AP
-    per robustness condition and level, and the bias-audit drop."""
-    main, seed0 = "+".join(cfg.method(method).train_generators), cfg.train_config(method).seed
-    none = study[study["condition"] == "none"]
-    per_seed = none[none["train"] == main].groupby("seed")[list(HEADLINE)].mean()  # macro mean per seed
-    headline = {
-        m: {
-            "mean": round(float(per_seed[m].mean()), 4),
-            "std": round(float(per_seed[m].std(ddof=1)), 4) if len(per_seed) > 1 else None,
+def processed_real_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print) -> dict:
+    """False-positive rate of the main model at its calibrated threshold on every test real,
+    as stored and after each everyday processing of ``evaluate.processed_reals`` (still real),
+    with photo-level 95% intervals; the same detector path as the robustness conditions."""
+    reals = manifest[(manifest["split"] == "test") & (manifest["label"] == 0)].reset_index(drop=True)
+    arrays = [image_to_array(load_image(p)) for p in absolute_paths(reals)]
+    detector = load_detector(paths.model_dir(method), cfg.device)
+    ops = operating_points(cfg, manifest, paths.model_dir(method))
+    clusters = reals[cluster_column(reals)]
+    out = {}
+    for name, level in [("clean", 0.0), *cfg.evaluate.processed_reals.conditions()]:
+        transform = (lambda a: a) if name == "clean" else processing_transform(name, level)
+        with torch.inference_mode():
+            probs = _score_condition(detector, arrays, transform, cfg.evaluate.batch_size)
+        if probs is None:
+            echo(f"{method}: processed reals {name} {level:g} skipped: below the detector's minimum side")
+            continue
+        flagged = probs >= ops.calibrated
+        ci = (
+            cluster_bootstrap(
+                lambda pick, f=flagged: {"fpr": float(f[pick(np.ones(len(f), bool))].mean())},
+                clusters,
+                cfg.evaluate.n_boot,
+                cfg.seed,
+            )["fpr"]
+            if cfg.evaluate.n_boot
+            else (np.nan, np.nan)
+        )
+        key = "clean" if name == "clean" else f"{name} {level:g}"
+        out[key] = {
+            "fpr": round(float(flagged.mean()), 4),
+            "ci": [round(ci[0], 4), round(ci[1], 4)],
+            "mean_score": round(float(probs.mean()), 4),
         }
-        for m in HEADLINE
+        echo(f"{method}: test reals {key}: false-positive rate {flagged.mean():.3f} ({len(reals)} reals)")
+    return {"n_reals": len(reals), "threshold": ops.calibrated, "conditions": out}
+
+
+def _mean_std(values: pd.Series) -> dict:
+    return {
+        "mean": round(float(values.mean()), 4),
+        "std": round(float(values.std(ddof=1)), 4) if len(values) > 1 else None,
+    }
+
+
+def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
+    """The study's ``dvc metrics``: the held-out headline mean ± std over seeds (and the
+    in-family and style-shift numbers beside it), the matrix (AP), the held-out mean AP per
+    robustness condition and level, and the bias-audit drop."""
+    main, seed0 = "+".join(cfg.method(method).train_generators), cfg.train_config(method).seed
+    none = study[(study["condition"] == "none") & (study["photos"] == "all")]
+    mine = none[none["train"] == main]
+    per_seed = mine[mine["held_out"]].groupby("seed")[list(HEADLINE)].mean()  # held-out macro mean per seed
+    in_family = mine[~mine["held_out"]].groupby("seed")[list(HEADLINE)].mean()
+    headline = {m: _mean_std(per_seed[m]) for m in HEADLINE}
+    style = study[(study["condition"] == "none") & (study["train"] == main) & study["held_out"]]
+    by_photos = {
+        p: {m: _mean_std(g.groupby("seed")[m].mean()) for m in ("ap", "auc", "acc", "tpr_at_fpr")}
+        for p, g in style[style["photos"] != "all"].groupby("photos")
     }
     matrix = {}
     for train, g in none[none["seed"] == seed0].groupby("train"):
         matrix[train] = {
             **{r["test"]: round(float(r["ap"]), 4) for _, r in g.iterrows()},
-            "mean": round(float(g["ap"].mean()), 4),
+            "mean": round(float(g.loc[g["held_out"], "ap"].mean()), 4) if g["held_out"].any() else None,
         }
-    robust = study[~study["condition"].isin(["none"])]
-    by_cond = robust.groupby(["condition", "level"])[["acc", "ap"]].mean()
+    robust = study[~study["condition"].isin(["none"]) & study["held_out"]]
+    by_cond = robust.groupby(["condition", "level"])[["acc", "ap", "tpr_at_fpr"]].mean()
     robustness = {}
     for (cond, level), r in by_cond.iterrows():
-        robustness.setdefault(cond, {})[f"{level:g}"] = {
-            "acc": round(float(r["acc"]), 4),
-            "ap": round(float(r["ap"]), 4),
-        }
+        robustness.setdefault(cond, {})[f"{level:g}"] = {k: round(float(r[k]), 4) for k in ("acc", "ap", "tpr_at_fpr")}
     out = {
         "profile": cfg.profile,
         "train_generators": list(cfg.method(method).train_generators),
+        "held_out_generators": sorted(set(mine.loc[mine["held_out"], "test"])),
         "seeds": sorted(int(s) for s in per_seed.index),
         "headline": headline,
+        "in_family": {m: _mean_std(in_family[m]) for m in HEADLINE} if len(in_family) else {},
+        "photos": by_photos,
         "matrix": matrix,
         "robustness": robustness,
     }
@@ -176,27 +233,27 @@ def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
 
 
 def run(cfg: Config, paths: StagePaths, method: str, echo=print) -> dict:
-    """Seeds, cross-generator matrix and robustness of ``method``; writes the tidy table,
-    ``metrics/study/<method>.json`` and one curve CSV per condition under ``plots/study/<method>/``."""
+    """Seeds, cross-generator matrix, robustness and processed reals of ``method``; writes the
+    tidy table, ``metrics/study/<method>.json`` and one curve CSV per condition under
+    ``plots/study/<method>/``."""
     manifest = read_manifest(paths.manifest(cfg))
     cfg = _bind(cfg, manifest, echo)
     robust = robustness_rows(cfg, method, paths, manifest, echo)
     rows = _seed_and_matrix_rows(cfg, method, paths, manifest, echo) + robust
     study = pd.concat(rows, ignore_index=True)
-    lead = ["method", "train", "test", "size", "condition", "level", "seed", "n", "threshold"]
+    lead = ["method", "train", "test", "held_out", "photos", "size", "condition", "level", "seed", "n", "threshold"]
     study = study[lead + [c for c in study.columns if c not in lead]]
     out = paths.study_dir(method)
     atomic_write_bytes(out / "study.csv", study.to_csv(index=False).encode())
     n_sample = len(robustness_sample(manifest[manifest["split"] == "test"], cfg.study.max_images, cfg.seed))
-    metrics = {**summarise(study, cfg, method), "robustness_images": n_sample}
+    processed = processed_real_rows(cfg, method, paths, manifest, echo)
+    metrics = {**summarise(study, cfg, method), "robustness_images": n_sample, "processed_reals": processed}
     atomic_write_json(paths.metrics / "study" / f"{method}.json", metrics)
-    robust = study[study["condition"] != "none"]
-    clean = robust[robust["condition"] == "clean"].groupby("test")[list(METRIC_NAMES)].mean()
+    robust = study[(study["condition"] != "none") & study["held_out"]]
+    clean = robust[robust["condition"] == "clean"].groupby("test")[list(CURVE_METRICS)].mean()
     for cond, g in robust[~robust["condition"].isin(["clean", "harmonise"])].groupby("condition"):  # curves
-        curve = g.groupby("level")[["acc", "ap", "auc"]].mean().reset_index()
-        curve = pd.concat(
-            [pd.DataFrame([{"level": _identity_level(cond), **clean[["acc", "ap", "auc"]].mean().to_dict()}]), curve]
-        )
+        curve = g.groupby("level")[list(CURVE_METRICS)].mean().reset_index()
+        curve = pd.concat([pd.DataFrame([{"level": _identity_level(cond), **clean.mean().to_dict()}]), curve])
         atomic_write_bytes(
             paths.plots / "study" / method / f"{cond}.csv", curve.sort_values("level").to_csv(index=False).encode()
         )
