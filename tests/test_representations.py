@@ -159,3 +159,31 @@ def test_train_evaluate_and_load_detector(project, method):
         assert detector.card["preprocessing"]["dire"]["representation"]["num_steps"] == 2
     else:
         assert (root / "models" / "aeroblade" / "best" / "autoencoder" / "config.json").is_file()
+
+
+@pytest.mark.parametrize("method", ["dire", "aeroblade"])
+def test_training_and_calibration_never_receive_a_test_row(project, method, monkeypatch):
+    """No selection on test, by structure: every frame a fitting path (the training loop's
+    loaders, a direct fit, the card's calibration scoring) receives during train@ is train/val."""
+    from hrr_core.pipeline import common
+
+    root, cfg, manifest, _ = project
+    seen: list[set] = []
+    real_loader, real_fit_scorer = common.loader, common._fit_scorer
+
+    def spy_loader(cfg_, method_, df, *args, **kwargs):
+        seen.append(set(df["split"]))
+        return real_loader(cfg_, method_, df, *args, **kwargs)
+
+    def spy_fit_scorer(cfg_, method_, train_df, val_df, out):
+        seen.extend([set(train_df["split"]), set(val_df["split"])])
+        return real_fit_scorer(cfg_, method_, train_df, val_df, out)
+
+    monkeypatch.setattr(common, "loader", spy_loader)
+    monkeypatch.setattr(common, "_fit_scorer", spy_fit_scorer)
+    train.run(cfg, StagePaths(root), method)
+    assert seen and set().union(*seen) <= {"train", "val"}, seen
+    val = pd.read_csv(root / "models" / method / "val_scores.csv")
+    assert set(manifest.set_index("id").loc[val["id"], "split"]) == {"val"}  # thresholds come from these
+    with pytest.raises(ValueError, match="train and val splits only"):
+        common.require_fit_splits(manifest, "a fit handed the whole manifest")

@@ -48,11 +48,13 @@ def test_robustness_sample_is_stratified_and_fixed():
     assert len(robustness_sample(test, None, 0)) == len(test)
 
 
-def _row(train, test, seed, ap, condition="none", level=0.0, acc=0.5):
+def _row(train, test, seed, ap, condition="none", level=0.0, acc=0.5, held_out=True, photos="all"):
     return {
         "method": "m",
         "train": train,
         "test": test,
+        "held_out": held_out,
+        "photos": photos,
         "size": "all",
         "condition": condition,
         "level": level,
@@ -62,6 +64,9 @@ def _row(train, test, seed, ap, condition="none", level=0.0, acc=0.5):
         "fake_acc": acc,
         "ap": ap,
         "auc": ap,
+        "tpr_at_fpr": acc,
+        "ece": 0.1,
+        "acc_at05": acc,
     }
 
 
@@ -72,6 +77,10 @@ def test_summarise_hand_computed(cfg):
         _row(main, "y", 0, 0.6),  # seed 0 mean 0.7
         _row(main, "x", 1, 0.9),
         _row(main, "y", 1, 0.7),  # seed 1 mean 0.8
+        _row(main, "z", 0, 0.99, held_out=False),  # in-family: reported apart, never in the headline
+        _row(main, "z", 1, 0.97, held_out=False),
+        _row(main, "x", 0, 0.4, photos="style_shift"),  # photo subsets: never in the headline either
+        _row(main, "x", 1, 0.6, photos="style_shift"),
         _row("gan_upsampler", "x", 0, 0.5),
         _row("gan_upsampler", "y", 0, 0.7),
         _row(main, "x", 0, 0.9, "clean"),
@@ -85,6 +94,9 @@ def test_summarise_hand_computed(cfg):
     assert out["seeds"] == [0, 1]
     assert out["headline"]["ap"]["mean"] == pytest.approx(0.75)
     assert out["headline"]["ap"]["std"] == pytest.approx(np.std([0.7, 0.8], ddof=1), abs=1e-4)
+    assert out["in_family"]["ap"]["mean"] == pytest.approx(0.98)
+    assert out["photos"]["style_shift"]["ap"]["mean"] == pytest.approx(0.5)
+    assert out["held_out_generators"] == ["x", "y"]
     assert out["matrix"]["gan_upsampler"] == {"x": 0.5, "y": 0.7, "mean": 0.6}
     assert out["matrix"][main]["mean"] == pytest.approx(0.7)
     assert out["robustness"]["jpeg"]["50"]["ap"] == pytest.approx(0.6)

@@ -2,7 +2,7 @@
 scores, the tidy results table, ``metrics/evaluate/<method>.json`` and ROC points per test
 generator.
 
-Protocol v2 (docs/protocol.md): thresholds come from validation (the calibrated one of the
+Protocol v2 (docs/evaluation.md): thresholds come from validation (the calibrated one of the
 detector card, and the one letting ``evaluate.fpr_target`` of validation reals through, read
 from ``models/<method>/val_scores.csv``); the headline is the macro mean over the test
 generators held out for this detector, with photo-level intervals; the in-family mean and the
