@@ -24,6 +24,10 @@ def test_repro_produces_every_output(smoke_repo):
     for method in methods:
         ev = json.loads((repo / "metrics" / "evaluate" / f"{method}.json").read_text())
         assert 0.0 <= ev["mean"]["ap"] <= 1.0
+        assert ev["heldout"]["families"] == ev["held_out_generators"] and "ldm_img2img" not in ev["heldout"]["families"]
+        lo, hi = ev["heldout"]["ci"]["ap"]
+        assert lo <= ev["heldout"]["mean"]["ap"] <= hi and 0 <= ev["thresholds"]["calibrated"] <= 1
+        assert (repo / "models" / method / "val_scores.csv").is_file()
         assert (repo / "models" / method / "best").is_dir() and (repo / "models" / method / "detector.json").is_file()
         study = json.loads((repo / "metrics" / "study" / f"{method}.json").read_text())
         scorer = methods[method].get("baseline") in ("spectrum_lr", "aeroblade")  # deterministic fits: one seed
@@ -31,7 +35,8 @@ def test_repro_produces_every_output(smoke_repo):
         assert set(study["matrix"]) == {"ldm_img2img", "pixel_ddpm"} and "bias_audit_drop" in study
         assert {"clean", "rescale", "jpeg", "blur", "downscale", "harmonise"} <= set(study["robustness"])
         table = (repo / "results" / "study" / method / "study.csv").read_text().splitlines()
-        assert table[0].startswith("method,train,test,size,condition,level,seed,n,threshold,acc")
+        assert table[0].startswith("method,train,test,held_out,photos,size,condition,level,seed,n,threshold,")
+        assert {"clean", "jpeg 50", "webp 50", "resize 0.5", "sharpen 1"} <= set(study["processed_reals"]["conditions"])
         assert (repo / "plots" / "study" / method / "jpeg.csv").is_file()
     for name in (
         "sample_grid",
@@ -47,6 +52,8 @@ def test_repro_produces_every_output(smoke_repo):
         "residuals",
     ):
         assert (repo / "figures" / f"{name}.png").stat().st_size > 1000
+    compare = json.loads((repo / "metrics" / "compare.json").read_text())
+    assert compare["reference"] == "hrr" and set(compare["differences"]) == set(methods) - {"hrr"}
     assert "# Embedded benchmark: dataset card" in (repo / "reports" / "dataset_card.md").read_text()
 
 
