@@ -120,7 +120,7 @@ TINY_PARAMS = {  # the smoke profile's sizes, with three cheap methods and no ab
     "study": {
         "seeds": [0, 1],
         "cross_train": ["ldm_img2img", "pixel_ddpm"],
-        "max_images": 24,
+        "per_cell": 4,
         "robustness": {"rescale": [0.5], "jpeg": [50], "blur": [1.0], "downscale": [0.5]},
     },
     "retrospection": {

@@ -33,7 +33,8 @@ def test_repro_produces_every_output(smoke_repo):
         scorer = methods[method].get("baseline") in ("spectrum_lr", "aeroblade")  # deterministic fits: one seed
         assert study["seeds"] == ([0] if scorer else [0, 1]) and (study["headline"]["ap"]["std"] is None) == scorer
         assert set(study["matrix"]) == {"ldm_img2img", "pixel_ddpm"} and "bias_audit_drop" in study
-        assert {"clean", "rescale", "jpeg", "blur", "downscale", "harmonise"} <= set(study["robustness"])
+        assert {"clean", "rescale", "jpeg", "blur", "downscale", "harmonise"} == set(study["robustness"])
+        assert study["kfold"]["folds"] == 3 and 0 <= study["kfold"]["ap"]["mean"] <= 1  # smoke: study.folds 3
         table = (repo / "results" / "study" / method / "study.csv").read_text().splitlines()
         assert table[0].startswith("method,train,test,held_out,photos,size,condition,level,seed,n,threshold,")
         assert {"clean", "jpeg 50", "webp 50", "resize 0.5", "sharpen 1"} <= set(study["processed_reals"]["conditions"])

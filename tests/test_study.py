@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hrr_core.benchmark.splits import kfold_assignments
 from hrr_core.confutil import ConfigError
-from hrr_core.pipeline.study import robustness_sample, study_runs, summarise, variant
+from hrr_core.pipeline.study import fold_manifests, robustness_sample, study_runs, summarise, variant
 from hrr_core.schema import config_from_dict
 
 
@@ -34,18 +35,56 @@ def test_cross_train_must_name_benchmark_families(make_params):
         config_from_dict(make_params(study={"cross_train": ["dalle"]}))
 
 
-def test_robustness_sample_is_stratified_and_fixed():
+def test_robustness_sample_takes_per_cell_of_each_class_and_generator_over_the_sizes():
     rows = [
         {"id": f"{g}{y}{w}-{i}", "label": y, "generator": g, "width": w}
         for g, y in (("real", 0), ("a", 1), ("b", 1))
         for w in (64, 128)
         for i in range(20)
     ]
+    rows += [{"id": f"c1-{i}", "label": 1, "generator": "c", "width": 64} for i in range(3)]  # a small cell
     test = pd.DataFrame(rows)
-    s = robustness_sample(test, 60, seed=0)
-    assert len(s) == 60 and s.groupby(["generator", "width"]).size().eq(10).all()
-    assert s["id"].tolist() == robustness_sample(test, 60, seed=0)["id"].tolist()
+    s = robustness_sample(test, 10, seed=0)
+    assert s.groupby("generator").size().to_dict() == {"real": 10, "a": 10, "b": 10, "c": 3}
+    assert s[s["generator"] != "c"].groupby(["generator", "width"]).size().eq(5).all()  # even over the sizes
+    assert s["id"].tolist() == robustness_sample(test, 10, seed=0)["id"].tolist()
+    assert s["id"].tolist() != robustness_sample(test, 10, seed=1)["id"].tolist()
     assert len(robustness_sample(test, None, 0)) == len(test)
+
+
+def test_kfold_assignments_test_every_group_once_and_keep_splits_apart():
+    groups = [f"p{i}" for i in range(11)]
+    folds = kfold_assignments(groups + groups[:3], 4, seed=0)  # repeats are one group
+    assert len(folds) == 4 and all(set(f) == set(groups) for f in folds)
+    tested = [g for f in folds for g, split in f.items() if split == "test"]
+    assert sorted(tested) == sorted(groups)  # each group a test group of exactly one fold
+    for f in folds:
+        assert {"train", "val", "test"} == set(f.values())
+    assert folds == kfold_assignments(list(reversed(groups)), 4, seed=0)  # order does not matter
+    with pytest.raises(ValueError, match="k-fold"):
+        kfold_assignments(groups[:2], 3, 0)
+
+
+def test_fold_manifests_resplit_by_photo_and_leave_the_style_collection_out():
+    rows = [
+        {
+            "id": f"{p}-{y}",
+            "source": p,
+            "label": y,
+            "generator": "real" if y == 0 else "a",
+            "split": "train",
+            "collection": "palapeli-data" if p == "p5" else "skimage",
+        }
+        for p in ("p0", "p1", "p2", "p3", "p4", "p5")
+        for y in (0, 1)
+    ]
+    manifest = pd.DataFrame(rows)
+    folds = fold_manifests(manifest, 3, seed=0, style=("palapeli-data",))
+    assert all("p5" not in fm["source"].values for fm in folds)
+    for fm in folds:  # a photo's real and fake share a split
+        assert (fm.groupby("source")["split"].nunique() == 1).all() and set(fm["split"]) == {"train", "val", "test"}
+    tested = pd.concat([fm[fm["split"] == "test"] for fm in folds])
+    assert sorted(tested["id"]) == sorted(manifest.loc[manifest["source"] != "p5", "id"])
 
 
 def _row(train, test, seed, ap, condition="none", level=0.0, acc=0.5, held_out=True, photos="all"):
@@ -89,6 +128,11 @@ def test_summarise_hand_computed(cfg):
         _row(main, "y", 0, 0.6, "harmonise", 64.0),
         _row(main, "x", 0, 0.7, "jpeg", 50.0),
         _row(main, "y", 0, 0.5, "jpeg", 50.0),
+        _row(main, "x", 0, 0.6, "fold", 0.0),  # k-fold: fold 0 mean 0.5, fold 1 mean 0.7
+        _row(main, "y", 0, 0.4, "fold", 0.0),
+        _row(main, "x", 0, 0.8, "fold", 1.0),
+        _row(main, "y", 0, 0.6, "fold", 1.0),
+        _row(main, "z", 0, 0.1, "fold", 1.0, held_out=False),  # in-family: not in the k-fold mean
     ]
     out = summarise(pd.DataFrame(rows), cfg, "cnn")
     assert out["seeds"] == [0, 1]
@@ -101,6 +145,9 @@ def test_summarise_hand_computed(cfg):
     assert out["matrix"][main]["mean"] == pytest.approx(0.7)
     assert out["robustness"]["jpeg"]["50"]["ap"] == pytest.approx(0.6)
     assert out["bias_audit_drop"]["ap"] == pytest.approx(0.2)
+    assert out["kfold"]["folds"] == 2 and out["kfold"]["ap"]["mean"] == pytest.approx(0.6)
+    assert out["kfold"]["ap"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1), abs=1e-4)
+    assert "fold" not in out["robustness"] and out["headline"]["ap"]["mean"] == pytest.approx(0.75)
 
 
 def test_afr_sparsity_rows_keep_only_the_lambda_sweep(tmp_path):

@@ -45,6 +45,22 @@ def assign_splits(
     return out
 
 
+def kfold_assignments(groups: Sequence[str], k: int, seed: int) -> list[dict[str, str]]:
+    """``k`` maps of each distinct group to train/val/test: the groups, sorted then shuffled by
+    ``seed``, are dealt into ``k`` parts; in fold ``f`` part ``f`` is test, part ``f + 1`` (mod k)
+    val and the rest train, so every group is a test group of exactly one fold."""
+    unique = sorted(set(groups))
+    if k < len(SPLITS) or len(unique) < k:
+        raise ValueError(f"k-fold needs k >= {len(SPLITS)} and at least k source photos; got k={k}, {len(unique)}")
+    order = np.random.default_rng(seed).permutation(len(unique))
+    parts = [[unique[i] for i in order[j::k]] for j in range(k)]
+    folds = []
+    for f in range(k):
+        split = {j: "test" if j == f else "val" if j == (f + 1) % k else "train" for j in range(k)}
+        folds.append({g: split[j] for j, part in enumerate(parts) for g in part})
+    return folds
+
+
 def collection_of(package: str) -> str:
     """The source collection of a seed photo: its package name without a version suffix
     (``lomiri-wallpapers-16.04`` and ``-20.04`` are one collection, one style)."""

@@ -101,10 +101,13 @@ def require_fit_splits(rows: pd.DataFrame, where: str) -> pd.DataFrame:
     return rows
 
 
-def fit_method(cfg: Config, method: str, paths: StagePaths, out: Path, resume: bool = False):
+def fit_method(
+    cfg: Config, method: str, paths: StagePaths, out: Path, resume: bool = False, manifest: pd.DataFrame | None = None
+):
     """Train ``method`` (seed ``train.seed`` after its overrides) into ``out`` (best/, last/,
-    history.csv); return (metrics, history, train rows, val rows). Sees train and val only."""
-    manifest = read_manifest(paths.manifest(cfg))
+    history.csv); return (metrics, history, train rows, val rows). Sees train and val only:
+    of the benchmark's manifest, or of ``manifest`` (the study's k-fold re-splits it)."""
+    manifest = read_manifest(paths.manifest(cfg)) if manifest is None else manifest
     m, tcfg, mcfg, spec = (
         cfg.method(method),
         cfg.train_config(method),

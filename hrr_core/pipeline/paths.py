@@ -31,8 +31,9 @@ class StagePaths:
     def study_dir(self, method: str) -> Path:
         return self.root / "results" / "study" / method
 
-    def study_model_dir(self, method: str, train: tuple[str, ...], seed: int) -> Path:
-        return self.root / "models" / "study" / method / f"{'+'.join(train)}-s{seed}"
+    def study_model_dir(self, method: str, train: tuple[str, ...], seed: int, fold: int | None = None) -> Path:
+        name = f"{'+'.join(train)}-s{seed}" + ("" if fold is None else f"-fold{fold}")
+        return self.root / "models" / "study" / method / name
 
     @property
     def retrospection(self) -> Path:

@@ -30,7 +30,10 @@ def cached_methods(cfg: Config) -> list[str]:
 
 def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.DataFrame:
     """What one cached-input method reads: train/val sets of its generators (and of every
-    family the study trains on alone, ``study.cross_train``) and the whole test split."""
+    family the study trains on alone, ``study.cross_train``) and the whole test split; every
+    row when the study re-splits the photos into folds (``study.folds``)."""
+    if cfg.study.folds:
+        return manifest
     trainable = set(manifest.loc[(manifest["split"] == "train") & (manifest["label"] == 1), "generator"])
     cross = (
         [f for f in cfg.study.cross_train if f in trainable] if method in cfg.methods else []

@@ -5,13 +5,17 @@
    headline is the mean ± sample std over seeds of the macro-mean metrics.
 2. Cross-generator matrix: retrained on each family of ``study.cross_train`` alone (seed
    ``train.seed``) and tested on every family.
-3. Robustness of the main model, on a fixed stratified sample of the test split, under each
+3. k-fold over photo groups (``study.folds`` > 0, the ``full`` profile): the detector photos
+   (style-shift collections left out) are re-split k ways so that every photo is a test photo
+   of exactly one fold; each fold's model is trained, calibrated on its val fold and tested.
+4. Robustness of the main model, on a fixed stratified sample of the test split, under each
    condition of :mod:`hrr_core.evaluation.robustness` (rescaling, JPEG, blur, downscaling and
    the bias-audit harmonisation), applied identically to both classes. Scoring goes through the
    detector card (:func:`hrr_core.inference.load_detector`), so HRR re-renders every perturbed image.
 
 Everything lands in one tidy table, ``results/study/<method>/study.csv``: method × train ×
-test × size × condition × level × seed with every metric and its bootstrap interval.
+test × size × condition × level × seed with every metric and its bootstrap interval (condition
+``none``: seeds and matrix; ``fold`` with level f: fold f; the others: robustness).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 
 from hrr_core import methods
 from hrr_core.benchmark.build import families_of
+from hrr_core.benchmark.splits import kfold_assignments
 from hrr_core.confutil import deep_merge
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.data.transforms import to_tensor
@@ -41,6 +46,7 @@ from hrr_core.schema import Config
 log = logging.getLogger("hrr")
 HEADLINE = ("ap", "auc", "acc", "real_acc", "fake_acc", "tpr_at_fpr", "ece", "acc_at05")
 CURVE_METRICS = ("acc", "ap", "auc")
+NOT_ROBUSTNESS = ("none", "fold")  # study.csv conditions that score clean test images
 
 
 def variant(cfg: Config, method: str, train: tuple[str, ...], seed: int) -> Config:
@@ -62,14 +68,18 @@ def study_runs(cfg: Config, method: str) -> list[tuple[tuple[str, ...], int]]:
     return list(dict.fromkeys(runs))
 
 
-def robustness_sample(test: pd.DataFrame, max_images: int | None, seed: int) -> pd.DataFrame:
-    """A fixed sample of the test split with every (label, generator, size) group equally
-    represented (as far as each group allows); all of it when ``max_images`` is None."""
-    if max_images is None or len(test) <= max_images:
+def robustness_sample(test: pd.DataFrame, per_cell: int | None, seed: int) -> pd.DataFrame:
+    """A fixed sample of the test split: ``per_cell`` images of every (label, generator) cell
+    (the reals are one cell, each generator's fakes one), spread evenly over the sizes of the
+    cell; a cell with fewer images is taken whole, and all of it when ``per_cell`` is None."""
+    if per_cell is None:
         return test
-    groups = test.groupby(["label", "generator", "width"], sort=True)
-    per_group = max(1, max_images // groups.ngroups)
-    return pd.concat([g.sample(min(per_group, len(g)), random_state=seed) for _, g in groups]).sort_values("id")
+    parts = []
+    for _, cell in test.groupby(["label", "generator"], sort=True):
+        shuffled = cell.sample(frac=1.0, random_state=seed)
+        turn = shuffled.groupby("width", sort=True).cumcount()  # round-robin over the sizes
+        parts.append(shuffled.assign(_turn=turn.to_numpy()).sort_values(["_turn", "width"], kind="stable")[:per_cell])
+    return pd.concat(parts).drop(columns="_turn").sort_values("id")
 
 
 def _score_condition(detector, arrays: list[np.ndarray], transform, batch_size: int) -> np.ndarray | None:
@@ -94,7 +104,7 @@ def robustness_rows(
 ) -> list[pd.DataFrame]:
     """One tidy block per condition: the main model scored on the perturbed sample."""
     scfg, ecfg = cfg.study, cfg.evaluate
-    sample = robustness_sample(manifest[manifest["split"] == "test"], scfg.max_images, cfg.seed)
+    sample = robustness_sample(manifest[manifest["split"] == "test"], scfg.per_cell, cfg.seed)
     arrays = [image_to_array(load_image(p)) for p in absolute_paths(sample)]
     detector = load_detector(paths.model_dir(method), cfg.device)
     main, seed0 = cfg.method(method).train_generators, cfg.train_config(method).seed
@@ -118,6 +128,50 @@ def robustness_rows(
     return rows
 
 
+def fold_manifests(manifest: pd.DataFrame, k: int, seed: int, style: tuple[str, ...] = ()) -> list[pd.DataFrame]:
+    """``manifest`` re-split ``k`` ways by photo group (:func:`kfold_assignments`): fold f's copy
+    has part f as test, part f + 1 as val and the rest as train. Photos of the style-shift
+    collections ``style`` are left out: they never train, and the main run tests them."""
+    keep = manifest
+    if style and "collection" in manifest.columns:
+        keep = manifest[~manifest["collection"].isin(style)]
+    return [keep.assign(split=keep["source"].map(a)) for a in kfold_assignments(keep["source"], k, seed)]
+
+
+def _fit_and_calibrate(
+    cfg: Config, method: str, paths: StagePaths, model_dir, manifest: pd.DataFrame | None = None
+) -> OperatingPoints:
+    """Train ``method`` into ``model_dir`` (train and val rows only), keep its validation scores
+    there (``val_scores.csv``) and return the operating points they calibrate."""
+    _, _, _, val_df = fit_method(cfg, method, paths, model_dir, manifest=manifest)
+    val = val_df.merge(score_split(cfg, method, val_df, paths, model_dir)[["id", "score"]], on="id")
+    atomic_write_bytes(
+        model_dir / "val_scores.csv", val[["id", "generator", "label", "score"]].to_csv(index=False).encode()
+    )
+    return OperatingPoints.from_validation(val, cfg.evaluate.fpr_target, cfg.evaluate.threshold)
+
+
+def fold_rows(cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print) -> list[pd.DataFrame]:
+    """One tidy block per fold (condition ``fold``, level f) of the k-fold over photo groups:
+    the main configuration (train generators, seed ``train.seed``) retrained on each fold."""
+    if not cfg.study.folds:
+        return []
+    main, seed0, ecfg, rows = cfg.method(method).train_generators, cfg.train_config(method).seed, cfg.evaluate, []
+    style = tuple(cfg.benchmark.style_shift) if cfg.real_benchmark.is_embedded else ()
+    for f, fm in enumerate(fold_manifests(manifest, cfg.study.folds, cfg.seed, style)):
+        model_dir = paths.study_model_dir(method, main, seed0, fold=f)
+        ops = _fit_and_calibrate(cfg, method, paths, model_dir, manifest=fm)
+        test = fm[fm["split"] == "test"]
+        scored = test.merge(score_split(cfg, method, test, paths, model_dir)[["id", "score"]], on="id")
+        families = list(families_of(test))
+        table = results_rows(scored, method, main, families, ops, ecfg.n_boot, cfg.seed, False, (), ecfg.ece_bins)
+        rows.append(table.assign(condition="fold", level=float(f), seed=seed0))
+        held = table[table["held_out"] & (table["photos"] == "all")]
+        n_photos, ap = test["source"].nunique(), held["ap"].mean()
+        echo(f"{method}: fold {f + 1}/{cfg.study.folds} ({n_photos} test photos): held-out mean AP {ap:.3f}")
+    return rows
+
+
 def _seed_and_matrix_rows(
     cfg: Config, method: str, paths: StagePaths, manifest: pd.DataFrame, echo=print
 ) -> list[pd.DataFrame]:
@@ -130,12 +184,7 @@ def _seed_and_matrix_rows(
             ops = operating_points(cfg, manifest, model_dir)
         else:
             model_dir, run_cfg = paths.study_model_dir(method, train, seed), variant(cfg, method, train, seed)
-            _, _, _, val_df = fit_method(run_cfg, method, paths, model_dir)
-            val = val_df.merge(score_split(run_cfg, method, val_df, paths, model_dir)[["id", "score"]], on="id")
-            atomic_write_bytes(
-                model_dir / "val_scores.csv", val[["id", "generator", "label", "score"]].to_csv(index=False).encode()
-            )
-            ops = OperatingPoints.from_validation(val, ecfg.fpr_target, ecfg.threshold)
+            ops = _fit_and_calibrate(run_cfg, method, paths, model_dir)
         scored = test.merge(score_split(run_cfg, method, test, paths, model_dir)[["id", "score"]], on="id")
         table = results_rows(scored, method, train, families, ops, ecfg.n_boot, cfg.seed, False, style, ecfg.ece_bins)
         rows.append(table.assign(condition="none", level=0.0, seed=seed))
@@ -192,7 +241,8 @@ def _mean_std(values: pd.Series) -> dict:
 def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
     """The study's ``dvc metrics``: the held-out headline mean ± std over seeds (and the
     in-family and style-shift numbers beside it), the matrix (AP), the held-out mean AP per
-    robustness condition and level, and the bias-audit drop."""
+    robustness condition and level, the bias-audit drop, and (``study.folds``) the held-out
+    mean ± std over the k folds."""
     main, seed0 = "+".join(cfg.method(method).train_generators), cfg.train_config(method).seed
     none = study[(study["condition"] == "none") & (study["photos"] == "all")]
     mine = none[none["train"] == main]
@@ -210,7 +260,9 @@ def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
             **{r["test"]: round(float(r["ap"]), 4) for _, r in g.iterrows()},
             "mean": round(float(g.loc[g["held_out"], "ap"].mean()), 4) if g["held_out"].any() else None,
         }
-    robust = study[~study["condition"].isin(["none"]) & study["held_out"]]
+    folds = study[(study["condition"] == "fold") & study["held_out"] & (study["photos"] == "all")]
+    per_fold = folds.groupby("level")[list(HEADLINE)].mean()  # held-out macro mean per fold
+    robust = study[~study["condition"].isin(NOT_ROBUSTNESS) & study["held_out"]]
     by_cond = robust.groupby(["condition", "level"])[["acc", "ap", "tpr_at_fpr"]].mean()
     robustness = {}
     for (cond, level), r in by_cond.iterrows():
@@ -226,6 +278,8 @@ def summarise(study: pd.DataFrame, cfg: Config, method: str) -> dict:
         "matrix": matrix,
         "robustness": robustness,
     }
+    if len(per_fold):
+        out["kfold"] = {"folds": len(per_fold), **{m: _mean_std(per_fold[m]) for m in HEADLINE}}
     if "clean" in robustness and "harmonise" in robustness:
         clean, harm = robustness["clean"]["0"], next(iter(robustness["harmonise"].values()))
         out["bias_audit_drop"] = {k: round(clean[k] - harm[k], 4) for k in ("acc", "ap")}
@@ -239,17 +293,18 @@ def run(cfg: Config, paths: StagePaths, method: str, echo=print) -> dict:
     manifest = read_manifest(paths.manifest(cfg))
     cfg = _bind(cfg, manifest, echo)
     robust = robustness_rows(cfg, method, paths, manifest, echo)
-    rows = _seed_and_matrix_rows(cfg, method, paths, manifest, echo) + robust
+    rows = _seed_and_matrix_rows(cfg, method, paths, manifest, echo) + fold_rows(cfg, method, paths, manifest, echo)
+    rows += robust
     study = pd.concat(rows, ignore_index=True)
     lead = ["method", "train", "test", "held_out", "photos", "size", "condition", "level", "seed", "n", "threshold"]
     study = study[lead + [c for c in study.columns if c not in lead]]
     out = paths.study_dir(method)
     atomic_write_bytes(out / "study.csv", study.to_csv(index=False).encode())
-    n_sample = len(robustness_sample(manifest[manifest["split"] == "test"], cfg.study.max_images, cfg.seed))
+    n_sample = len(robustness_sample(manifest[manifest["split"] == "test"], cfg.study.per_cell, cfg.seed))
     processed = processed_real_rows(cfg, method, paths, manifest, echo)
     metrics = {**summarise(study, cfg, method), "robustness_images": n_sample, "processed_reals": processed}
     atomic_write_json(paths.metrics / "study" / f"{method}.json", metrics)
-    robust = study[(study["condition"] != "none") & study["held_out"]]
+    robust = study[~study["condition"].isin(NOT_ROBUSTNESS) & study["held_out"]]
     clean = robust[robust["condition"] == "clean"].groupby("test")[list(CURVE_METRICS)].mean()
     for cond, g in robust[~robust["condition"].isin(["clean", "harmonise"])].groupby("condition"):  # curves
         curve = g.groupby("level")[list(CURVE_METRICS)].mean().reset_index()

@@ -14,10 +14,10 @@ class RobustnessConfig:
     """``study.robustness:``: which conditions the study scores the trained detector under.
     Empty lists skip a condition; ``harmonise_size: null`` skips the bias-audit condition."""
 
-    rescale: tuple[float, ...] = (0.5, 0.75, 1.5, 2.0)
-    jpeg: tuple[int, ...] = (90, 60, 30)
-    blur: tuple[float, ...] = (1.0, 2.0)
-    downscale: tuple[float, ...] = (0.5,)
+    rescale: tuple[float, ...] = (0.5, 2.0)
+    jpeg: tuple[int, ...] = (60,)
+    blur: tuple[float, ...] = (1.0,)
+    downscale: tuple[float, ...] = ()
     harmonise_size: int | None = 64
     harmonise_quality: int = 90
 
@@ -99,11 +99,14 @@ class StudyConfig:
     """``study:``: what stage ``study@<method>`` adds to the main train/evaluate run: more
     training seeds (the headline's mean ± std), a cross-generator matrix (train on each family
     of ``cross_train`` alone, test on all) and test-time robustness of the main model on a
-    fixed, content-matched sample of the test split (``max_images``; null = all of it)."""
+    fixed sample of the test split (``per_cell`` images of each class and generator; null = all
+    of it). ``folds`` > 1 adds k-fold over photo groups: every detector photo outside the
+    style-shift collections is a test photo of exactly one fold (0 = off)."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
     cross_train: tuple[str, ...] = ("ldm_img2img", "gan_upsampler")
-    max_images: int | None = 120
+    per_cell: int | None = 100
+    folds: int = 0
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
 
     def __post_init__(self) -> None:
@@ -115,8 +118,9 @@ class StudyConfig:
         )
         check(len(set(self.cross_train)) == len(self.cross_train), "cross_train", "distinct families", self.cross_train)
         check(
-            self.max_images is None or self.max_images >= 10,
-            "max_images",
-            ">= 10 or null (all test images)",
-            self.max_images,
+            self.per_cell is None or self.per_cell >= 4,
+            "per_cell",
+            ">= 4 or null (all test images); the default profile keeps 100 (the protocol's floor)",
+            self.per_cell,
         )
+        check(self.folds == 0 or self.folds >= 3, "folds", "0 (off) or >= 3 (test, val and train folds)", self.folds)
