@@ -43,6 +43,37 @@ FIGURES = [
 ]
 
 
+# Baselines whose original relies on a pretrained model (or a design) that cannot be reproduced
+# offline here: the README marks them "†" in every table; docs/baselines.md says what differs.
+SUBSTITUTES = {
+    "cnnspot": "EfficientNet-Lite0 instead of ResNet-50",
+    "univfd": "EfficientNet-Lite0 features instead of CLIP ViT-L/14",
+    "dire": "the project's pixel diffusion model instead of ADM",
+    "aeroblade": "an autoencoder trained here and a Lite0 feature distance instead of Stable Diffusion's VAE and LPIPS",
+    "bsf": "a seeded permutation of pixel values, our reading of the mapping",
+    "freqnet": "the frequency input only, without FreqNet's in-network frequency layers",
+    "selfdesc": "closed-form linear predictive filters and a Gaussian mixture instead of learned masked CNNs",
+}
+MARK = "†"
+
+
+def _label(m: str) -> str:
+    """A method's name in a table: substitutes marked."""
+    return f"{m} {MARK}" if m in SUBSTITUTES else m
+
+
+def _legend(names) -> list[str]:
+    subs = [m for m in dict.fromkeys(names) if m in SUBSTITUTES]
+    if not subs:
+        return []
+    what = "; ".join(f"{m}: {SUBSTITUTES[m]}" for m in subs)
+    return [
+        f"{MARK} substitute: the original's pretrained model or design cannot be had offline ({what}); "
+        "`docs/baselines.md` says what is faithful and what differs for every method.",
+        "",
+    ]
+
+
 def _fmt(x) -> str:
     return "–" if x is None or x != x else f"{x:.3f}"
 
@@ -81,7 +112,8 @@ def _heldout_table(evals: dict) -> list[str]:
     for m, e in v2.items():
         h, fam = e["heldout"], e["in_family"]
         lines.append(
-            f"| {m} | {'+'.join(e.get('train_generators', []))} | {', '.join(h['families'])} | {_ci(h, 'ap')} | "
+            f"| {_label(m)} | {'+'.join(e.get('train_generators', []))} | {', '.join(h['families'])} | "
+            f"{_ci(h, 'ap')} | "
             f"{_fmt(h['mean'].get('auc'))} | {_ci(h, 'acc')} | {_fmt(h['mean'].get('real_acc'))} | "
             f"{_fmt(h['mean'].get('fake_acc'))} | {_ci(h, 'tpr_at_fpr')} | {_fmt(h['mean'].get('ece'))} | "
             f"{_fmt(h['mean'].get('acc_at05'))} | {_fmt(fam.get('mean', {}).get('ap'))} |"
@@ -106,7 +138,7 @@ def _style_table(evals: dict) -> list[str]:
     ]
     for m, st in v2.items():
         a, b = st["heldout"], st["heldout_in_style"]
-        lines.append(f"| {m} | {_ci(a, 'ap')} | {_ci(b, 'ap')} | {_ci(a, 'acc')} | {_ci(b, 'acc')} |")
+        lines.append(f"| {_label(m)} | {_ci(a, 'ap')} | {_ci(b, 'ap')} | {_ci(a, 'acc')} | {_ci(b, 'acc')} |")
     return lines + [""]
 
 
@@ -131,7 +163,9 @@ def _paired_table(compare: dict) -> list[str]:
         return f"{d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]{mark}"
 
     for m, d in diffs.items():
-        lines.append(f"| {m} | {cell(d['ap'])} | {cell(d['auc'])} | {cell(d['acc'])} | {cell(d['tpr_at_fpr'])} |")
+        lines.append(
+            f"| {_label(m)} | {cell(d['ap'])} | {cell(d['auc'])} | {cell(d['acc'])} | {cell(d['tpr_at_fpr'])} |"
+        )
     return lines + [""]
 
 
@@ -149,7 +183,7 @@ def _headline(studies: dict) -> list[str]:
         h = st["headline"]
         seeds = str(len(st["seeds"])) if len(st["seeds"]) > 1 else "1 (deterministic fit)"
         lines.append(
-            f"| {m} | {'+'.join(st['train_generators'])} | {seeds} | {_pm(h['ap'])} | {_pm(h['auc'])} | "
+            f"| {_label(m)} | {'+'.join(st['train_generators'])} | {seeds} | {_pm(h['ap'])} | {_pm(h['auc'])} | "
             f"{_pm(h['acc'])} | {_pm(h.get('tpr_at_fpr', {}))} | {_pm(h.get('acc_at05', {}))} |"
         )
     return lines + [""]
@@ -171,7 +205,9 @@ def _kfold(studies: dict) -> list[str]:
     ]
     for m, k in rows.items():
         lines.append(
-            f"| {m} | {k['folds']} | {_pm(k['ap'])} | {_pm(k['auc'])} | {_pm(k['acc'])} | {_pm(k['tpr_at_fpr'])} |"
+            f"| {_label(m)} | {k['folds']} | "
+            + " | ".join(_pm(k[key]) for key in ("ap", "auc", "acc", "tpr_at_fpr"))
+            + " |"
         )
     return lines + [""]
 
@@ -198,7 +234,7 @@ def _processed(studies: dict) -> list[str]:
         cells = [
             f"{_fmt(c[k]['fpr'])} [{_fmt(c[k]['ci'][0])}, {_fmt(c[k]['ci'][1])}]" if k in c else "–" for k in conds
         ]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(m)} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -252,7 +288,7 @@ def _main_run(evals: dict) -> list[str]:
     for method, e in evals.items():
         inside = set(e.get("in_family_generators", []))
         cells = [f"*{_fmt(e.get(g, {}).get('ap'))}*" if g in inside else _fmt(e.get(g, {}).get("ap")) for g in gens]
-        lines.append(f"| {method} | {'+'.join(e.get('train_generators', []))} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(method)} | {'+'.join(e.get('train_generators', []))} | " + " | ".join(cells) + " |")
     return lines + [
         "",
         "Per-size and per-photo-set numbers with 95% intervals: `results/<method>/results.csv`; `dvc metrics show` "
@@ -272,7 +308,9 @@ def _matrix(studies: dict) -> list[str]:
     for m, st in studies.items():
         for train, row in st["matrix"].items():
             lines.append(
-                f"| {m} | {train} | " + " | ".join(_fmt(row.get(g)) for g in gens) + f" | {_fmt(row.get('mean'))} |"
+                f"| {_label(m)} | {train} | "
+                + " | ".join(_fmt(row.get(g)) for g in gens)
+                + f" | {_fmt(row.get('mean'))} |"
             )
     return lines + [""]
 
@@ -307,7 +345,7 @@ def _robustness(studies: dict, n_images) -> list[str]:
     for m, st in studies.items():
         r = st["robustness"]
         lines.append(
-            f"| {m} | "
+            f"| {_label(m)} | "
             + " | ".join(_fmt(r.get(c, {}).get(lv, {}).get("ap")) for c, lv in cols)
             + f" | {_fmt(st.get('bias_audit_drop', {}).get('ap'))} |"
         )
@@ -362,7 +400,7 @@ def render_results(root: Path) -> str:
             "",
         ]
     compare = json.loads(cmp.read_text()) if (cmp := root / "metrics" / "compare.json").is_file() else {}
-    lines += reading(evals, compare, studies)
+    lines += reading(evals, compare, studies) + _legend([*evals, *studies])
     lines += _heldout_table(evals) + _paired_table(compare) + _style_table(evals)
     if studies:
         lines += _headline(studies) + _kfold(studies) + _processed(studies)

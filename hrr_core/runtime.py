@@ -38,3 +38,23 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
 def is_main_process() -> bool:
     """Rank 0 (or a plain single process): the one that writes outputs under torchrun/Accelerate."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def environment() -> dict:
+    """What a rerun elsewhere would need to match for identical numbers: library versions,
+    the CPU thread count torch uses and the cores it sees (a different reduction order moves
+    floating-point results, so a difference between machines can be explained)."""
+    import platform
+
+    import numpy
+    import PIL
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
+    }

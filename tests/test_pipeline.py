@@ -21,6 +21,7 @@ def test_repro_produces_every_output(smoke_repo):
     methods = yaml.safe_load((repo / "params.yaml").read_text())["methods"]
     prepare = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert prepare["bias_audit_ok"] is True and prepare["fake"] > 0 and prepare["real"] > 0
+    assert prepare["environment"]["torch"].startswith("2.") and prepare["environment"]["torch_threads"] >= 1
     for method in methods:
         ev = json.loads((repo / "metrics" / "evaluate" / f"{method}.json").read_text())
         assert 0.0 <= ev["mean"]["ap"] <= 1.0
@@ -30,7 +31,7 @@ def test_repro_produces_every_output(smoke_repo):
         assert (repo / "models" / method / "val_scores.csv").is_file()
         assert (repo / "models" / method / "best").is_dir() and (repo / "models" / method / "detector.json").is_file()
         study = json.loads((repo / "metrics" / "study" / f"{method}.json").read_text())
-        scorer = methods[method].get("baseline") in ("spectrum_lr", "aeroblade")  # deterministic fits: one seed
+        scorer = methods[method].get("baseline") in ("spectrum_lr", "aeroblade", "selfdesc")  # deterministic: one seed
         assert study["seeds"] == ([0] if scorer else [0, 1]) and (study["headline"]["ap"]["std"] is None) == scorer
         assert set(study["matrix"]) == {"ldm_img2img", "pixel_ddpm"} and "bias_audit_drop" in study
         assert {"clean", "rescale", "jpeg", "blur", "downscale", "harmonise"} == set(study["robustness"])

@@ -96,6 +96,19 @@ def test_render_results_from_metrics(tmp_path):
     assert "| hrr | vae | 0.550 | 0.990 | 0.550 |" in text  # matrix row, test generators sorted
     assert "| hrr | 0.900 | 0.700 | 0.850 | 0.050 |" in text  # clean, JPEG 50, harmonised, drop
     assert "240 images" in text and "40/64 (λ=1)" in text and "| no_afr | 0.700 | 0.600 |" in text
+    assert "†" not in text  # no substitute among hrr and cnn
+
+
+def test_substitutes_are_marked_in_every_table_with_a_legend(tmp_path):
+    _write_run(tmp_path)
+    _write(tmp_path / "metrics/evaluate/univfd.json", _v2_eval(0.75))
+    study = json.loads((tmp_path / "metrics/study/hrr.json").read_text())
+    _write(tmp_path / "metrics/study/univfd.json", study)
+    text = render_results(tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| univfd")]
+    assert rows and all(line.startswith("| univfd † |") for line in rows), rows
+    assert "† substitute" in text and "CLIP" in text and "docs/baselines.md" in text
+    assert not any(line.startswith("| hrr †") for line in text.splitlines())
 
 
 def _numbers(text: str) -> set[str]:

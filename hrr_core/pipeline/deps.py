@@ -4,7 +4,9 @@ module (and, for a method's stages, of the method's registry entry), read from t
 ``dvc.yaml`` lists exactly these files as each stage's code ``deps``, so a change to plotting
 re-runs only ``figures`` and a change to one method's model re-runs only that method's stages.
 ``python -m hrr_core.pipeline.deps`` prints them; ``--write`` updates ``dvc.yaml`` in place;
-``tests/pipeline/test_deps.py`` fails when ``dvc.yaml`` is stale.
+``tests/pipeline/test_deps.py`` fails when ``dvc.yaml`` is stale. The ``retrospect`` stage's
+``methods.<m>`` params are generated too: exactly the methods it caches inputs for, so adding
+or changing an image-reading method does not recompute the retrospection caches.
 
 Every ``import`` counts, at module level or inside a function. ``importlib`` look-ups by name
 are not seen: the registry's (``hrr_core.methods.get``) are added per method here.
@@ -128,12 +130,32 @@ def code_slots(code: dict[str, list[str]]) -> dict[str, dict[str, str]]:
     }
 
 
+def cached_params(cfg) -> list[str]:
+    """The ``methods.<m>`` params of the ``retrospect`` stage: every method whose inputs it
+    caches (the registry's ``reads``), and ``methods.hrr`` for the ablation rows."""
+    from hrr_core import methods  # the registry imports the model modules (torch)
+
+    names = [m for m in cfg.methods if methods.spec_of(cfg, m).reads != "images"]
+    if cfg.ablation_run and "hrr" not in names:
+        names.append("hrr")
+    return [f"methods.{m}" for m in names]
+
+
 def expected(project: Path) -> tuple[dict[str, list[str]], dict]:
     """(code deps per stage, the content of ``dvc.code.yaml``) for the project's params.yaml."""
 
     cfg = load_config(project / "params.yaml")
     names = {m: cfg.method(m).name for m in cfg.methods}
     return {s: stage_code(s) for s in STAGES}, {"method_code": code_slots(method_code(names))}
+
+
+def _retrospect_params(params: list, cfg) -> list:
+    """``params`` with its ``methods`` / ``methods.<m>`` entries replaced by :func:`cached_params`,
+    at the place of the first one."""
+    is_methods = [isinstance(p, str) and (p == "methods" or p.startswith("methods.")) for p in params]
+    at = is_methods.index(True) if any(is_methods) else len(params)
+    keep = [p for p, m in zip(params, is_methods) if not m]
+    return keep[:at] + cached_params(cfg) + keep[at:]
 
 
 def write(project: Path, dry_run: bool = False) -> list[str]:
@@ -163,6 +185,13 @@ def write(project: Path, dry_run: bool = False) -> list[str]:
             changed.append(f"dvc.yaml: stages.{name}.deps")
             deps.clear()
             deps.extend(new)
+        if name == "retrospect":
+            params, cfg = body["params"], load_config(project / "params.yaml")
+            wanted = _retrospect_params(list(params), cfg)
+            if list(params) != wanted:
+                changed.append(f"dvc.yaml: stages.{name}.params")
+                params.clear()
+                params.extend(wanted)
     buf = io.StringIO()
     yaml.dump(doc, buf)
     if changed and not dry_run:

@@ -21,7 +21,7 @@ from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.paths import resolve
 from hrr_core.pipeline.paths import StagePaths
 from hrr_core.plotting import sample_grid, save_figure
-from hrr_core.runtime import resolve_device, seed_everything
+from hrr_core.runtime import environment, resolve_device, seed_everything
 from hrr_core.schema import Config
 
 
@@ -86,6 +86,7 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
             for f in stats
         },
         "real_image": image_stats.get("real"),
+        "environment": environment(),
     }
     atomic_write_json(paths.metrics / "prepare.json", metrics)
     atomic_write_json(paths.reports / "bias_audit.json", audit)
@@ -115,6 +116,7 @@ def _run_real(cfg: Config, paths: StagePaths, echo=print) -> dict:
         "bias_audit_ok": audit["ok"],
         "bias_audit_policy": sel.bias_audit,
         "timings": stats,
+        "environment": environment(),
     }
     atomic_write_json(paths.metrics / "prepare.json", metrics)
     atomic_write_json(paths.reports / "bias_audit.json", audit)

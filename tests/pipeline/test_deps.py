@@ -36,7 +36,24 @@ def test_plotting_reruns_only_figures_and_prepare():
 def test_a_methods_model_reruns_only_its_own_stages():
     graph = pipeline_graph(ROOT)
     npr = _stages_reading(graph, "hrr_core/models/baselines/npr.py")
-    assert npr == {"train@npr", "evaluate@npr", "study@npr"}, npr
+    # SAFE reuses NPR's crop_to_even: its stages read npr.py too, nothing else does
+    assert npr == {f"{s}@{m}" for s in ("train", "evaluate", "study") for m in ("npr", "safe")}, npr
     hrr = _stages_reading(graph, "hrr_core/models/afr.py")
     assert {"train@hrr", "evaluate@hrr", "study@hrr", "ablate@no_msr"} <= hrr
     assert not any(n.startswith(("train@cnn", "evaluate@npr")) for n in hrr), hrr
+
+
+def test_retrospect_depends_on_the_cached_methods_params_only(tiny_config):
+    """Adding or changing an image-reading method leaves the retrospection caches alone; a
+    profile edit outside the active profile re-runs nothing (``profiles.${profile}``)."""
+    import yaml
+
+    cached = deps.cached_params(tiny_config)
+    assert "methods.hrr" in cached and "methods.cnn" not in cached
+    assert deps._retrospect_params(["seed", "methods", "ablations"], tiny_config) == ["seed", *cached, "ablations"]
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    params = stages["retrospect"]["params"]
+    assert "methods" not in params and "methods.cnn" not in params and {"methods.hrr", "methods.dire"} <= set(params)
+    for name, body in stages.items():
+        listed = body.get("do", body).get("params", [])
+        assert "profiles" not in listed, f"{name} depends on every profile; list profiles.${{profile}}"
