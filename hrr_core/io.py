@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -33,21 +34,83 @@ class ImageLoadError(ValueError):
         super().__init__(f"{self.path}: {reason}" + (f" ({fix})" if fix else ""))
 
 
+class OutputWriteError(OSError):
+    """An output that could not be written (disk full, quota, read-only or unwritable folder).
+
+    The message names the path, the bytes needed and free where that is the cause, and the
+    fix; the previous output at that path is left as it was."""
+
+    def __init__(self, path: str | os.PathLike, message: str, errno_: int | None = None):
+        super().__init__(errno_, message)
+        self.path = str(path)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system holding ``path`` (its nearest existing ancestor)."""
+    for p in (path, *path.parents):
+        try:
+            return shutil.disk_usage(p).free
+        except OSError:
+            continue
+    return None
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+def write_error(exc: OSError, path: Path, need: str | None = None) -> OSError:
+    """Translate a failed write of ``path`` into an :class:`OutputWriteError` whose message
+    names the path, the space needed (``need``, e.g. "needs 3.2 MiB") and free, and the fix;
+    any other error is returned unchanged."""
+    if isinstance(exc, OutputWriteError) or exc.errno not in _NO_SPACE | _NOT_WRITABLE:
+        return exc
+    kept = f"the previous {path.name} is left as it was" if path.exists() else f"nothing was left at {path}"
+    if exc.errno in _NO_SPACE:
+        free = _free_bytes(path.parent)
+        have = f"{_mib(free)} free on its disk" if free is not None else "free space unknown"
+        msg = (
+            f"cannot write {path}: no space left on the device ({need or 'needs more space'}, {have}); "
+            f"free space and rerun; {kept}"
+        )
+    else:
+        msg = (
+            f"cannot write {path}: {os.strerror(exc.errno)} (its folder {path.parent} is not writable); "
+            f"make {path.parent} writable or write the output elsewhere, then rerun; {kept}"
+        )
+    return OutputWriteError(path, msg, exc.errno)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``:
-    a reader sees the old file or the new one, never half of one."""
+    a reader sees the old file or the new one, never half of one. A full disk or an unwritable
+    folder raises :class:`OutputWriteError` naming the path and the space needed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_error(exc, path, f"needs {_mib(len(data))}") from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -64,19 +127,39 @@ def atomic_dir(dst: str | os.PathLike) -> Iterator[Path]:
     The swap is two renames (old folder aside, new one in); a crash between them leaves the old
     folder in ``.<name>.old-*`` beside ``dst``. Files are not fsynced: this guards against failed
     and interrupted builds, not power loss (:mod:`hrr_core.training.checkpoint` does that).
+    A full disk or an unwritable folder, in the block or the swap, raises
+    :class:`OutputWriteError` naming ``dst`` and the bytes written so far.
     """
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() and not dst.is_dir():
         raise NotADirectoryError(f"{dst} exists and is not a folder; remove it or choose another path")
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.tmp-"))
+    tmp: Path | None = None
     try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.tmp-"))
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the usual permissions
         yield tmp
         _swap_dir(tmp, dst)
+    except OSError as exc:
+        written = _tree_bytes(tmp) if tmp is not None else None
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OutputWriteError):
+            raise
+        need = f"needs more than the {_mib(written)} written before it failed" if written else None
+        error = write_error(exc, dst, need)
+        if error is exc:
+            raise
+        raise error from exc
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _tree_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (what a failed build had written so far)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.exists() else 0
 
 
 def _swap_dir(tmp: Path, dst: Path) -> None:

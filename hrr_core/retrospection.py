@@ -59,6 +59,7 @@ def prepare_ldm(
     if ldm.vae is not None:
         stats["vae"] = train_vae(ldm.vae, train_images, cfg.ldm, device, generator)
     stats["unet"] = train_denoiser(ldm.unet, train_images, cfg.ldm, device, generator, vae=ldm.vae)
+    meta.unlink(missing_ok=True)  # the files below stop matching it; written again once they are complete
     ldm.save(out_dir)
     atomic_write_json(meta, {"digest": ldm_digest(cfg), "stats": stats})
     return ldm.eval(), stats

@@ -1,12 +1,22 @@
+import errno
 import json
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from hrr_core.io import ImageLoadError, atomic_dir, atomic_write_bytes, atomic_write_json, load_image
+from hrr_core.io import (
+    ImageLoadError,
+    OutputWriteError,
+    atomic_dir,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_image,
+)
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
@@ -59,6 +69,91 @@ def test_atomic_dir_failure_keeps_the_old_folder(tmp_path, monkeypatch, where):
                 raise RuntimeError("the build failed")
     assert [p.name for p in dst.iterdir()] == ["old.txt"] and (dst / "old.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["view"]  # no temp or old folder behind
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs mounted at tmp_path/disk (needs root and mount; skipped otherwise)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _left(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_full_disk_names_the_file_and_the_space_and_keeps_the_old_file(small_disk):
+    out = small_disk / "scores.csv"
+    atomic_write_bytes(out, b"old")
+    with pytest.raises(OutputWriteError) as info:
+        atomic_write_bytes(out, b"x" * 200_000)  # does not fit in 64 KiB
+    msg = str(info.value)
+    assert str(out) in msg and "no space left" in msg and "needs 200000 bytes" in msg and "free on its disk" in msg
+    assert "free space and rerun" in msg and "previous scores.csv is left as it was" in msg
+    assert info.value.errno == errno.ENOSPC and isinstance(info.value, OSError)
+    assert out.read_bytes() == b"old" and _left(small_disk) == ["scores.csv"]  # no temp file behind
+
+
+def test_full_disk_during_a_folder_build_keeps_the_old_folder(small_disk):
+    dst = small_disk / "model"
+    with atomic_dir(dst) as tmp:
+        (tmp / "weights.bin").write_bytes(b"old")
+    with pytest.raises(OutputWriteError) as info:
+        with atomic_dir(dst) as tmp:
+            (tmp / "config.json").write_bytes(b"{}" * 8000)
+            (tmp / "weights.bin").write_bytes(b"w" * 200_000)
+    msg = str(info.value)
+    assert str(dst) in msg and "no space left" in msg and "written before it failed" in msg, msg
+    assert _left(dst) == ["weights.bin"] and (dst / "weights.bin").read_bytes() == b"old"
+    assert _left(small_disk) == ["model"]
+
+
+def test_read_only_folder_says_make_it_writable_and_keeps_the_old_file(small_disk):
+    out = small_disk / "card.json"
+    atomic_write_bytes(out, b"old")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(OutputWriteError) as info:
+        atomic_write_bytes(out, b"new")
+    msg = str(info.value)
+    assert str(out) in msg and f"make {small_disk} writable" in msg and info.value.errno == errno.EROFS
+    assert out.read_bytes() == b"old"
+    with pytest.raises(OutputWriteError, match="writable"):
+        with atomic_dir(small_disk / "sub"):
+            pass
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_injected_full_disk_at_fsync(tmp_path, monkeypatch, code):
+    """Where a delayed-allocation file system reports a full disk: at fsync, after the write."""
+    out = tmp_path / "manifest.csv"
+    atomic_write_bytes(out, b"old")
+    monkeypatch.setattr("hrr_core.io.os.fsync", lambda fd: (_ for _ in ()).throw(OSError(code, os.strerror(code))))
+    with pytest.raises(OutputWriteError, match=r"manifest.csv: no space left .*needs 3 bytes"):
+        atomic_write_bytes(out, b"new")
+    assert out.read_bytes() == b"old" and _left(tmp_path) == ["manifest.csv"]
+
+
+def test_injected_unwritable_folder_and_other_errors_pass_through(tmp_path, monkeypatch):
+    def refuse(*a, **k):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputWriteError, match=f"make {tmp_path} writable") as info:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+    assert "nothing was left at" in str(info.value) and not (tmp_path / "a.json").exists()
+
+    def broken(*a, **k):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(tempfile, "mkstemp", broken)
+    with pytest.raises(OSError, match="Input/output error") as info:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+    assert not isinstance(info.value, OutputWriteError)  # only space and permission errors are translated
 
 
 def test_atomic_dir_refuses_a_file(tmp_path):

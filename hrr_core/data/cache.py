@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from hrr_core.confutil import to_dict
 from hrr_core.data.manifest import absolute_paths
@@ -116,10 +116,7 @@ def compute_representation_cache(
 
 def _write_shard(folder: Path, shard: int, tensors: dict[str, torch.Tensor]) -> pd.DataFrame:
     name = f"shard_{shard:05d}.safetensors"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.tmp"
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(folder / name)
+    atomic_write_bytes(folder / name, save({k: v.contiguous() for k, v in tensors.items()}))
     return pd.DataFrame(
         {"id": list(tensors), "shard": shard, "shape": ["x".join(map(str, v.shape)) for v in tensors.values()]}
     )

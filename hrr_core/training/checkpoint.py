@@ -39,7 +39,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 import hrr_core
-from hrr_core.io import atomic_write_json, sha256_file
+from hrr_core.io import atomic_write_json, sha256_file, write_error
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -217,6 +217,13 @@ def save_checkpoint(
     try:
         _write_files(tmp, model, state, meta)
         _swap_in(tmp, target)
+    except OSError as exc:
+        written = sum(f.stat().st_size for f in tmp.glob("*") if f.is_file()) if tmp.exists() else 0
+        shutil.rmtree(tmp, ignore_errors=True)
+        error = write_error(exc, target, f"needs more than the {written} bytes written before it failed")
+        if error is exc:
+            raise
+        raise error from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from hrr_core.io import OutputWriteError
 from hrr_core.training import checkpoint as ck
 from hrr_core.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from hrr_core.training.loop import TrainConfig, build_ema, fit, make_loader
@@ -98,6 +100,25 @@ def test_exception_mid_save_keeps_the_old_checkpoint(tmp_path, tiny, monkeypatch
     with pytest.raises(OSError, match="disk full"):
         _save(tiny, tmp_path / "last", step=2, seed=1)
     assert sorted(os.listdir(tmp_path)) == ["last"]  # no temp folder left behind
+    fresh = tiny.TinyNet()
+    assert load_checkpoint(tmp_path / "last", fresh).step == 1
+    assert torch.equal(_weights(fresh), _weights(old_model))
+
+
+def test_full_disk_mid_save_names_the_checkpoint_and_keeps_the_old_one(tmp_path, tiny, monkeypatch):
+    old_model, _ = _save(tiny, tmp_path / "last", step=1)
+
+    def fill_the_disk(model, filename, metadata=None):
+        open(filename, "wb").write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ck, "save_model", fill_the_disk)
+    with pytest.raises(OutputWriteError) as info:
+        _save(tiny, tmp_path / "last", step=2, seed=1)
+    msg = str(info.value)
+    assert str(tmp_path / "last") in msg and "no space left" in msg and "7 bytes written" in msg, msg
+    assert "previous last is left as it was" in msg
+    assert sorted(os.listdir(tmp_path)) == ["last"]
     fresh = tiny.TinyNet()
     assert load_checkpoint(tmp_path / "last", fresh).step == 1
     assert torch.equal(_weights(fresh), _weights(old_model))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from hrr_core.confutil import from_dict, to_dict
-from hrr_core.io import atomic_write_json
+from hrr_core.io import atomic_write_bytes, atomic_write_json
 
 T = TypeVar("T")
 CONFIG_FILE = "config.json"
@@ -73,9 +73,9 @@ def load_config(directory: str | os.PathLike, cls: type[T]) -> tuple[T, dict]:
 
 
 def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+    atomic_write_bytes(path, save({k: np.ascontiguousarray(v) for k, v in arrays.items()}))
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
