@@ -603,7 +603,20 @@ def copy_work_tree(dest: Path) -> None:
 def smoke_repo(tmp_path_factory) -> SmokeRepo:
     """The working tree copied into a fresh git repository (one commit) with ``profile: smoke``,
     after one ``dvc repro``. Shared by every test of the session: read it, do not change it."""
-    dest = tmp_path_factory.mktemp("repo")
+    repo = fresh_smoke_repo(tmp_path_factory.mktemp("repo"))
+    repo.dvc("repro")
+    return repo
+
+
+@pytest.fixture
+def new_smoke_repo(tmp_path):
+    """``new_smoke_repo(name)``: a fresh smoke-profile repository under tmp_path, nothing run yet."""
+    return lambda name="repo": fresh_smoke_repo(tmp_path / name)
+
+
+def fresh_smoke_repo(dest: Path) -> SmokeRepo:
+    """The working tree copied into a fresh git repository (one commit) at ``dest`` with
+    ``profile: smoke``, as a fresh clone is: no outputs, nothing run yet."""
     copy_work_tree(dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["profile"] = "smoke"
@@ -612,5 +625,4 @@ def smoke_repo(tmp_path_factory) -> SmokeRepo:
     repo.run("git", "init", "-q")
     repo.git("add", "-A")
     repo.git("commit", "-qm", "copy")
-    repo.dvc("repro")
     return repo

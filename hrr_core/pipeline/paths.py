@@ -9,6 +9,26 @@ from pathlib import Path
 from hrr_core.paths import project_root, resolve
 from hrr_core.schema import Config
 
+# Figures of how a run went rather than what it found: wall-clock times, and (for caches) how much
+# was computed now versus found done. They go to StagePaths.timings, never to metrics/.
+RUN_KEYS = frozenset({"seconds", "fit_seconds", "generate_seconds", "ms_per_image", "ms_per_image_per_scale"})
+
+
+def split_run_figures(metrics: dict, keys: frozenset[str] = RUN_KEYS) -> tuple[dict, dict]:
+    """(``metrics`` without the ``keys`` at any depth, those entries in the same nesting)."""
+    kept: dict = {}
+    taken: dict = {}
+    for k, v in metrics.items():
+        if k in keys:
+            taken[k] = v
+        elif isinstance(v, dict):
+            kept[k], sub = split_run_figures(v, keys)
+            if sub:
+                taken[k] = sub
+        else:
+            kept[k] = v
+    return kept, taken
+
 
 @dataclass(frozen=True)
 class StagePaths:
@@ -54,6 +74,11 @@ class StagePaths:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    def timings(self, stage: str) -> Path:
+        """Wall-clock and cache-hit figures of ``stage``'s last run: kept out of ``metrics/`` so
+        that the metrics of two runs of the same inputs are byte-identical."""
+        return self.reports / "timings" / f"{stage}.json"
 
     @property
     def plots(self) -> Path:

@@ -19,7 +19,7 @@ from hrr_core.data.manifest import absolute_paths, check_no_leakage, read_manife
 from hrr_core.evaluation.protocol import generator_set
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.paths import resolve
-from hrr_core.pipeline.paths import StagePaths
+from hrr_core.pipeline.paths import StagePaths, split_run_figures
 from hrr_core.plotting import sample_grid, save_figure
 from hrr_core.runtime import environment, resolve_device, seed_everything
 from hrr_core.schema import Config
@@ -88,7 +88,9 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
         "real_image": image_stats.get("real"),
         "environment": environment(),
     }
+    metrics, run_figures = split_run_figures(metrics)
     atomic_write_json(paths.metrics / "prepare.json", metrics)
+    atomic_write_json(paths.timings("prepare"), run_figures)
     atomic_write_json(paths.reports / "bias_audit.json", audit)
     save_figure(sample_grid(manifest, list(cfg.benchmark.families)), paths.figures / "sample_grid.png")
     assert_unbiased(audit)  # after writing the report, so a failure can be inspected
@@ -115,10 +117,11 @@ def _run_real(cfg: Config, paths: StagePaths, echo=print) -> dict:
         "harmonised": sel.harmonise is not None,
         "bias_audit_ok": audit["ok"],
         "bias_audit_policy": sel.bias_audit,
-        "timings": stats,
+        "bad_files": stats["bad_files"],
         "environment": environment(),
     }
     atomic_write_json(paths.metrics / "prepare.json", metrics)
+    atomic_write_json(paths.timings("prepare"), {k: v for k, v in stats.items() if k.endswith("_s")})
     atomic_write_json(paths.reports / "bias_audit.json", audit)
     save_figure(real_sample_grid(df), paths.figures / "sample_grid.png")
     if audit["ok"]:

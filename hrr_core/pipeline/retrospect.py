@@ -16,7 +16,7 @@ from hrr_core.evaluation.protocol import training_set
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.models.ldm import load_ldm
 from hrr_core.pipeline.common import bind_benchmark
-from hrr_core.pipeline.paths import StagePaths
+from hrr_core.pipeline.paths import RUN_KEYS, StagePaths, split_run_figures
 from hrr_core.retrospection import prepare_ldm
 from hrr_core.runtime import resolve_device, seed_everything
 from hrr_core.schema import Config, ablation_method
@@ -75,9 +75,12 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
         costs[method] = compute_representation_cache(
             rows, rep, rcfg, paths.retrospection, model.device if model is not None else device, echo
         )
-    metrics = {"ldm": ldm_stats, "methods": costs}
+    # what was computed now and what was found cached depends on the run's history, not its inputs
+    everything = {"ldm": ldm_stats, "methods": costs}
+    metrics, run_figures = split_run_figures(everything, RUN_KEYS | {"computed", "cached"})
     atomic_write_json(paths.metrics / "retrospect.json", metrics)
-    return metrics
+    atomic_write_json(paths.timings("retrospect"), run_figures)
+    return everything
 
 
 def load(cfg: Config, paths: StagePaths) -> dict:

@@ -148,7 +148,7 @@ def test_real_benchmark_prepare_writes_one_harmonised_manifest(forensynths_run):
     assert sorted(set(df.loc[df["split"] == "train", "subset"])) == ["car", "cat", "chair", "horse"]  # 4-class preset
     metrics = json.loads((project / "metrics" / "prepare.json").read_text())
     assert metrics["train_generators"] == ["progan"] and metrics["test_generators"] == ["biggan", "progan", "stylegan"]
-    assert metrics["bias_audit_ok"] is True and metrics["timings"]["bad_files"] == 2  # biggan's empty + corrupt fakes
+    assert metrics["bias_audit_ok"] is True and metrics["bad_files"] == 2  # biggan's empty + corrupt fakes
     assert (project / "figures" / "sample_grid.png").stat().st_size > 1000
     assert (
         "# Real benchmark (forensynths, preset `forensynths_4class`)"
@@ -160,7 +160,11 @@ def test_retrospection_covers_the_preset_train_sets_and_every_test_image(forensy
     project, _ = forensynths_run
     retro = json.loads((project / "metrics" / "retrospect.json").read_text())
     assert retro["ldm"]["n_train_images"] == 12  # train reals of the 4 classes (3 each)
-    assert retro["methods"]["hrr"]["computed"] == 24 + 24 + 30  # progan train + val, the whole test split
+    run = json.loads((project / "reports" / "timings" / "retrospect.json").read_text())
+    assert run["methods"]["hrr"]["computed"] == 24 + 24 + 30  # progan train + val, the whole test split
+    assert "computed" not in retro["methods"]["hrr"] and "ms_per_image" in run["methods"]["hrr"]
+    timings = json.loads((project / "reports" / "timings" / "prepare.json").read_text())
+    assert set(timings) == {"manifest_s", "harmonise_s", "walk_s", "probe_s"}
 
 
 @pytest.mark.parametrize("method", METHODS)
