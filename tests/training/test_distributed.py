@@ -46,7 +46,8 @@ WORKER = textwrap.dedent("""
         def forward(self, x): return DetectorOutput(logits=self.fc(x).squeeze(-1))
 
     torch.manual_seed(rank)  # different initial weights per rank: DDP must broadcast rank 0's
-    cfg = TrainConfig(epochs=2, batch_size=4, lr=0.1, device="cpu", grad_accum=2, ema_decay=0.9)
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=0.1, device=os.environ.get("HRR_TEST_DEVICE", "cpu"), grad_accum=2,
+                      ema_decay=0.9)
     model = Net()
     result = fit(model, objective, make_loader(Set(32, 0), cfg, train=True), make_loader(Set(13, 1), cfg, train=False),
                  cfg, out, live=os.path.join(out, "live"))
@@ -116,3 +117,19 @@ def test_two_cpu_processes_agree_and_only_rank0_writes(tmp_path):
     assert sorted(os.listdir(out)) == ["best", "history.json", "last", "live"]
     saved = torch.load(out / "last" / "state.pt", weights_only=True)
     assert saved["step"] == 4 and saved["epoch"] == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.timeout(300)
+def test_torchrun_launch_on_one_gpu(tmp_path):
+    """The multi-GPU launch path (torchrun, NCCL) at world size 1 on one device."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "HRR_TEST_DEVICE": "cuda", "TQDM_DISABLE": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
+    done = subprocess.run([*cmd, str(script), str(tmp_path / "run")], env=env, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    report = json.loads((tmp_path / "report0.json").read_text())
+    assert report["steps"] == 8 and report["n_ids"] == 13  # 32 samples / (4 per batch x 2 accumulated), 2 epochs
+    assert abs(report["history"][-1]["val/ap"] - report["single_ap"]) < 1e-6

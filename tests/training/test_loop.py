@@ -12,6 +12,7 @@ from torch import nn
 
 from hrr_core.confutil import ConfigError, from_dict
 from hrr_core.models.outputs import DetectorOutput
+from hrr_core.training.checkpoint import load_weights
 from hrr_core.training.distributed import resolve_mixed_precision
 from hrr_core.training.loop import TrainConfig, fit, make_loader, predict_loader
 
@@ -285,3 +286,67 @@ def test_fp16_grad_scaler_on_cuda_is_checkpointed_and_resumed(tmp_path, tiny):
     cfg = _cfg(epochs=3, amp="fp16", grad_clip=0.5, device="cuda")
     again = fit(DtypeProbe(), tiny.objective, train, val, cfg, tmp_path)
     assert again.steps == 14
+
+
+class ConvProbe(nn.Module):
+    """A small conv detector that records whether its input arrived channels-last."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 1)
+        self.channels_last: set[bool] = set()
+
+    def forward(self, x):
+        self.channels_last.add(bool(x.is_contiguous(memory_format=torch.channels_last)))
+        return DetectorOutput(logits=self.fc(self.conv(x).mean((2, 3))).squeeze(-1))
+
+
+def _image_loaders(cfg):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(24, 3, 16, 16, generator=g)
+    y = (x[:, 0].mean((1, 2)) > 0).float()
+
+    class Images(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, i):
+            return {"inputs": x[i], "labels": y[i], "ids": f"i{i:03d}"}
+
+    return make_loader(Images(), cfg, train=True), make_loader(Images(), cfg, train=False)
+
+
+def _bce(out, y):
+    loss = nn.functional.binary_cross_entropy_with_logits(out.logits.float(), y)
+    return {"loss": loss, "bce": loss}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_autocast_on_cuda_is_resumed(tmp_path, tiny):
+    cfg = _cfg(epochs=2, amp="bf16", grad_clip=0.5, max_steps=8, device="cuda")
+    train, val = _loaders(tiny, cfg)
+    model = DtypeProbe()
+    result = fit(model, tiny.objective, train, val, cfg, tmp_path, resume=False)
+    assert result.steps == 8 and model.dtypes == {torch.bfloat16}
+    assert torch.load(tmp_path / "last" / "state.pt", weights_only=True)["scaler"] is None
+    again = fit(
+        DtypeProbe(), tiny.objective, train, val, _cfg(epochs=3, amp="bf16", grad_clip=0.5, device="cuda"), tmp_path
+    )
+    assert again.steps == 14
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("compiled", [False, True])
+def test_channels_last_and_compile_on_cuda(tmp_path, compiled):
+    cfg = _cfg(epochs=1, channels_last=True, compile=compiled, device="cuda", amp="bf16")
+    train, val = _image_loaders(cfg)
+    model = ConvProbe()
+    result = fit(model, _bce, train, val, cfg, tmp_path, resume=False)
+    assert result.steps == 6 and all(np.isfinite(r["train/loss"]) for r in result.history)
+    if not compiled:  # a compiled forward runs traced code; the probe's record is only reliable eagerly
+        assert model.channels_last == {True}
+    fresh = ConvProbe()
+    load_weights(tmp_path / "last", fresh)  # the saved weights load into a plain, uncompiled module
