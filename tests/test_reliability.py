@@ -100,7 +100,8 @@ def test_killed_repro_reruns_to_the_uninterrupted_result(smoke_repo, new_smoke_r
 
     rerun = repo.dvc("repro")
     assert "Running stage 'train@hrr'" in rerun.stdout and "Running stage 'prepare'" not in rerun.stdout
-    assert "up to date" in repo.dvc("status").stdout or repo.dvc("status").stdout.strip() == ""
+    status = repo.dvc("status").stdout
+    assert "up to date" in status or not status.strip(), status
 
     ours, theirs = _files(repo.root), _files(smoke_repo.root)
     assert set(ours) == set(theirs), sorted(set(ours) ^ set(theirs))
