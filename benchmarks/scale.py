@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -216,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         return counts
     if args.prepare:
         return prepare(Path(args.prepare[0]), Path(args.prepare[1]))
-    from predict_throughput import tiny_checkpoint
+    from predict_throughput import cpu_name, tiny_checkpoint
 
     tmp = None if args.work else tempfile.mkdtemp(prefix="hrr-scale-")
     work = args.work or Path(tmp)
@@ -240,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
             shutil.rmtree(tmp, ignore_errors=True)
     print(table(rows))
     result = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "workers": args.workers,
