@@ -15,7 +15,7 @@ N = 1000
 
 
 @pytest.fixture(scope="module")
-def scale(tmp_path_factory):
+def scale():
     mp = pytest.MonkeyPatch()
     mp.syspath_prepend(str(BENCHMARKS))  # scale.py imports its sibling predict_throughput
     yield importlib.import_module("scale")
