@@ -2,13 +2,15 @@
 
     python benchmarks/predict_throughput.py models/hrr data/embedded/images/test [--batch-size 16] [--workers 2]
     python benchmarks/predict_throughput.py --tiny 64 256 [--files 256] [--workers 0 2]
+    python benchmarks/predict_throughput.py models/cnn --synthetic 64 256 [--files 64] [--workers 0 2]
 
 Reports the checkpoint's load time, the decode-only rate (load_image + to_tensor in this process,
 the floor any detector pays) and the end-to-end rate of ``Detector.predict_paths`` after one
 warm-up batch, for each ``--workers`` value; for HRR the end-to-end figure includes re-rendering
 every image through the LDM on the fly. ``--tiny SIZE ...`` needs no trained model: it saves a tiny
 untrained CNN (small_resnet, ``--tiny-width``) with its card and ``--files`` random PNGs per size in
-a temporary folder and measures those. A benchmark, not a test: figures depend on the machine and
+a temporary folder and measures those; ``--synthetic SIZE ...`` measures the given checkpoint on such
+PNGs instead of on ``inputs``. A benchmark, not a test: figures depend on the machine and
 its load (say which CPU gave them).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -29,6 +32,17 @@ from hrr_core.data.transforms import to_tensor
 from hrr_core.data.walk import expand_inputs
 from hrr_core.inference import load_detector
 from hrr_core.io import image_to_array, load_image
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``lscpu``'s "Model name" on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def tiny_checkpoint(root: Path, width: int) -> Path:
@@ -67,7 +81,11 @@ def random_pngs(folder: Path, size: int, n: int) -> Path:
     return folder
 
 
-def measure(checkpoint, inputs, batch_size: int, workers: list[int], device: str, limit: int | None) -> list[dict]:
+def measure(
+    checkpoint, inputs, batch_size: int, workers: list[int], device: str, limit: int | None, px: int | None = None
+) -> list[dict]:
+    """One row per ``workers`` value: load time, decode-only rate and end-to-end images/s (``px``: the
+    synthetic images' size, recorded in the row)."""
     files, failures = expand_inputs(inputs)
     files = files[:limit] if limit else files
     t0 = time.perf_counter()
@@ -89,13 +107,15 @@ def measure(checkpoint, inputs, batch_size: int, workers: list[int], device: str
         n = len(report.results)
         rows.append(
             {
+                **({"px": px} if px else {}),
                 "model": detector.model_id,
                 "kind": detector.kind,
                 "device": str(detector.device),
                 "threads": torch.get_num_threads(),
                 "workers": w,
                 "batch_size": batch_size,
-                "cpu": platform.processor() or platform.machine(),
+                "cpu": cpu_name(),
+                "cpus": os.cpu_count(),
                 "files": len(files),
                 "scored": n,
                 "failed": len(report.failures) + len(failures),
@@ -116,8 +136,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--tiny", type=int, nargs="+", metavar="SIZE", help="measure a tiny CNN on SIZE x SIZE PNGs instead"
     )
+    parser.add_argument(
+        "--synthetic", type=int, nargs="+", metavar="SIZE", help="measure the checkpoint on SIZE x SIZE random PNGs"
+    )
     parser.add_argument("--tiny-width", type=int, default=8, help="small_resnet width of the tiny CNN (default 8)")
-    parser.add_argument("--files", type=int, default=256, help="PNGs per size with --tiny (default 256)")
+    parser.add_argument("--files", type=int, default=256, help="PNGs per size with --tiny/--synthetic (default 256)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="decoding processes to compare")
     parser.add_argument("--device", default="cpu")
@@ -126,19 +149,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not args.tiny:
-        if not args.checkpoint or not args.inputs:
-            parser.error("give a checkpoint and inputs, or --tiny SIZE ...")
+    if args.tiny and (args.checkpoint or args.synthetic):
+        parser.error("--tiny makes its own checkpoint: give neither a checkpoint nor --synthetic")
+    if not args.tiny and not (args.checkpoint and (args.inputs or args.synthetic)):
+        parser.error("give a checkpoint and inputs (or --synthetic SIZE ...), or --tiny SIZE ...")
+    if args.inputs and args.synthetic:
+        parser.error("give inputs or --synthetic SIZE ..., not both")
+    if args.inputs:
         return measure(args.checkpoint, args.inputs, args.batch_size, args.workers, args.device, args.limit)
     rows = []
     with tempfile.TemporaryDirectory(prefix="hrr-predict-bench-") as tmp:
-        checkpoint = tiny_checkpoint(Path(tmp), args.tiny_width)
-        for size in args.tiny:
+        checkpoint = tiny_checkpoint(Path(tmp), args.tiny_width) if args.tiny else args.checkpoint
+        for size in args.tiny or args.synthetic:
             folder = random_pngs(Path(tmp) / f"png{size}", size, args.files)
-            rows += [
-                {**r, "px": size}
-                for r in measure(checkpoint, [folder], args.batch_size, args.workers, args.device, args.limit)
-            ]
+            rows += measure(checkpoint, [folder], args.batch_size, args.workers, args.device, args.limit, size)
     return rows
 
 
