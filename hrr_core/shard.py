@@ -124,8 +124,11 @@ def _load(path: str | os.PathLike) -> dict | None:
 
 
 def _run_id() -> str | None:
-    """The launch's id (torchrun sets it, the same on every rank), to tell this launch's parts from older ones."""
-    return os.environ.get("TORCHELASTIC_RUN_ID") or None
+    """The launch's id, the same on every rank, to tell this launch's parts from older ones:
+    ``torchrun --standalone`` draws a fresh one; 'none' (torchrun's default, what ``accelerate
+    launch`` passes) says nothing."""
+    run = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    return None if run in ("", "none") else run
 
 
 def run_sharded(

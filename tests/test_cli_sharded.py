@@ -229,3 +229,15 @@ def test_torchrun_two_processes_match_one_and_resume(model_dir, folder, tmp_path
     proc = _torchrun([str(folder), "-c", str(model_dir), "-o", str(tmp_path / "all.json"), "-q"], tmp_path)
     assert proc.returncode == EXIT_SOME_FAILED
     assert "2 input(s) could not be scored" in proc.stderr and "empty.png: empty file" in proc.stderr
+
+
+def test_a_stale_part_of_an_unnamed_launch_is_waited_for_not_refused(tmp_path, monkeypatch):
+    """accelerate launch (and torchrun without --standalone) name every launch 'none'."""
+    from hrr_core.shard import run_sharded
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    part = part_path(tmp_path, 1, 2)
+    part.write_text(json.dumps({"version": 1, "items": ["old.png"], "key": "k", "run": None, "payload": {}}))
+    with pytest.raises(TimeoutError):
+        run_sharded(["a", "b"], World(0, 2), tmp_path, {}, lambda items: {"n": len(items)}, poll_s=0.01, timeout_s=0.1)
+    assert read_part(part_path(tmp_path, 0, 2), ["a"], shard_key(["a"], {}))["payload"] == {"n": 1}
