@@ -7,6 +7,7 @@ reconstruction residuals share; see that module for the cache layout and determi
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,21 @@ def prepare_ldm(
     ldm.save(out_dir)
     atomic_write_json(meta, {"digest": ldm_digest(cfg), "stats": stats})
     return ldm.eval(), stats
+
+
+def wait_for_ldm(cfg: RetrospectionConfig, out_dir: Path, poll_s: float = 1.0, timeout_s: float | None = None) -> None:
+    """Wait until :func:`prepare_ldm` (on rank 0 of a sharded run) has saved the LDM of ``cfg``
+    in ``out_dir``: its ``retrospection_meta.json`` carries the config's digest."""
+    meta, start = Path(out_dir) / "retrospection_meta.json", time.monotonic()
+    while True:
+        try:
+            if json.loads(meta.read_text()).get("digest") == ldm_digest(cfg):
+                return
+        except (OSError, ValueError):
+            pass
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"no retrospection LDM for this config appeared in {out_dir} within {timeout_s:.0f} s")
+        time.sleep(poll_s)
 
 
 def compute_cache(
