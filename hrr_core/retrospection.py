@@ -7,7 +7,6 @@ reconstruction residuals share; see that module for the cache layout and determi
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +22,7 @@ from hrr_core.io import atomic_write_json
 from hrr_core.models.ldm import LatentDiffusion, train_denoiser, train_vae
 from hrr_core.models.msr import MSRConfig, retrospect
 from hrr_core.schema.retrospection import RetrospectionConfig
+from hrr_core.shard import wait_until
 
 
 def msr_representation(msr: MSRConfig, ldm: LatentDiffusion | None) -> Representation:
@@ -68,16 +68,15 @@ def prepare_ldm(
 def wait_for_ldm(cfg: RetrospectionConfig, out_dir: Path, poll_s: float = 1.0, timeout_s: float | None = None) -> None:
     """Wait until :func:`prepare_ldm` (on rank 0 of a sharded run) has saved the LDM of ``cfg``
     in ``out_dir``: its ``retrospection_meta.json`` carries the config's digest."""
-    meta, start = Path(out_dir) / "retrospection_meta.json", time.monotonic()
-    while True:
+    meta = Path(out_dir) / "retrospection_meta.json"
+
+    def ready() -> bool:
         try:
-            if json.loads(meta.read_text()).get("digest") == ldm_digest(cfg):
-                return
+            return json.loads(meta.read_text()).get("digest") == ldm_digest(cfg)
         except (OSError, ValueError):
-            pass
-        if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"no retrospection LDM for this config appeared in {out_dir} within {timeout_s:.0f} s")
-        time.sleep(poll_s)
+            return False
+
+    wait_until(ready, f"the retrospection LDM of this config in {out_dir}", poll_s, timeout_s)
 
 
 def compute_cache(

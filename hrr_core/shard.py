@@ -179,17 +179,31 @@ def _wait_for(
     theirs = world.shard(items, rank)
     key = shard_key(theirs, context, stat_files)
     path = part_path(folder, rank, world.size)
-    start = time.monotonic()
-    while True:
+    found: dict = {}
+
+    def ready() -> bool:
         part = read_part(path, theirs, key)
         if part is not None:
-            return part["payload"]
-        found = _load(path)
-        if found is not None and _run_id() is not None and found.get("run") == _run_id():
+            found.update(part)
+            return True
+        other = _load(path)
+        if other is not None and _run_id() is not None and other.get("run") == _run_id():
             raise ShardError(
                 f"{path} was written in this launch for other items or another checkpoint than rank 0 "
                 "expects (did the inputs change while the ranks listed them?); run the command again"
             )
+        return False
+
+    wait_until(ready, f"rank {rank}'s part {path}", poll_s, timeout_s)
+    return found["payload"]
+
+
+def wait_until(ready: Callable[[], bool], what: str, poll_s: float = POLL_S, timeout_s: float | None = None) -> None:
+    """Poll ``ready()`` every ``poll_s`` seconds until it is true; ``TimeoutError`` naming
+    ``what`` after ``timeout_s`` (None: wait as long as it takes; the launcher stops a rank
+    whose peer died)."""
+    start = time.monotonic()
+    while not ready():
         if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"rank {rank}'s part {path} did not appear within {timeout_s:.0f} s")
+            raise TimeoutError(f"{what} did not appear within {timeout_s:g} s")
         time.sleep(poll_s)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hrr_core.data import cache
 from hrr_core.data.cache import PARTS_DIR, compute_representation_cache
 from hrr_core.models.ldm import LatentDiffusion, LDMConfig
 from hrr_core.models.msr import MSRConfig
@@ -70,33 +72,47 @@ def compute(df, ldm, root: Path, world: World = World(), rep=None) -> dict:
     return compute_representation_cache(df, rep, CFG, root, torch.device("cpu"), lambda *_: None, world)
 
 
+def run_ranks(size: int, work) -> list:
+    """``work(world)`` for every rank of ``size``, concurrently (threads), results in rank order."""
+    with ThreadPoolExecutor(size) as pool:
+        return list(pool.map(work, [World(rank, size) for rank in range(size)]))
+
+
 @pytest.mark.parametrize("size", [2, 3])
 def test_ranks_leave_the_folder_one_process_leaves(tmp_path, ldm, size):
     df = manifest(tmp_path)
-    for rows in (df.iloc[:3], df):  # incremental: a second run adds the missing images
+    calls = (df.iloc[:3], df)  # two calls on one cache folder, the second adding images (two methods sharing a key)
+    for rows in calls:
         compute(rows, ldm, tmp_path / "one")
-        for rank in reversed(range(size)):
-            out = compute(rows, ldm, tmp_path / "many", World(rank, size))
-        assert out["computed"] == (3 if len(rows) == 3 else 8) and out["cached"] == len(rows)
+    outs = run_ranks(size, lambda world: [compute(rows, ldm, tmp_path / "many", world) for rows in calls])
+    assert [o["computed"] for o in outs[0]] == [3, 8] and outs[0][1]["cached"] == 11
+    assert sum(o[1]["images"] for o in outs[1:]) == 8 - 4  # rank 0 did shard file 1 of the second call
     key = cache_key(MSR, CFG)
     one, many = files_of(tmp_path / "one" / key), files_of(tmp_path / "many" / key)
     assert many == one  # index.csv, config.json and every shard file, byte for byte
     assert sorted(one) == ["config.json", "index.csv", *(f"shard_{k:05d}.safetensors" for k in range(3))]
 
 
-def test_a_valid_part_is_reused_and_a_corrupt_one_redone(tmp_path, ldm):
+class Killed(Exception):
+    """A rank stopped after writing its part, before rank 0 merged."""
+
+
+def test_a_valid_part_is_reused_and_a_corrupt_one_redone(tmp_path, ldm, monkeypatch):
     df = manifest(tmp_path, 9)
     calls: list[int] = []
     real = msr_representation(MSR, ldm)
     counting = type(real)(real.name, real.config, lambda imgs, g: (calls.append(len(imgs)), real.fn(imgs, g))[1], 2)
-    assert compute(df, ldm, tmp_path / "many", World(1, 2), counting)["images"] == 4  # shard file 1 of 0, 1, 2
-    n_rank1 = len(calls)
+    monkeypatch.setattr(cache, "wait_until", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    with pytest.raises(Killed):
+        compute(df, ldm, tmp_path / "many", World(1, 2), counting)  # shard file 1 of 0, 1, 2: 4 images
+    assert sum(calls) == 4
     folder = tmp_path / "many" / cache_key(MSR, CFG)
     part_path(folder / PARTS_DIR, 0, 2).write_text('{"version": 1, "items": ["shard_000')  # half-written
-    assert compute(df, ldm, tmp_path / "many", World(1, 2), counting)["images"] == 4
-    assert len(calls) == n_rank1  # rank 1's part reused: nothing recomputed
+    with pytest.raises(Killed):
+        compute(df, ldm, tmp_path / "many", World(1, 2), counting)
+    assert sum(calls) == 4  # rank 1's part reused: nothing recomputed
     out = compute(df, ldm, tmp_path / "many", World(0, 2), counting)
-    assert out["computed"] == 9 and sum(calls[n_rank1:]) == 5  # rank 0 redid its shard files 0 and 2 only
+    assert out["computed"] == 9 and sum(calls) == 4 + 5  # rank 0 redid its shard files 0 and 2 only
     assert not (folder / PARTS_DIR).exists()  # merged and cleaned up
     compute(df, ldm, tmp_path / "one")
     assert files_of(folder) == files_of(tmp_path / "one" / cache_key(MSR, CFG))
@@ -105,13 +121,13 @@ def test_a_valid_part_is_reused_and_a_corrupt_one_redone(tmp_path, ldm):
 def test_nothing_to_compute_writes_no_part(tmp_path, ldm):
     df = manifest(tmp_path, 3)
     compute(df, ldm, tmp_path / "c")
-    assert compute(df, ldm, tmp_path / "c", World(1, 2))["computed"] == 0
+    assert compute(df, ldm, tmp_path / "c", World(1, 2))["images"] == 0
     assert not (tmp_path / "c" / cache_key(MSR, CFG) / PARTS_DIR).exists()
 
 
 def test_other_ranks_wait_for_rank0s_ldm(tmp_path):
     cfg = RetrospectionConfig(ldm=TINY)
-    with pytest.raises(TimeoutError, match="no retrospection LDM"):
+    with pytest.raises(TimeoutError, match="retrospection LDM of this config"):
         wait_for_ldm(cfg, tmp_path / "ldm", poll_s=0.01, timeout_s=0.05)
     prepare_ldm(cfg, [torch.rand(3, 24, 24) for _ in range(2)], tmp_path / "ldm", torch.device("cpu"))
     wait_for_ldm(cfg, tmp_path / "ldm", poll_s=0.01, timeout_s=0.05)  # there now: returns at once

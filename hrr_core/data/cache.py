@@ -38,7 +38,7 @@ from hrr_core.data.manifest import absolute_paths
 from hrr_core.data.transforms import to_tensor
 from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
 from hrr_core.schema.retrospection import RetrospectionConfig
-from hrr_core.shard import World, run_sharded
+from hrr_core.shard import World, run_sharded, wait_until
 
 PARTS_DIR = ".parts"  # per-rank parts of a sharded run, removed once rank 0 has merged them
 
@@ -123,25 +123,28 @@ def compute_representation_cache(
     names = [f"shard_{k:05d}" for k in spans]
     t0 = time.perf_counter()
     with torch.no_grad():
-        if world.size == 1 or not ids:
+        if world.size == 1:
             parts = [compute(names)]
-        else:
+        elif ids:
             context = {"key": folder.name, "ids": _digest(ids), "batch": cfg.batch_size, "per_shard": per_shard}
             parts = run_sharded(names, world, folder / PARTS_DIR, context, compute, stat_files=False)
+        else:
+            parts = [compute([])] if world.is_main else None
     seconds = time.perf_counter() - t0
-    if parts is None:  # another rank: rank 0 writes the index
+    if parts is None:  # another rank: back once rank 0 has indexed every new image, so that a next call reads them
+        wait_until(lambda: set(ids) <= set(read_index(folder)["id"]), f"rank 0's merged {folder / 'index.csv'}")
         return {
             "key": folder.name,
             "rank": world.rank,
-            "images": sum(hi - lo for lo, hi in world.shard(list(spans.values()))),
+            "images": sum(hi - lo for lo, hi in world.shard([*spans.values()])),
         }
     written = {name: table for part in parts for name, table in part["shards"].items()}
     merged = pd.concat([index, *(pd.DataFrame(written[n]) for n in names)], ignore_index=True)
+    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)  # read: gone before the index says the ranks are done
     atomic_write_bytes(folder / "index.csv", merged.to_csv(index=False).encode())
     atomic_write_json(
         folder / "config.json", {rep.name: to_dict(rep.config), "ldm_digest": ldm_digest(cfg), "seed": cfg.seed}
     )
-    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)  # merged: the folder is as one process leaves it
     per_image = 1000 * seconds / max(1, len(ids))
     return {
         "key": folder.name,
