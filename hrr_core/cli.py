@@ -12,6 +12,14 @@ Exit codes:
        CUDA asked for but absent) or an output file that cannot be written: a one-line
        message, no traceback
     130 interrupted (Ctrl-C)
+
+Under ``torchrun --nproc_per_node N -m hrr_core.cli ...`` (or ``accelerate launch``) each rank
+scores its slice of the sorted file list (one GPU per rank) into ``<output>.parts/`` and rank 0
+merges the parts into ``--output``, as a single process would have written it; ``--output`` is
+required there. A relaunch reuses every part still valid (same files and checkpoint), so an
+interrupted run redoes only the missing shards. Rank 0 prints and returns the exit code above;
+the other ranks print nothing and return 0 once their part is written (2 on an error). The
+launcher itself turns any non-zero code of a rank into 1.
 """
 
 from __future__ import annotations
@@ -161,21 +169,39 @@ def run(argv: list[str] | None = None) -> int:
     if output is not None and output.is_dir():
         parser.error(f"--output {args.output!r} is a folder; give a file name ending in .csv or .json")
 
+    from hrr_core.shard import ShardError, World
+
+    try:
+        world = World.from_env()
+    except ShardError as exc:
+        parser.error(str(exc))
+    if world.size > 1 and output is None:
+        parser.error(f"--output is required when sharding over {world.size} processes (rank 0 merges into it)")
+
     from hrr_core.card import DetectorLoadError
     from hrr_core.data.walk import expand_inputs
     from hrr_core.inference import load_detector
 
     try:
-        detector = load_detector(args.checkpoint, device=args.device)
+        detector = load_detector(args.checkpoint, device=world.device(args.device))
     except (DetectorLoadError, ValueError) as exc:
         print(f"hrr-detect: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     files, failures = expand_inputs(args.paths)
-    show_progress = not args.quiet and sys.stderr.isatty() and len(files) >= PROGRESS_MIN_FILES
-    workers = min(args.workers, len(files) // args.batch_size)  # no processes started for less than a batch each
-    report = detector.predict_paths(
-        files, batch_size=args.batch_size, threshold=args.threshold, progress=show_progress, workers=workers
-    )
+    if world.size > 1:
+        try:
+            report = _predict_sharded(detector, files, args, world, output)
+        except (OSError, ShardError) as exc:
+            print(f"hrr-detect: error: rank {world.rank}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if report is None:  # not rank 0: the part is written, rank 0 reports
+            return EXIT_OK
+    else:
+        show_progress = not args.quiet and sys.stderr.isatty() and len(files) >= PROGRESS_MIN_FILES
+        workers = min(args.workers, len(files) // args.batch_size)  # no processes started for less than a batch each
+        report = detector.predict_paths(
+            files, batch_size=args.batch_size, threshold=args.threshold, progress=show_progress, workers=workers
+        )
     report.failures = failures + report.failures
     if not args.quiet:
         print(format_table(report.results))
@@ -199,6 +225,37 @@ def run(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     return EXIT_SOME_FAILED if report.failures else EXIT_OK
+
+
+def _predict_sharded(detector, files: list[str], args: argparse.Namespace, world, output: Path):
+    """Score this rank's slice ``files[rank::size]`` into its part (or reuse a valid one); on
+    rank 0 wait for every part and return the merged :class:`PredictionReport`, else None."""
+    from hrr_core.shard import parts_dir, run_sharded
+
+    def score(shard: list[str]) -> dict:
+        progress = world.is_main and not args.quiet and sys.stderr.isatty() and len(shard) >= PROGRESS_MIN_FILES
+        probs, fails = detector.score_paths(
+            shard,
+            batch_size=args.batch_size,
+            progress=progress,
+            workers=min(args.workers, len(shard) // args.batch_size),
+        )
+        return {"probs": sorted(probs.items()), "failures": sorted(fails.items())}
+
+    def reused(path: Path) -> None:
+        if not args.quiet:
+            print(f"hrr-detect: rank {world.rank}: reusing {path} (same files and checkpoint)", file=sys.stderr)
+
+    context = {"model": detector.model_id, "device": detector.device.type}
+    parts = run_sharded(files, world, parts_dir(output), context, score, on_reuse=reused)
+    if parts is None:
+        return None
+    probs: dict[int, float] = {}
+    fails: dict[int, str] = {}
+    for rank, part in enumerate(parts):  # local index j of rank r is file r + j * size
+        probs.update((rank + j * world.size, float(p)) for j, p in part["probs"])
+        fails.update((rank + j * world.size, str(why)) for j, why in part["failures"])
+    return detector.make_report(files, probs, fails, args.threshold)
 
 
 if __name__ == "__main__":

@@ -157,16 +157,28 @@ class Detector:
         """Score image files: ``workers`` processes decode them (0: this process), images of one
         size go through the model together, ``batch_size`` at a time. Unreadable, too small or
         failing files go to ``failures``, the rest to ``results`` in input order."""
+        thr = self._threshold(threshold)
+        paths = [str(p) for p in paths]
+        probs, failures = self.score_paths(paths, batch_size=batch_size, progress=progress, workers=workers)
+        return self.make_report(paths, probs, failures, thr)
+
+    def _threshold(self, threshold: float | None) -> float:
+        thr = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= thr <= 1.0:
+            raise ValueError(f"threshold must be a probability in [0, 1], got {thr}")
+        return thr
+
+    def score_paths(
+        self, paths: list[str], batch_size: int = 16, progress: bool = False, workers: int = 0
+    ) -> tuple[dict[int, float], dict[int, str]]:
+        """The scoring of :meth:`predict_paths` without the report: (probability by index into
+        ``paths``, failure reason by index); a sharded run merges these from every rank."""
         from tqdm.auto import tqdm
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
-        thr = self.threshold if threshold is None else float(threshold)
-        if not 0.0 <= thr <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1], got {thr}")
-        paths = [str(p) for p in paths]
         probs: dict[int, float] = {}
         failures: dict[int, str] = {}
         loader = DataLoader(
@@ -193,6 +205,13 @@ class Detector:
                         self._flush(buckets, probs, failures)
                 bar.update(len(chunk))
             self._flush(buckets, probs, failures)
+        return probs, failures
+
+    def make_report(
+        self, paths: list[str], probs: dict[int, float], failures: dict[int, str], threshold: float | None = None
+    ) -> PredictionReport:
+        """The :class:`PredictionReport` of scores by index into ``paths``, in input order."""
+        thr = self._threshold(threshold)
         order = sorted(probs)
         results = pd.DataFrame(
             {"path": [display_path(paths[i]) for i in order], "prob_generated": [probs[i] for i in order]}

@@ -22,6 +22,7 @@ from hrr_core.io import atomic_write_json
 from hrr_core.models.ldm import LatentDiffusion, train_denoiser, train_vae
 from hrr_core.models.msr import MSRConfig, retrospect
 from hrr_core.schema.retrospection import RetrospectionConfig
+from hrr_core.shard import wait_until
 
 
 def msr_representation(msr: MSRConfig, ldm: LatentDiffusion | None) -> Representation:
@@ -63,6 +64,20 @@ def prepare_ldm(
     ldm.save(out_dir)
     atomic_write_json(meta, {"digest": ldm_digest(cfg), "stats": stats})
     return ldm.eval(), stats
+
+
+def wait_for_ldm(cfg: RetrospectionConfig, out_dir: Path, poll_s: float = 1.0, timeout_s: float | None = None) -> None:
+    """Wait until :func:`prepare_ldm` (on rank 0 of a sharded run) has saved the LDM of ``cfg``
+    in ``out_dir``: its ``retrospection_meta.json`` carries the config's digest."""
+    meta = Path(out_dir) / "retrospection_meta.json"
+
+    def ready() -> bool:
+        try:
+            return json.loads(meta.read_text()).get("digest") == ldm_digest(cfg)
+        except (OSError, ValueError):
+            return False
+
+    wait_until(ready, f"the retrospection LDM of this config in {out_dir}", poll_s, timeout_s)
 
 
 def compute_cache(

@@ -38,6 +38,7 @@ from hrr_core.data.harmonise import harmonise_manifest
 from hrr_core.data.manifest import absolute_paths, write_manifest
 from hrr_core.io import atomic_write_json, image_to_array, load_image
 from hrr_core.schema.benchmark import RealBenchmarkSelection  # noqa: F401 (config lives in the schema)
+from hrr_core.shard import World
 
 
 def _stage_rows(df: pd.DataFrame, out_dir: Path, jpeg_quality: int | None, keep_absolute: bool) -> pd.DataFrame:
@@ -59,26 +60,38 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def build_stage_manifest(
-    sel: RealBenchmarkSelection, out_dir: Path, project_root: Path, echo=print
-) -> tuple[pd.DataFrame, dict]:
-    """Steps 1-3 of the module docstring; returns the stage manifest and build stats."""
+    sel: RealBenchmarkSelection, out_dir: Path, project_root: Path, echo=print, world: World = World()
+) -> tuple[pd.DataFrame | None, dict]:
+    """Steps 1-3 of the module docstring; returns the stage manifest and build stats. Under
+    several processes (``world``) every rank builds the manifest and harmonises its share of
+    the rows; rank 0 alone writes and returns the manifest, the others return (None, {})."""
     acfg = sel.adapter_config(project_root)
     t0 = time.perf_counter()
     raw = build_manifest(acfg)
     raw_root = raw.attrs["root"]
-    write_manifest(raw, out_dir / "source" / "manifest.csv")
-    write_bad_files(raw.attrs["bad_files"], out_dir / "source" / "bad_files.csv")
-    atomic_write_json(
-        out_dir / "source" / "manifest.meta.json",
-        {"config": to_dict(acfg), "preset": PRESETS[acfg.preset_name], "root": raw_root, "stats": raw.attrs["stats"]},
-    )
+    if world.is_main:
+        write_manifest(raw, out_dir / "source" / "manifest.csv")
+        write_bad_files(raw.attrs["bad_files"], out_dir / "source" / "bad_files.csv")
+        atomic_write_json(
+            out_dir / "source" / "manifest.meta.json",
+            {
+                "config": to_dict(acfg),
+                "preset": PRESETS[acfg.preset_name],
+                "root": raw_root,
+                "stats": raw.attrs["stats"],
+            },
+        )
+    elif sel.harmonise is None:
+        return None, {}
     t1 = time.perf_counter()
     echo(f"{sel.source}: {len(raw)} images, {len(raw.attrs['bad_files'])} bad files skipped ({t1 - t0:.1f} s)")
     bad = list(raw.attrs["bad_files"])
     if sel.harmonise is None:
         rows = raw
     else:
-        rows = harmonise_manifest(raw, raw_root, out_dir / "harmonised", sel.harmonise)
+        rows = harmonise_manifest(raw, raw_root, out_dir / "harmonised", sel.harmonise, world)
+        if rows is None:  # another rank: rank 0 merges
+            return None, {}
         bad += rows.attrs["bad_files"]
         echo(f"harmonised {len(rows)} images to {sel.harmonise.format} ({time.perf_counter() - t1:.1f} s)")
     q = sel.harmonise.jpeg_quality if sel.harmonise is not None and sel.harmonise.format != "keep" else None

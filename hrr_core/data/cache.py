@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ from hrr_core.data.manifest import absolute_paths
 from hrr_core.data.transforms import to_tensor
 from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
 from hrr_core.schema.retrospection import RetrospectionConfig
+from hrr_core.shard import World, run_sharded, wait_until
+
+PARTS_DIR = ".parts"  # per-rank parts of a sharded run, removed once rank 0 has merged them
 
 
 def _digest(obj) -> str:
@@ -74,32 +78,69 @@ def _batch_seed(seed: int, first_id: str) -> int:
 
 
 def compute_representation_cache(
-    rows: pd.DataFrame, rep: Representation, cfg: RetrospectionConfig, root: Path, device: torch.device, log=print
+    rows: pd.DataFrame,
+    rep: Representation,
+    cfg: RetrospectionConfig,
+    root: Path,
+    device: torch.device,
+    log=print,
+    world: World = World(),
 ) -> dict:
     """Make sure every image of ``rows`` is cached under ``root/<representation_key>``; compute
     only the missing ones, in sorted-id batches of ``cfg.batch_size``, each with a generator
-    seeded by (seed, first id). Returns cost figures (ms per image and per scale)."""
+    seeded by (seed, first id). Returns cost figures (ms per image and per scale).
+
+    Under several processes (``world``, e.g. :meth:`World.from_env` under torchrun) rank ``r``
+    computes the shard files ``r, r + n, ...`` of those a single process would write (the same
+    batches, hence the same tensors), records them in a part under ``.parts/`` (reused when the
+    run is relaunched) and rank 0 writes ``index.csv``: the folder ends as one process leaves it."""
     folder = Path(root) / representation_key(rep.name, rep.config, cfg)
     index = read_index(folder)
     todo = rows[~rows["id"].isin(index["id"])].sort_values("id")
     paths, ids = absolute_paths(todo).tolist(), todo["id"].tolist()
-    pending: dict[str, torch.Tensor] = {}
-    new_index = [index]
-    shard = int(index["shard"].max()) + 1 if len(index) else 0
+    base = int(index["shard"].max()) + 1 if len(index) else 0
+    per_shard = -(-cfg.shard_size // cfg.batch_size) * cfg.batch_size  # whole batches fill a shard file
+    spans = {
+        base + k: (start, min(start + per_shard, len(ids))) for k, start in enumerate(range(0, len(ids), per_shard))
+    }
+    prefix = f"[rank {world.rank}] " if world.size > 1 else ""
+
+    def compute(names: list[str]) -> dict:
+        written = {}
+        for name in names:
+            shard = int(name.removeprefix("shard_"))
+            lo, hi = spans[shard]
+            pending: dict[str, torch.Tensor] = {}
+            for start in range(lo, hi, cfg.batch_size):
+                batch_ids = ids[start : min(start + cfg.batch_size, hi)]
+                generator = torch.Generator().manual_seed(_batch_seed(cfg.seed, batch_ids[0]))
+                images = [img.to(device) for img in _load(paths[start : start + len(batch_ids)])]
+                pending.update(zip(batch_ids, (r.to("cpu", torch.float16) for r in rep.fn(images, generator))))
+            written[name] = _write_shard(folder, shard, pending).to_dict(orient="list")
+            log(f"{prefix}retrospection {rep.name}: {hi}/{len(ids)} images")
+        return {"shards": written}
+
+    names = [f"shard_{k:05d}" for k in spans]
     t0 = time.perf_counter()
     with torch.no_grad():
-        for start in range(0, len(ids), cfg.batch_size):
-            batch_ids = ids[start : start + cfg.batch_size]
-            generator = torch.Generator().manual_seed(_batch_seed(cfg.seed, batch_ids[0]))
-            images = [img.to(device) for img in _load(paths[start : start + cfg.batch_size])]
-            reps = [r.to("cpu", torch.float16) for r in rep.fn(images, generator)]
-            pending.update(zip(batch_ids, reps))
-            if len(pending) >= cfg.shard_size or start + cfg.batch_size >= len(ids):
-                new_index.append(_write_shard(folder, shard, pending))
-                shard, pending = shard + 1, {}
-                log(f"retrospection {rep.name}: {min(start + cfg.batch_size, len(ids))}/{len(ids)} images")
+        if world.size == 1:
+            parts = [compute(names)]
+        elif ids:
+            context = {"key": folder.name, "ids": _digest(ids), "batch": cfg.batch_size, "per_shard": per_shard}
+            parts = run_sharded(names, world, folder / PARTS_DIR, context, compute, stat_files=False)
+        else:
+            parts = [compute([])] if world.is_main else None
     seconds = time.perf_counter() - t0
-    merged = pd.concat(new_index, ignore_index=True)
+    if parts is None:  # another rank: back once rank 0 has indexed every new image, so that a next call reads them
+        wait_until(lambda: set(ids) <= set(read_index(folder)["id"]), f"rank 0's merged {folder / 'index.csv'}")
+        return {
+            "key": folder.name,
+            "rank": world.rank,
+            "images": sum(hi - lo for lo, hi in world.shard([*spans.values()])),
+        }
+    written = {name: table for part in parts for name, table in part["shards"].items()}
+    merged = pd.concat([index, *(pd.DataFrame(written[n]) for n in names)], ignore_index=True)
+    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)  # read: gone before the index says the ranks are done
     atomic_write_bytes(folder / "index.csv", merged.to_csv(index=False).encode())
     atomic_write_json(
         folder / "config.json", {rep.name: to_dict(rep.config), "ldm_digest": ldm_digest(cfg), "seed": cfg.seed}

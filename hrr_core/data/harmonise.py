@@ -27,15 +27,19 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from PIL import Image
 
+from hrr_core.confutil import to_dict
 from hrr_core.data.manifest import absolute_paths, validate_manifest
 from hrr_core.io import ImageLoadError, atomic_write_bytes, load_image, to_rgb
 from hrr_core.schema.benchmark import HarmoniseConfig  # noqa: F401 (config lives in the schema)
+from hrr_core.shard import World, run_sharded
 
+PARTS_DIR = ".parts"  # per-rank parts of a sharded run, removed once rank 0 has merged them
 SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
 
 
@@ -85,6 +89,10 @@ def _out_rel(path: str, suffix: str) -> str:
     return str(p.with_suffix(suffix))
 
 
+def _out_format(cfg: HarmoniseConfig, fmt: str) -> str:
+    return fmt if cfg.is_identity else _target_format(cfg, fmt)
+
+
 def _one(src: str, fmt: str, cfg: HarmoniseConfig) -> tuple[bytes, str]:
     """(bytes, format) of one harmonised file; raises ImageLoadError."""
     if cfg.is_identity:
@@ -93,38 +101,76 @@ def _one(src: str, fmt: str, cfg: HarmoniseConfig) -> tuple[bytes, str]:
     return harmonise_image(load_image(src), cfg, fmt), _target_format(cfg, fmt)
 
 
+def _names(rels: list[str], fmts: list[str], cfg: HarmoniseConfig, kept: set[int] | None = None) -> dict[int, str]:
+    """Output path (relative to ``out_dir``) of every row in ``kept`` (None: all), in row order:
+    the input's path with the new suffix, or with the suffix appended when that name is taken by
+    an earlier row or is another input's (a.png beside a.jpg: a.png.jpg)."""
+    inputs, used, names = set(rels), set(), {}
+    for i, (rel, fmt) in enumerate(zip(rels, fmts)):
+        if kept is not None and i not in kept:
+            continue
+        out_fmt = _out_format(cfg, fmt)
+        out_rel = _out_rel(rel, SUFFIXES.get(out_fmt, Path(rel).suffix))
+        if out_rel in used or (out_rel != rel and out_rel in inputs):
+            out_rel = _out_rel(rel, Path(rel).suffix + SUFFIXES.get(out_fmt, ""))
+        used.add(out_rel)
+        names[i] = out_rel
+    return names
+
+
 def harmonise_manifest(
-    df: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, cfg: HarmoniseConfig
-) -> pd.DataFrame:
+    df: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, cfg: HarmoniseConfig, world: World = World()
+) -> pd.DataFrame | None:
     """Write a harmonised copy of every row's image under ``out_dir`` (atomic writes) and return
     the new manifest: paths relative to ``out_dir``, new width/height/format/sha256, the old
     values kept as ``orig_width``/``orig_height``/``orig_format``. Files that fail to load are
-    skipped and listed in ``out_dir/bad_files.csv`` (and ``attrs["bad_files"]``)."""
+    skipped and listed in ``out_dir/bad_files.csv`` (and ``attrs["bad_files"]``).
+
+    Under several processes (``world``) rank ``r`` harmonises rows ``r, r + n, ...`` and records
+    them in a part under ``out_dir/.parts/`` (reused when relaunched); rank 0 merges and returns
+    the manifest, the others return None. Files land under the names a single process gives."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = validate_manifest(df).reset_index(drop=True)
-    sources = absolute_paths(df, root)
-    keep, new_cols, bad, used = [], {"path": [], "width": [], "height": [], "format": [], "sha256": []}, [], set()
-    inputs = set(df["path"])
-    for i, (src, rel, fmt) in enumerate(zip(sources, df["path"], df["format"])):
-        try:
-            data, out_fmt = _one(src, fmt, cfg)
-        except ImageLoadError as exc:
-            bad.append((rel, exc.reason))
-            continue
-        out_rel = _out_rel(rel, SUFFIXES.get(out_fmt, Path(rel).suffix))
-        if out_rel in used or (out_rel != rel and out_rel in inputs):  # a.png beside a.jpg: a.png.jpg
-            out_rel = _out_rel(rel, Path(rel).suffix + SUFFIXES.get(out_fmt, ""))
-        used.add(out_rel)
-        atomic_write_bytes(out_dir / out_rel, data)
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-        keep.append(i)
-        for col, val in zip(new_cols, (out_rel, w, h, out_fmt, hashlib.sha256(data).hexdigest())):
-            new_cols[col].append(val)
+    sources, rels, fmts = list(absolute_paths(df, root)), list(df["path"]), list(df["format"])
+    planned = _names(rels, fmts, cfg)  # if every file loads; a bad file can free a name for a later row
+
+    def harmonise(_: list[str]) -> dict:
+        done, bad = [], []
+        for i in world.shard(range(len(df))):
+            try:
+                data, out_fmt = _one(sources[i], fmts[i], cfg)
+            except ImageLoadError as exc:
+                bad.append([i, exc.reason])
+                continue
+            atomic_write_bytes(out_dir / planned[i], data)
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+            done.append([i, w, h, out_fmt, hashlib.sha256(data).hexdigest()])
+        return {"done": done, "bad": bad}
+
+    if world.size == 1:
+        parts = [harmonise(sources)]
+    else:
+        context = {"config": to_dict(cfg), "rels": rels, "formats": fmts, "out_dir": str(out_dir)}
+        parts = run_sharded(sources, world, out_dir / PARTS_DIR, context, harmonise)
+        if parts is None:
+            return None
+    done = {row[0]: row[1:] for part in parts for row in part["done"]}
+    bad = sorted((rels[i], reason) for part in parts for i, reason in part["bad"])
+    keep = sorted(done)
+    names = _names(rels, fmts, cfg, set(keep))
+    for i in keep:  # ascending: a name freed by a bad file is taken only once its planned holder moved
+        if names[i] != planned[i] and (out_dir / planned[i]).exists():  # (moved already by a run that died after)
+            os.replace(out_dir / planned[i], out_dir / names[i])
+    new_cols = {
+        "path": [names[i] for i in keep],
+        **{col: [done[i][k] for i in keep] for k, col in enumerate(("width", "height", "format", "sha256"))},
+    }
     out = df.iloc[keep].reset_index(drop=True)
     out = out.assign(orig_width=out["width"], orig_height=out["height"], orig_format=out["format"], **new_cols)
-    table = pd.DataFrame(sorted(bad), columns=["path", "reason"])
+    table = pd.DataFrame(bad, columns=["path", "reason"])
     atomic_write_bytes(out_dir / "bad_files.csv", table.to_csv(index=False, lineterminator="\n").encode())
-    out.attrs.update(root=str(out_dir), bad_files=sorted(bad))
+    shutil.rmtree(out_dir / PARTS_DIR, ignore_errors=True)
+    out.attrs.update(root=str(out_dir), bad_files=bad)
     return out

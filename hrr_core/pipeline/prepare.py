@@ -1,8 +1,19 @@
 """Stage ``prepare``: build the embedded benchmark (or adapt a real one), audit it, and write
-its manifest, dataset card, ``metrics/prepare.json`` and sample grid."""
+its manifest, dataset card, ``metrics/prepare.json`` and sample grid.
+
+Also the command line for one process or many (what the notebook runs, as a script):
+
+    python -m hrr_core.pipeline.prepare
+    torchrun --standalone --nproc_per_node 4 -m hrr_core.pipeline.prepare
+
+Under several processes a real benchmark's harmonisation is sharded (each rank re-encodes rows
+``rank, rank + N, ...``; :func:`hrr_core.data.harmonise.harmonise_manifest`) and rank 0 writes
+everything else; the embedded build runs on rank 0 alone.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pandas as pd
@@ -19,10 +30,11 @@ from hrr_core.data.manifest import absolute_paths, check_no_leakage, read_manife
 from hrr_core.evaluation.protocol import generator_set
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.paths import resolve
-from hrr_core.pipeline.paths import StagePaths, split_run_figures
+from hrr_core.pipeline.paths import StagePaths, split_run_figures, stage_paths
 from hrr_core.plotting import sample_grid, save_figure
 from hrr_core.runtime import environment, resolve_device, seed_everything
-from hrr_core.schema import Config
+from hrr_core.schema import PROFILES, Config, load_config
+from hrr_core.shard import World
 
 
 def family_difficulty(manifest: pd.DataFrame, families: list[str], seed: int) -> dict[str, float]:
@@ -41,8 +53,11 @@ def family_difficulty(manifest: pd.DataFrame, families: list[str], seed: int) ->
 
 def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     """Build the selected benchmark; the embedded one unless ``real_benchmark.source`` names an adapter."""
+    world = World.from_env()  # several processes under torchrun: a real benchmark's harmonisation is sharded
     if not cfg.real_benchmark.is_embedded:
-        return _run_real(cfg, paths, echo)
+        return _run_real(cfg, paths, echo, world)
+    if not world.is_main:  # the embedded build runs in one process: rank 0's
+        return {}
     seed_dir = resolve(cfg.benchmark.seed_dir, paths.root)
     problems = verify_seed_set(seed_dir)
     if problems:
@@ -97,10 +112,12 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     return {"manifest": manifest, "card": card, "metrics": metrics}
 
 
-def _run_real(cfg: Config, paths: StagePaths, echo=print) -> dict:
+def _run_real(cfg: Config, paths: StagePaths, echo=print, world: World = World()) -> dict:
     """``prepare`` for ``cfg.real_benchmark``; the same outputs as the embedded build."""
     sel, out_dir = cfg.real_benchmark, paths.data(cfg)
-    df, stats = build_stage_manifest(sel, out_dir, paths.root, echo)
+    df, stats = build_stage_manifest(sel, out_dir, paths.root, echo, world)
+    if df is None:  # another rank: its share of the harmonisation is done, rank 0 writes the rest
+        return {}
     audit = bias_audit(df)
     card = real_card(sel, df, audit, stats)
     atomic_write_text(paths.reports / "dataset_card.md", card)
@@ -140,3 +157,18 @@ def load(cfg: Config, paths: StagePaths) -> dict:
         "card": (paths.reports / "dataset_card.md").read_text(),
         "metrics": json.loads((paths.metrics / "prepare.json").read_text()),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hrr_core.pipeline.prepare", description="The prepare stage: build or adapt the benchmark."
+    )
+    parser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: the project's)")
+    parser.add_argument("--profile", choices=PROFILES, help="override the profile in params.yaml")
+    args = parser.parse_args(argv)
+    run(load_config(args.params, args.profile), stage_paths())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,10 +1,23 @@
 """Stage ``retrospect``: HRR's frozen pass, once. Train (or load) the retrospection LDM on
 train-split reals, then cache the representation every cached-input method reads (HRR's MSR,
-DIRE's residuals) for the rows it needs, keyed by its representation config and the LDM."""
+DIRE's residuals) for the rows it needs, keyed by its representation config and the LDM.
+
+Also the command line for one device or many (what the notebook runs, as a script):
+
+    python -m hrr_core.pipeline.retrospect
+    torchrun --standalone --nproc_per_node 4 -m hrr_core.pipeline.retrospect
+    accelerate launch --multi_gpu --num_processes 4 -m hrr_core.pipeline.retrospect
+
+Under several processes rank 0 trains (or loads) the LDM while the others wait for it; then each
+rank computes its share of the cache's shard files (:func:`compute_representation_cache`) and
+rank 0 writes the index and ``metrics/retrospect.json``, as one process would.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 
 import pandas as pd
 
@@ -16,10 +29,13 @@ from hrr_core.evaluation.protocol import training_set
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.models.ldm import load_ldm
 from hrr_core.pipeline.common import bind_benchmark
-from hrr_core.pipeline.paths import RUN_KEYS, StagePaths, split_run_figures
-from hrr_core.retrospection import prepare_ldm
+from hrr_core.pipeline.paths import RUN_KEYS, StagePaths, split_run_figures, stage_paths
+from hrr_core.retrospection import prepare_ldm, wait_for_ldm
 from hrr_core.runtime import resolve_device, seed_everything
-from hrr_core.schema import Config, ablation_method
+from hrr_core.schema import PROFILES, Config, ablation_method, load_config
+from hrr_core.shard import World
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def cached_methods(cfg: Config) -> list[str]:
@@ -52,19 +68,22 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     seed_everything(rcfg.seed)
     manifest = read_manifest(paths.manifest(cfg))
     cfg = bind_benchmark(cfg, manifest)
-    device = resolve_device(cfg.device)
+    world = World.from_env()  # several processes under torchrun / accelerate launch
+    device = resolve_device(world.device(cfg.device))
     todo = cached_methods(cfg)
     ldm_dirs = {m: methods.spec_of(cfg, m).ldm_dir(cfg.model_config(m), paths.retrospection_ldm) for m in todo}
     if any(d == paths.retrospection_ldm for d in ldm_dirs.values()):
+        if not world.is_main and rcfg.pretrained_unet_dir is None:
+            wait_for_ldm(rcfg, paths.retrospection_ldm)  # rank 0 trains it; the others then load it
         train_reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
-        ldm, ldm_stats = prepare_ldm(
-            rcfg, load_images(absolute_paths(train_reals).tolist()), paths.retrospection_ldm, device
-        )
+        images = load_images(absolute_paths(train_reals).tolist()) if world.is_main else []
+        ldm, ldm_stats = prepare_ldm(rcfg, images, paths.retrospection_ldm, device)
     else:
         ldm, ldm_stats = None, {"source": "none: no method uses retrospection"}
-        atomic_write_text(
-            paths.retrospection_ldm / "NONE.txt", ldm_stats["source"] + "\n"
-        )  # the declared output exists
+        if world.is_main:
+            atomic_write_text(
+                paths.retrospection_ldm / "NONE.txt", ldm_stats["source"] + "\n"
+            )  # the declared output exists
     paths.retrospection.mkdir(parents=True, exist_ok=True)
     costs = {}
     for method in todo:
@@ -73,15 +92,32 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
         rep = methods.spec_of(cfg, method).representation(cfg.model_config(method), model)
         rows = retrospection_rows(cfg, manifest, method)
         costs[method] = compute_representation_cache(
-            rows, rep, rcfg, paths.retrospection, model.device if model is not None else device, echo
+            rows, rep, rcfg, paths.retrospection, model.device if model is not None else device, echo, world
         )
     # what was computed now and what was found cached depends on the run's history, not its inputs
     everything = {"ldm": ldm_stats, "methods": costs}
     metrics, run_figures = split_run_figures(everything, RUN_KEYS | {"computed", "cached"})
-    atomic_write_json(paths.metrics / "retrospect.json", metrics)
-    atomic_write_json(paths.timings("retrospect"), run_figures)
+    if world.is_main:
+        atomic_write_json(paths.metrics / "retrospect.json", metrics)
+        atomic_write_json(paths.timings("retrospect"), run_figures)
     return everything
 
 
 def load(cfg: Config, paths: StagePaths) -> dict:
     return json.loads((paths.metrics / "retrospect.json").read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hrr_core.pipeline.retrospect",
+        description="The retrospect stage: the retrospection LDM and the representation cache.",
+    )
+    parser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: the project's)")
+    parser.add_argument("--profile", choices=PROFILES, help="override the profile in params.yaml")
+    args = parser.parse_args(argv)
+    run(load_config(args.params, args.profile), stage_paths())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
