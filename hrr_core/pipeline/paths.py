@@ -3,11 +3,12 @@ conventions ``dvc.yaml``'s ``deps`` and ``outs`` use."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 from hrr_core.paths import project_root, resolve
-from hrr_core.schema import Config
+from hrr_core.schema import PROFILES, Config, load_config
 
 # Figures of how a run went rather than what it found: wall-clock times, and (for caches) how much
 # was computed now versus found done. They go to StagePaths.timings, never to metrics/.
@@ -87,3 +88,17 @@ class StagePaths:
 
 def stage_paths(root: str | Path | None = None) -> StagePaths:
     return StagePaths(Path(root) if root else project_root())
+
+
+def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
+    """The command line of ``python -m hrr_core.pipeline.<stage>`` (also under torchrun):
+    ``--params`` and ``--profile``; a stage adds its own arguments."""
+    parser = argparse.ArgumentParser(prog=f"python -m hrr_core.pipeline.{stage}", description=description)
+    parser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: the project's)")
+    parser.add_argument("--profile", choices=PROFILES, help="override the profile in params.yaml")
+    return parser
+
+
+def stage_config(args: argparse.Namespace) -> Config:
+    """The config a stage's command line names."""
+    return load_config(args.params, args.profile)

@@ -13,7 +13,6 @@ everything else; the embedded build runs on rank 0 alone.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pandas as pd
@@ -30,10 +29,10 @@ from hrr_core.data.manifest import absolute_paths, check_no_leakage, read_manife
 from hrr_core.evaluation.protocol import generator_set
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.paths import resolve
-from hrr_core.pipeline.paths import StagePaths, split_run_figures, stage_paths
+from hrr_core.pipeline.paths import StagePaths, split_run_figures, stage_config, stage_parser, stage_paths
 from hrr_core.plotting import sample_grid, save_figure
 from hrr_core.runtime import environment, resolve_device, seed_everything
-from hrr_core.schema import PROFILES, Config, load_config
+from hrr_core.schema import Config
 from hrr_core.shard import World
 
 
@@ -160,13 +159,8 @@ def load(cfg: Config, paths: StagePaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hrr_core.pipeline.prepare", description="The prepare stage: build or adapt the benchmark."
-    )
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: the project's)")
-    parser.add_argument("--profile", choices=PROFILES, help="override the profile in params.yaml")
-    args = parser.parse_args(argv)
-    run(load_config(args.params, args.profile), stage_paths())
+    args = stage_parser("prepare", "The prepare stage: build or adapt the benchmark.").parse_args(argv)
+    run(stage_config(args), stage_paths())
     return 0
 
 

@@ -15,7 +15,6 @@ rank 0 writes the index and ``metrics/retrospect.json``, as one process would.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -29,10 +28,10 @@ from hrr_core.evaluation.protocol import training_set
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.models.ldm import load_ldm
 from hrr_core.pipeline.common import bind_benchmark
-from hrr_core.pipeline.paths import RUN_KEYS, StagePaths, split_run_figures, stage_paths
+from hrr_core.pipeline.paths import RUN_KEYS, StagePaths, split_run_figures, stage_config, stage_parser, stage_paths
 from hrr_core.retrospection import prepare_ldm, wait_for_ldm
 from hrr_core.runtime import resolve_device, seed_everything
-from hrr_core.schema import PROFILES, Config, ablation_method, load_config
+from hrr_core.schema import Config, ablation_method
 from hrr_core.shard import World
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -108,14 +107,10 @@ def load(cfg: Config, paths: StagePaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hrr_core.pipeline.retrospect",
-        description="The retrospect stage: the retrospection LDM and the representation cache.",
-    )
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: the project's)")
-    parser.add_argument("--profile", choices=PROFILES, help="override the profile in params.yaml")
-    args = parser.parse_args(argv)
-    run(load_config(args.params, args.profile), stage_paths())
+    args = stage_parser(
+        "retrospect", "The retrospect stage: the retrospection LDM and the representation cache."
+    ).parse_args(argv)
+    run(stage_config(args), stage_paths())
     return 0
 
 

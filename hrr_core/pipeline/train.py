@@ -14,7 +14,6 @@ checkpoints, history and metrics.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -25,9 +24,9 @@ from hrr_core.card import write_card_for_method
 from hrr_core.data.manifest import read_manifest
 from hrr_core.io import atomic_write_bytes, atomic_write_json
 from hrr_core.pipeline.common import bind_benchmark, fit_method, require_fit_splits, score_split
-from hrr_core.pipeline.paths import StagePaths, stage_paths
+from hrr_core.pipeline.paths import StagePaths, stage_config, stage_parser, stage_paths
 from hrr_core.runtime import is_main_process
-from hrr_core.schema import PROFILES, Config, load_config
+from hrr_core.schema import Config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -71,15 +70,11 @@ def load(cfg: Config, paths: StagePaths, method: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hrr_core.pipeline.train", description="Train one method of params.yaml."
-    )
+    parser = stage_parser("train", "Train one method of params.yaml.")
     parser.add_argument("method", help="a key of methods: in params.yaml")
-    parser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: the project's)")
-    parser.add_argument("--profile", choices=PROFILES, help="override the profile in params.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from models/<method>/last")
     args = parser.parse_args(argv)
-    cfg = load_config(args.params, args.profile)
+    cfg = stage_config(args)
     if args.method not in cfg.methods:
         parser.error(f"unknown method {args.method!r}; params.yaml has {', '.join(cfg.methods)}")
     out = run(cfg, stage_paths(), args.method, resume=args.resume)
