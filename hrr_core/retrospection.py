@@ -42,6 +42,17 @@ def cache_key(msr: MSRConfig, cfg: RetrospectionConfig) -> str:
     return representation_key(rep.name, rep.config, cfg)
 
 
+META_FILE = "retrospection_meta.json"  # written last: the saved LDM is complete and of the config it names
+
+
+def _saved_for(cfg: RetrospectionConfig, out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a completely saved LDM of ``cfg`` (its meta file carries the digest)."""
+    try:
+        return json.loads((Path(out_dir) / META_FILE).read_text()).get("digest") == ldm_digest(cfg)
+    except (OSError, ValueError):
+        return False
+
+
 def prepare_ldm(
     cfg: RetrospectionConfig, train_images: list[torch.Tensor], out_dir: Path, device: torch.device
 ) -> tuple[LatentDiffusion, dict]:
@@ -51,8 +62,8 @@ def prepare_ldm(
         return LatentDiffusion.from_pretrained_parts(cfg.pretrained_vae_dir, cfg.pretrained_unet_dir, device), {
             "source": "pretrained"
         }
-    meta = out_dir / "retrospection_meta.json"
-    if meta.exists() and json.loads(meta.read_text()).get("digest") == ldm_digest(cfg):
+    meta = out_dir / META_FILE
+    if _saved_for(cfg, out_dir):
         return LatentDiffusion.load(out_dir, device), json.loads(meta.read_text())["stats"]
     generator = torch.Generator().manual_seed(cfg.ldm.seed)
     ldm = LatentDiffusion.create(cfg.ldm).to(device)
@@ -69,15 +80,9 @@ def prepare_ldm(
 def wait_for_ldm(cfg: RetrospectionConfig, out_dir: Path, poll_s: float = 1.0, timeout_s: float | None = None) -> None:
     """Wait until :func:`prepare_ldm` (on rank 0 of a sharded run) has saved the LDM of ``cfg``
     in ``out_dir``: its ``retrospection_meta.json`` carries the config's digest."""
-    meta = Path(out_dir) / "retrospection_meta.json"
-
-    def ready() -> bool:
-        try:
-            return json.loads(meta.read_text()).get("digest") == ldm_digest(cfg)
-        except (OSError, ValueError):
-            return False
-
-    wait_until(ready, f"the retrospection LDM of this config in {out_dir}", poll_s, timeout_s)
+    wait_until(
+        lambda: _saved_for(cfg, out_dir), f"the retrospection LDM of this config in {out_dir}", poll_s, timeout_s
+    )
 
 
 def compute_cache(

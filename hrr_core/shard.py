@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from hrr_core.io import atomic_write_json
 
 PART_VERSION = 1
+PARTS_DIR = ".parts"  # a sharded stage's per-rank parts, beside its output; removed once rank 0 has merged them
 POLL_S = 0.5  # how often rank 0 looks for the other ranks' parts
 
 T = TypeVar("T")

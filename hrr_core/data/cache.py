@@ -38,9 +38,7 @@ from hrr_core.data.manifest import absolute_paths
 from hrr_core.data.transforms import to_tensor
 from hrr_core.io import atomic_write_bytes, atomic_write_json, image_to_array, load_image
 from hrr_core.schema.retrospection import RetrospectionConfig
-from hrr_core.shard import World, run_sharded, wait_until
-
-PARTS_DIR = ".parts"  # per-rank parts of a sharded run, removed once rank 0 has merged them
+from hrr_core.shard import PARTS_DIR, World, run_sharded, wait_until
 
 
 def _digest(obj) -> str:

@@ -37,9 +37,8 @@ from hrr_core.confutil import to_dict
 from hrr_core.data.manifest import absolute_paths, validate_manifest
 from hrr_core.io import ImageLoadError, atomic_write_bytes, load_image, to_rgb
 from hrr_core.schema.benchmark import HarmoniseConfig  # noqa: F401 (config lives in the schema)
-from hrr_core.shard import World, run_sharded
+from hrr_core.shard import PARTS_DIR, World, run_sharded
 
-PARTS_DIR = ".parts"  # per-rank parts of a sharded run, removed once rank 0 has merged them
 SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
 
 

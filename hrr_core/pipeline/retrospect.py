@@ -16,7 +16,6 @@ rank 0 writes the index and ``metrics/retrospect.json``, as one process would.
 from __future__ import annotations
 
 import json
-import os
 
 import pandas as pd
 
@@ -33,8 +32,6 @@ from hrr_core.retrospection import prepare_ldm, wait_for_ldm
 from hrr_core.runtime import resolve_device, seed_everything
 from hrr_core.schema import Config, ablation_method
 from hrr_core.shard import World
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def cached_methods(cfg: Config) -> list[str]:
