@@ -25,13 +25,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hrr_core.benchmark.splits import Crop, assign_splits, collection_of, sample_crops
+from hrr_core.benchmark.splits import POOL, Crop, assign_splits, collection_of, generator_pool, sample_crops
 from hrr_core.data.manifest import absolute_paths, write_manifest
 from hrr_core.data.transforms import encode_image, estimate_jpeg_quality, to_tensor, to_uint8
 from hrr_core.io import atomic_write_bytes, atomic_write_json
 from hrr_core.schema.benchmark import BenchmarkConfig  # noqa: F401 (config lives in the schema)
 
 REAL = "real"
+MASK_COLUMNS = ("mask_top", "mask_left", "mask_h", "mask_w")  # inpainting fakes: the regenerated box, px
 
 
 @dataclass
@@ -47,25 +48,63 @@ def make_real_set(photos: pd.DataFrame, load_photo, cfg: BenchmarkConfig) -> Rea
     """Split ``photos`` (columns id, group) by group and sample every crop.
 
     ``load_photo(row) -> (H, W, 3) uint8``. Each photo draws from its own RNG stream, so adding a
-    photo does not change the crops of the others."""
+    photo does not change the crops of the others. With ``cfg.generator_pool > 0`` the pool's
+    photos (:func:`pool_photos`) give only the generators' training crops and get no split
+    (``photo_split`` maps them to ``"generator"``); else the train photos give them (v1)."""
     style = photos.loc[photos["collection"].isin(cfg.style_shift), "group"] if "collection" in photos else []
-    group_split = assign_splits(list(photos["group"]), cfg.split_fractions, cfg.split_seed, list(style))
+    pool = pool_photos(photos, cfg)
+    detector = photos[~photos["id"].isin(pool["id"])]
+    group_split = assign_splits(list(detector["group"]), cfg.split_fractions, cfg.split_seed, list(style))
     crops: dict[str, list[Crop]] = {"train": [], "val": [], "test": []}
     gen_train: list[np.ndarray] = []
-    train_rows = [r for _, r in photos.iterrows() if group_split[r["group"]] == "train"]
+    train_rows = [r for _, r in detector.iterrows() if group_split[r["group"]] == "train"]
     per_photo = -(-cfg.gen_train_crops // max(1, len(train_rows)))
-    for _, row in photos.iterrows():
+    for _, row in detector.iterrows():
         split = group_split[row["group"]]
         seed = int(hashlib.sha256(f"{cfg.crop_seed}:{row['id']}".encode()).hexdigest()[:8], 16)
         rng = np.random.default_rng(seed)
         arr = load_photo(row)
         crops[split].extend(sample_crops(arr, row["id"], cfg.crop_sizes, cfg.crops_per_size, cfg.short_side_range, rng))
-        if split == "train":
+        if split == "train" and not len(pool):
             extra = sample_crops(arr, row["id"], [cfg.gen_train_size], per_photo, cfg.short_side_range, rng)
             gen_train.extend(c.pixels for c in extra)
-    gen = torch.stack([to_tensor(a) for a in gen_train[: cfg.gen_train_crops]])  # (N, 3, S, S)
-    photo_split = {r["id"]: group_split[r["group"]] for _, r in photos.iterrows()}
+    if len(pool):
+        gen = pool_crops(pool, load_photo, cfg)
+    else:
+        gen = torch.stack([to_tensor(a) for a in gen_train[: cfg.gen_train_crops]])  # (N, 3, S, S)
+    photo_split = {r["id"]: group_split[r["group"]] for _, r in detector.iterrows()}
+    photo_split.update({pid: POOL for pid in pool["id"]})
     return RealSet(crops, gen, photo_split)
+
+
+def pool_photos(photos: pd.DataFrame, cfg: BenchmarkConfig) -> pd.DataFrame:
+    """The rows of ``photos`` in the generator pool (none when ``cfg.generator_pool`` is 0)."""
+    style = photos.loc[photos["collection"].isin(cfg.style_shift), "group"] if "collection" in photos else []
+    groups = generator_pool(list(photos["group"]), cfg.generator_pool, cfg.pool_seed, list(style))
+    return photos[photos["group"].isin(groups)].reset_index(drop=True)
+
+
+def pool_crops(pool: pd.DataFrame, load_photo, cfg: BenchmarkConfig, stream: str = "train") -> torch.Tensor:
+    """``cfg.gen_train_crops`` crops of ``cfg.gen_train_size`` px from the pool's photos, spread
+    evenly, (N, 3, S, S) in [0, 1]. ``stream`` names an independent RNG stream per photo
+    (``"val"``: crops for a generator's validation PSNR)."""
+    if not len(pool):
+        raise ValueError("the generator pool is empty: raise benchmark.generator_pool or add photos")
+    per_photo = -(-cfg.gen_train_crops // len(pool))
+    out: list[np.ndarray] = []
+    for _, row in pool.sort_values("id").iterrows():
+        seed = int(hashlib.sha256(f"{cfg.crop_seed}:{stream}:{row['id']}".encode()).hexdigest()[:8], 16)
+        extra = sample_crops(
+            load_photo(row),
+            row["id"],
+            [cfg.gen_train_size],
+            per_photo,
+            cfg.short_side_range,
+            np.random.default_rng(seed),
+        )
+        out.extend(c.pixels for c in extra)
+    picks = np.linspace(0, len(out) - 1, min(len(out), cfg.gen_train_crops)).round().astype(int)
+    return torch.stack([to_tensor(out[i]) for i in np.unique(picks)])  # (N, 3, S, S)
 
 
 def _real_id(c: Crop) -> str:
@@ -143,7 +182,8 @@ def write_fakes(
                     y = gen.generate(x.to(device), device, generator).float().cpu()
                 if y.shape != x.shape:
                     raise RuntimeError(f"generator {family} returned {tuple(y.shape)} for input {tuple(x.shape)}")
-                for c, img in zip(batch, y):
+                masks = getattr(gen, "masks", None) or [None] * len(batch)  # ldm_inpaint: the regenerated boxes
+                for c, img, mask in zip(batch, y, masks):
                     pixels = to_uint8(img)
                     psnrs.append(_psnr(c.pixels, pixels))
                     rid = f"{_real_id(c)}-{family}"
@@ -152,7 +192,10 @@ def write_fakes(
                         f"images/{split}/{family}/{rid}.{ext}",
                         encode_image(pixels, cfg.codec, cfg.jpeg_quality),
                     )
-                    rows.append(_row(rid, rel, 1, family, c, split, cfg, groups[c.photo_id]))
+                    row = _row(rid, rel, 1, family, c, split, cfg, groups[c.photo_id])
+                    if mask is not None:
+                        row.update(zip(MASK_COLUMNS, mask))
+                    rows.append(row)
     return rows, {"psnr_db": float(np.mean(psnrs)) if psnrs else float("nan")}
 
 
@@ -170,9 +213,11 @@ def build_benchmark(
     device: torch.device,
     seed: int,
     log=print,
+    zoo_dir: Path | None = None,
 ) -> pd.DataFrame:
-    """Run the whole build: crops, generator training (train photos only), fakes, manifest."""
-    from hrr_core.benchmark.generators import build_generator  # the zoo needs diffusers; import late
+    """Run the whole build: crops, generators (trained on the pool or the train photos, or the
+    shipped ones from ``zoo_dir`` when ``cfg.zoo`` is ``shipped``), fakes, manifest."""
+    from hrr_core.benchmark.generators import build_generator, load_shipped  # the zoo needs diffusers
 
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
@@ -180,13 +225,22 @@ def build_benchmark(
     collections = photos["collection"] if "collection" in photos else [""] * len(photos)
     groups = {i: (g, c) for i, g, c in zip(photos["id"], photos["group"], collections)}  # photo -> (group, collection)
     rows = write_reals(real, groups, out_dir, cfg)
-    log(f"reals: {len(rows)} crops, {len(real.gen_train)} generator-training crops ({time.perf_counter() - t0:.1f}s)")
+    pool_ids = sorted(pid for pid, split in real.photo_split.items() if split == POOL)
+    where = f"{len(pool_ids)} generator-pool photos" if pool_ids else "train photos"
+    log(
+        f"reals: {len(rows)} crops; {len(real.gen_train)} generator-training crops from {where} "
+        f"({time.perf_counter() - t0:.1f}s)"
+    )
     stats, shared = {}, {}  # shared: models two families use (the latent LDM of ldm_img2img / ldm_sample)
     for i, family in enumerate(cfg.families):
         t1 = time.perf_counter()
-        gen = build_generator(family, zoo_cfg, shared)
-        fit_stats = gen.fit(real.gen_train.to(device), device, torch.Generator().manual_seed(seed + 101 * (i + 1)))
-        gen.save(out_dir / "generators" / family)
+        if cfg.zoo == "shipped":
+            gen, card = load_shipped(family, zoo_cfg, Path(zoo_dir or cfg.zoo_dir), pool_ids, device)
+            fit_stats = {"shipped": True, "wall_seconds": card["wall_seconds"], **card["fit"]}
+        else:
+            gen = build_generator(family, zoo_cfg, shared)
+            fit_stats = gen.fit(real.gen_train.to(device), device, torch.Generator().manual_seed(seed + 101 * (i + 1)))
+            gen.save(out_dir / "generators" / family)
         fit_s = time.perf_counter() - t1
         fake_rows, quality = write_fakes(family, gen, real, groups, out_dir, cfg, device, seed + 7919 * (i + 1))
         rows.extend(fake_rows)
@@ -197,10 +251,13 @@ def build_benchmark(
             **quality,
         }
         log(
-            f"{family}: fit {fit_s:.1f}s, generate {stats[family]['generate_seconds']:.1f}s, PSNR "
-            f"{quality['psnr_db']:.2f} dB"
+            f"{family}: {'loaded' if cfg.zoo == 'shipped' else 'fit'} {fit_s:.1f}s, generate "
+            f"{stats[family]['generate_seconds']:.1f}s, PSNR {quality['psnr_db']:.2f} dB"
         )
     manifest = pd.DataFrame(rows)
+    for col in MASK_COLUMNS:
+        if col in manifest:
+            manifest[col] = manifest[col].astype("Int64")
     write_manifest(manifest, out_dir / "manifest.csv")
     atomic_write_json(out_dir / "generator_stats.json", stats)
     return manifest

@@ -6,6 +6,7 @@ source, and every fake made from such a crop, lands in the same split. [G]
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,26 @@ def assign_splits(
         out[group] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
     out.update({group: "test" for group in forced})
     return out
+
+
+POOL = "generator"  # the generator pool's name where a split name is expected (photo -> split maps)
+
+
+def pool_score(group: str, seed: int) -> float:
+    """A uniform number in [0, 1) fixed by the group's name and ``seed``."""
+    return int(hashlib.sha256(f"pool:{seed}:{group}".encode()).hexdigest()[:12], 16) / float(16**12)
+
+
+def generator_pool(groups: Sequence[str], fraction: float, seed: int, exclude: Sequence[str] = ()) -> set[str]:
+    """The groups of the generator pool: those whose :func:`pool_score` is below ``fraction``.
+
+    Each group is decided on its own, so adding or removing photos never moves another photo
+    in or out of the pool (a photo a shipped generator saw stays out of the detector splits).
+    Groups in ``exclude`` (the style-shift collections, which test detectors) are never pooled."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"generator_pool must be in [0, 1), got {fraction}")
+    banned = set(exclude)
+    return {g for g in set(groups) if g not in banned and pool_score(g, seed) < fraction}
 
 
 def kfold_assignments(groups: Sequence[str], k: int, seed: int) -> list[dict[str, str]]:

@@ -16,6 +16,7 @@ stride ``T // num_inference_steps``) cannot do for a partial start t* = strength
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -118,6 +119,18 @@ def vae_recon_loss(x_hat: torch.Tensor, x: torch.Tensor, cfg: LDMConfig) -> torc
     return pix + cfg.vae_fft_weight * fft_loss(x_hat, x) if cfg.vae_fft_weight > 0 else pix
 
 
+LOG = logging.getLogger("hrr_core.train")
+
+
+def log_progress(what: str, step: int, total: int, loss: float, t0: float) -> None:
+    """A line on ``hrr_core.train`` about 20 times per run: step, loss, elapsed and remaining time."""
+    if total >= 20 and (step + 1) % max(1, total // 20) and step + 1 != total:
+        return
+    elapsed = time.perf_counter() - t0
+    eta = elapsed / (step + 1) * (total - step - 1)
+    LOG.info("%s step %d/%d loss %.4f (%.0fs, ~%.0fs left)", what, step + 1, total, loss, elapsed, eta)
+
+
 def _history_stats(losses: list[float], seconds: float) -> dict:
     tail = losses[-max(1, len(losses) // 10) :]
     return {
@@ -163,6 +176,7 @@ def train_vae(
         x_hat = vae.decode(z).sample
         loss = vae_recon_loss(x_hat, x, cfg) + cfg.vae_kl_weight * post.kl().mean()
         losses.append(float(loss.detach()))
+        log_progress("vae", step, cfg.vae_steps, losses[-1], t0)
         disc = optimise_with_adversary(opt, loss, adversary, step, x, x_hat)
         if disc is not None:
             disc_losses.append(disc)
@@ -202,7 +216,7 @@ def train_denoiser(
     unet.to(device).train()
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.unet_lr, weight_decay=0.0)
     losses, t0 = [], time.perf_counter()
-    for _ in range(cfg.unet_steps):
+    for step in range(cfg.unet_steps):
         x = random_batch(images, cfg.unet_batch_size, cfg.train_crop, generator).to(device) * 2 - 1
         if vae is not None:
             with torch.no_grad():
@@ -214,6 +228,7 @@ def train_denoiser(
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+        log_progress("unet", step, cfg.unet_steps, losses[-1], t0)
     unet.eval()
     return _history_stats(losses, time.perf_counter() - t0)
 

@@ -75,6 +75,7 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
         resolve_device(cfg.device),
         cfg.seed,
         echo,
+        zoo_dir=resolve(cfg.benchmark.zoo_dir, paths.root),
     )
     manifest.attrs["root"] = str(paths.data(cfg))
     check_no_leakage(manifest)

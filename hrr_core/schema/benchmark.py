@@ -50,8 +50,25 @@ class BenchmarkConfig:
     batch_size: int = 32
     crop_seed: int = 1
     style_shift: tuple[str, ...] = ("palapeli-data",)
+    # The generator pool (benchmark v2, docs/embedded.md): this share of the photo groups, chosen
+    # by a hash of the group (so adding photos never moves one), trains only the generators (and
+    # the retrospection LDM); the detector splits never see them. 0: no pool, generators train on
+    # the train split's photos (benchmark v1).
+    generator_pool: float = 0.0
+    pool_seed: int = 0
+    # Where the generators come from: train = fitted inside the stage from ``zoo:``; shipped = the
+    # committed weights under ``zoo_dir`` (trained once by ``python -m hrr_core.benchmark.zoo_train``).
+    zoo: Literal["train", "shipped"] = "train"
+    zoo_dir: str = "data/zoo"
 
     def __post_init__(self) -> None:
+        check(0 <= self.generator_pool < 1, "generator_pool", "in [0, 1)", self.generator_pool)
+        check(
+            self.zoo == "train" or self.generator_pool > 0,
+            "zoo",
+            "train unless generator_pool > 0 (the shipped zoo was trained on the generator pool only)",
+            self.zoo,
+        )
         check(
             len(set(self.style_shift)) == len(self.style_shift),
             "style_shift",

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from hrr_core.confutil import check
 from hrr_core.schema.models import LDMConfig
 
-FAMILIES = ("vae", "ldm_img2img", "pixel_ddpm", "gan_upsampler", "ldm_sample")
+FAMILIES = ("vae", "ldm_img2img", "pixel_ddpm", "gan_upsampler", "ldm_sample", "ldm_inpaint", "gan_sr", "vqgan")
 # Families whose fakes come from another family's model: training on either one has seen that
 # model, so neither is held out for a detector trained on the other (hrr_core.evaluation.heldout).
-SHARED_MODEL = {"ldm_sample": "ldm_img2img"}
+SHARED_MODEL = {"ldm_sample": "ldm_img2img", "ldm_inpaint": "ldm_img2img"}
 
 
 def _check_common(cfg) -> None:
@@ -32,7 +32,7 @@ def _check_common(cfg) -> None:
             )
     if hasattr(cfg, "lr"):
         check(0 < cfg.lr < 1, "lr", "in (0, 1)", cfg.lr)
-    for key in ("adv_weight", "l1_weight", "fft_weight", "kl_weight"):
+    for key in ("adv_weight", "l1_weight", "fft_weight", "kl_weight", "commit_weight"):
         if hasattr(cfg, key):
             check(getattr(cfg, key) >= 0, key, ">= 0", getattr(cfg, key))
     if hasattr(cfg, "adv_start"):
@@ -172,12 +172,87 @@ class LDMSampleFamilyConfig:
 
 
 @dataclass(frozen=True)
+class LDMInpaintFamilyConfig:
+    """``ldm_inpaint``: a random rectangle (each side ``mask_min``..``mask_max`` of the image's)
+    regenerated through the ``ldm_img2img`` model (shared, trained once) at ``strength``; the
+    pixels outside it are the real ones, pasted back as inpainting pipelines do."""
+
+    seed: int = 66
+    strength: float = 0.2
+    ddim_steps: int = 5
+    mask_min: float = 0.3
+    mask_max: float = 0.6
+    gen_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        check(0 < self.mask_min <= self.mask_max <= 1, "mask_min", "0 < mask_min <= mask_max <= 1", self.mask_min)
+
+
+@dataclass(frozen=True)
+class GANSRFamilyConfig:
+    """``gan_sr``: x0.5 downsampling then a x2 sub-pixel-convolution (PixelShuffle) super-resolver,
+    trained with L1 + FFT + a hinge-GAN term (ESRGAN-style upscaler traces)."""
+
+    seed: int = 77
+    width: int = 48
+    num_blocks: int = 6
+    disc_width: int = 32
+    crop: int = 32
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 5e-4
+    l1_weight: float = 1.0
+    fft_weight: float = 0.1
+    adv_weight: float = 0.02
+    adv_start: int = 400
+    gen_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        check(self.width >= 4, "width", ">= 4", self.width)
+        check(self.num_blocks >= 0, "num_blocks", ">= 0", self.num_blocks)
+        check(self.crop % 2 == 0, "crop", "an even number", self.crop)
+
+
+@dataclass(frozen=True)
+class VQFamilyConfig:
+    """``vqgan``: a norm-free conv autoencoder (f = 2) with two-stage residual vector quantisation,
+    trained VQGAN-style (hrr_core.benchmark.generators.vq)."""
+
+    seed: int = 88
+    width: int = 48
+    embed_dim: int = 12
+    codebook_size: int = 512
+    num_blocks: int = 2
+    disc_width: int = 32
+    crop: int = 32
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 5e-4
+    fft_weight: float = 0.1
+    commit_weight: float = 1.0
+    adv_weight: float = 0.05
+    adv_start: int = 400
+    gen_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        for key in ("width", "embed_dim", "codebook_size"):
+            check(getattr(self, key) >= 2, key, ">= 2", getattr(self, key))
+        check(self.num_blocks >= 0, "num_blocks", ">= 0", self.num_blocks)
+
+
+@dataclass(frozen=True)
 class ZooConfig:
     vae: VAEFamilyConfig = field(default_factory=VAEFamilyConfig)
     ldm_img2img: LatentLDMFamilyConfig = field(default_factory=LatentLDMFamilyConfig)
     pixel_ddpm: PixelDDPMFamilyConfig = field(default_factory=PixelDDPMFamilyConfig)
     gan_upsampler: GANUpsamplerFamilyConfig = field(default_factory=GANUpsamplerFamilyConfig)
     ldm_sample: LDMSampleFamilyConfig = field(default_factory=LDMSampleFamilyConfig)
+    ldm_inpaint: LDMInpaintFamilyConfig = field(default_factory=LDMInpaintFamilyConfig)
+    gan_sr: GANSRFamilyConfig = field(default_factory=GANSRFamilyConfig)
+    vqgan: VQFamilyConfig = field(default_factory=VQFamilyConfig)
 
 
 def smoke_zoo() -> ZooConfig:
@@ -233,4 +308,29 @@ def smoke_zoo() -> ZooConfig:
             gen_batch_size=16,
         ),
         ldm_sample=replace(zoo.ldm_sample, ddim_steps=2, gen_batch_size=16),
+        ldm_inpaint=replace(zoo.ldm_inpaint, ddim_steps=2, gen_batch_size=16),
+        gan_sr=replace(
+            zoo.gan_sr,
+            width=8,
+            num_blocks=1,
+            disc_width=8,
+            steps=3,
+            adv_start=1,
+            crop=16,
+            batch_size=4,
+            gen_batch_size=16,
+        ),
+        vqgan=replace(
+            zoo.vqgan,
+            width=8,
+            embed_dim=4,
+            codebook_size=16,
+            num_blocks=1,
+            disc_width=8,
+            steps=3,
+            adv_start=1,
+            crop=16,
+            batch_size=4,
+            gen_batch_size=16,
+        ),
     )

@@ -1,4 +1,5 @@
-"""The generator zoo of the embedded benchmark: five families trained on train-split crops.
+"""The generator zoo of the embedded benchmark: families trained on the generator pool (v2) or
+train-split crops (v1), or loaded from the shipped weights (load_shipped).
 
 from hrr_core.benchmark.generators import FAMILIES, ZooConfig, build_generator
 cache = {}                                   # shares the latent LDM of ldm_img2img / ldm_sample
@@ -8,6 +9,7 @@ fakes = gen.generate(crops, device, torch.Generator().manual_seed(1))   # same s
 """
 
 from hrr_core.benchmark.generators.families import Generator, build_generator, generate_mixed
+from hrr_core.benchmark.generators.shipped import ShippedZooError, load_shipped
 from hrr_core.schema.zoo import (
     FAMILIES,
     GANUpsamplerFamilyConfig,
@@ -31,4 +33,6 @@ __all__ = [
     "Generator",
     "build_generator",
     "generate_mixed",
+    "load_shipped",
+    "ShippedZooError",
 ]

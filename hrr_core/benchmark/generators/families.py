@@ -1,10 +1,10 @@
-"""The five generator families of the embedded benchmark, behind one small :class:`Generator` API.
+"""The generator families of the embedded benchmark, behind one small :class:`Generator` API.
 
 Every family is fitted on train-split crops only, then turns each real crop (N, 3, H, W) in
 [0, 1] into a content-matched fake of the same shape (``ldm_sample`` ignores the content and
 draws unconditional samples of the same count and size).
 
-Sharing: ``ldm_img2img`` and ``ldm_sample`` use one latent diffusion model described by
+Sharing: ``ldm_img2img``, ``ldm_sample`` and ``ldm_inpaint`` use one latent diffusion model described by
 ``ZooConfig.ldm_img2img``. Pass the same ``cache`` dict to :func:`build_generator` for both and
 the model is trained once; without a cache each trains its own copy, which is identical
 (same config, same seed, deterministic CPU training), only slower.
@@ -20,7 +20,14 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from hrr_core.benchmark.generators.gan import Adversary, UpsamplerNet, train_upsampler, upsample_roundtrip
+from hrr_core.benchmark.generators.gan import (
+    Adversary,
+    PixelShuffleSR,
+    UpsamplerNet,
+    train_upsampler,
+    upsample_roundtrip,
+)
+from hrr_core.benchmark.generators.vq import VQAutoencoder, train_vq, vq_roundtrip
 from hrr_core.confutil import to_dict
 from hrr_core.io import atomic_write_json
 from hrr_core.models.ldm import LatentDiffusion, train_denoiser, train_vae
@@ -193,6 +200,41 @@ class LDMSampleGenerator(_LDMBacked):
         return self.model.sample(len(batch), tuple(batch.shape[-2:]), self.cfg.ddim_steps, generator)
 
 
+class LDMInpaintGenerator(_LDMBacked):
+    """``ldm_inpaint``: one random rectangle per image regenerated (SDEdit through the shared
+    ``ldm_img2img`` model), the real pixels pasted back outside it. After each ``generate`` call,
+    ``masks`` lists the rectangles as (top, left, height, width) in input order."""
+
+    name = "ldm_inpaint"
+
+    def __init__(self, zoo: ZooConfig, cache: dict | None = None):
+        super().__init__(zoo.ldm_inpaint, zoo, zoo.ldm_img2img, cache)
+        self.masks: list[tuple[int, int, int, int]] = []
+
+    def config_dict(self) -> dict:
+        return {**super().config_dict(), "model_config": to_dict(self.model_cfg)}
+
+    @torch.no_grad()
+    def generate(self, images, device, generator):
+        self.masks = []
+        return super().generate(images, device, generator)
+
+    def _generate_batch(self, batch, generator):
+        h, w = batch.shape[-2:]
+        regen = self.model.img2img(batch, self.cfg.strength, self.cfg.ddim_steps, generator)
+        out = batch.clone()
+        lo, hi = self.cfg.mask_min, self.cfg.mask_max
+        for i in range(len(batch)):
+            mh, mw = (
+                max(1, int(round(s * float(lo + (hi - lo) * torch.rand((), generator=generator))))) for s in (h, w)
+            )
+            top = int(torch.randint(h - mh + 1, (1,), generator=generator))
+            left = int(torch.randint(w - mw + 1, (1,), generator=generator))
+            out[i, :, top : top + mh, left : left + mw] = regen[i, :, top : top + mh, left : left + mw]
+            self.masks.append((top, left, mh, mw))
+        return out
+
+
 class GANUpsamplerGenerator(Generator):
     """``gan_upsampler``: x -> G(downsample_x0.5(x)), G a x2 transposed-conv SR net trained adversarially."""
 
@@ -217,12 +259,50 @@ class GANUpsamplerGenerator(Generator):
         return {"net": self.net}
 
 
+class GANSRGenerator(GANUpsamplerGenerator):
+    """``gan_sr``: x -> G(downsample_x0.5(x)), G a x2 PixelShuffle super-resolver trained adversarially."""
+
+    name = "gan_sr"
+
+    def __init__(self, zoo: ZooConfig, cache: dict | None = None):
+        Generator.__init__(self, zoo.gan_sr, zoo)
+        torch.manual_seed(self.cfg.seed)
+        self.net = PixelShuffleSR(self.cfg.width, self.cfg.num_blocks)
+
+
+class VQGenerator(Generator):
+    """``vqgan``: x -> decode(quantise(encode(x))) through a residual-VQ autoencoder trained VQGAN-style."""
+
+    name = "vqgan"
+
+    def __init__(self, zoo: ZooConfig, cache: dict | None = None):
+        super().__init__(zoo.vqgan, zoo)
+        torch.manual_seed(self.cfg.seed)
+        self.net = VQAutoencoder(self.cfg.width, self.cfg.embed_dim, self.cfg.codebook_size, self.cfg.num_blocks)
+
+    def fit(self, train_images, device, generator) -> dict:
+        g = torch.Generator().manual_seed(self.cfg.seed)
+        adv = Adversary(
+            self.cfg.disc_width, self.cfg.lr, self.cfg.adv_weight, self.cfg.adv_start, device, self.cfg.seed + 1
+        )
+        return train_vq(self.net, adv, train_images, self.cfg, device, g)
+
+    def _generate_batch(self, batch, generator):
+        return vq_roundtrip(self.net, batch)
+
+    def _modules(self):
+        return {"net": self.net}
+
+
 _REGISTRY: dict[str, Callable[..., Generator]] = {
     "vae": VAEGenerator,
     "ldm_img2img": LDMImg2ImgGenerator,
     "pixel_ddpm": PixelDDPMGenerator,
     "gan_upsampler": GANUpsamplerGenerator,
     "ldm_sample": LDMSampleGenerator,
+    "ldm_inpaint": LDMInpaintGenerator,
+    "gan_sr": GANSRGenerator,
+    "vqgan": VQGenerator,
 }
 
 

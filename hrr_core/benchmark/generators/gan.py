@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from hrr_core.models.ldm import fft_loss, optimise_with_adversary, random_batch
+from hrr_core.models.ldm import fft_loss, log_progress, optimise_with_adversary, random_batch
 
 
 class PatchDiscriminator(nn.Module):
@@ -112,6 +112,7 @@ def train_upsampler(
         fake = net(downsample_half(x))
         loss = cfg.l1_weight * (fake - x).abs().mean() + cfg.fft_weight * fft_loss(fake, x)
         rec.append(float(loss.detach()))
+        log_progress(type(net).__name__, step, cfg.steps, rec[-1], t0)
         disc = optimise_with_adversary(opt, loss, adversary, step, x, fake)
         if disc is not None:
             adv.append(disc)
@@ -124,3 +125,21 @@ def train_upsampler(
         "loss_final": sum(tail) / max(1, len(tail)),
         "disc_loss_final": adv[-1] if adv else None,
     }
+
+
+class PixelShuffleSR(nn.Module):
+    """x2 super-resolution with sub-pixel convolution (ESRGAN/EDSR style): (B, 3, h, w) in [-1, 1]
+    -> (B, 3, 2h, 2w), a residual on top of nearest-neighbour upsampling. Its traces are the
+    periodic 2x2 pattern of PixelShuffle, not the checkerboard of a transposed conv."""
+
+    def __init__(self, width: int = 48, num_blocks: int = 6):
+        super().__init__()
+        self.head = nn.Conv2d(3, width, 3, 1, 1)
+        self.body = nn.Sequential(*[ResBlock(width) for _ in range(num_blocks)])
+        self.up = nn.Sequential(nn.Conv2d(width, 4 * width, 3, 1, 1), nn.PixelShuffle(2), nn.LeakyReLU(0.2))
+        self.tail = nn.Conv2d(width, 3, 3, 1, 1)
+
+    def forward(self, low: torch.Tensor) -> torch.Tensor:
+        feat = self.head(low)
+        feat = feat + self.body(feat)
+        return F.interpolate(low, scale_factor=2, mode="nearest") + self.tail(self.up(feat))
