@@ -32,7 +32,7 @@ from hrr_core.paths import resolve
 from hrr_core.pipeline.paths import StagePaths, split_run_figures, stage_config, stage_parser, stage_paths
 from hrr_core.plotting import sample_grid, save_figure
 from hrr_core.runtime import environment, resolve_device, seed_everything
-from hrr_core.schema import Config
+from hrr_core.schema import Config, load_config
 from hrr_core.shard import World
 
 
@@ -160,8 +160,20 @@ def load(cfg: Config, paths: StagePaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = stage_parser("prepare", "The prepare stage: build or adapt the benchmark.").parse_args(argv)
-    run(stage_config(args), stage_paths())
+    parser = stage_parser("prepare", "The prepare stage: build or adapt the benchmark.")
+    parser.add_argument(
+        "--out-root",
+        help="write data/, reports/, metrics/ and figures/ under this folder instead of the project's (the seed "
+        "photos and the shipped zoo are still read from the project): preview a profile beside the committed run",
+    )
+    args = parser.parse_args(argv)
+    paths = stage_paths()
+    cfg = stage_config(args)
+    if args.out_root:
+        inputs = {key: str(resolve(getattr(cfg.benchmark, key), paths.root)) for key in ("seed_dir", "zoo_dir")}
+        cfg = load_config(args.params, args.profile, overrides={"benchmark": inputs})
+        paths = StagePaths(resolve(args.out_root))
+    run(cfg, paths)
     return 0
 
 
