@@ -50,8 +50,16 @@ class BenchmarkConfig:
     batch_size: int = 32
     crop_seed: int = 1
     style_shift: tuple[str, ...] = ("palapeli-data",)
+    photo_releases: tuple[int, ...] = (1,)  # seed photos of these releases (provenance.csv `release`)
 
     def __post_init__(self) -> None:
+        check(
+            len(self.photo_releases) > 0
+            and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in self.photo_releases),
+            "photo_releases",
+            "a non-empty list of positive integers (seed-set releases, provenance.csv column release)",
+            self.photo_releases,
+        )
         check(
             len(set(self.style_shift)) == len(self.style_shift),
             "style_shift",
