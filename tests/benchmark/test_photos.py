@@ -47,8 +47,11 @@ def test_provenance_columns_and_unique_ids(table):
     assert table["version"].ne("").all() and table["licence"].ne("").all()
 
 
-MULTI_PHOTO_GROUPS = {  # one scene, several photos: the stereo pair
+MULTI_PHOTO_GROUPS = {  # one scene, several photos: the stereo pair and the KPhotoAlbum sessions
     "skimage-motorcycle": {"skimage-motorcycle_left", "skimage-motorcycle_right"},
+    "kpa-bar55": {"kpa-bar55", "kpa-bar55_2"},
+    "kpa-grand_canyon": {"kpa-grand_canyon_2", "kpa-grand_canyon_3"},
+    "kpa-skagen-2005-07-28": {"kpa-skagen", "kpa-anne_helene", "kpa-cold_water"},
 }
 
 
@@ -60,11 +63,12 @@ def test_one_scene_shares_a_group_and_every_other_group_is_one_photo(table):
 
 
 def test_releases_first_set_unchanged_and_additions_release_2(table):
-    assert table["release"].isin([1]).all()
+    assert table["release"].isin([1, 2]).all()
     first = table[table["release"] == 1]
     assert len(first) == 60 and first["id"].tolist() == [s.id for s in SOURCES if s.release == 1]
+    assert (table["release"] == 2).sum() == 53
     colour = table[~table["is_grey"] & (table[["width", "height"]].min(axis=1) >= 256)]
-    assert colour.groupby("release").size().to_dict() == {1: 51}
+    assert colour.groupby("release").size().to_dict() == {1: 51, 2: 53}
 
 
 def test_photo_table_keeps_only_the_listed_releases(table):
@@ -87,7 +91,7 @@ def test_default_photo_table_is_the_first_release(table):
 
     default = photo_table(table, BenchmarkConfig())
     assert len(default) == 51 and (default["release"] == 1).all()
-    assert len(photo_table(table, BenchmarkConfig(photo_releases=(1, 2)))) == 51
+    assert len(photo_table(table, BenchmarkConfig(photo_releases=(1, 2)))) == 104
 
 
 @pytest.mark.parametrize("releases", [(), (0,), (1, -2), (True,)])
@@ -117,6 +121,11 @@ def test_no_darknet_and_expected_counts(table):
         "lomiri-wallpapers-16.04": 13,
         "lomiri-wallpapers-20.04": 1,
         "palapeli-data": 5,
+        "lxqt-themes": 11,
+        "tuxpaint-data": 20,
+        "python3-skimage": 1,
+        "puzzle-jigsaw": 1,
+        "kphotoalbum": 20,
     }
     assert not table["package"].str.contains("opencv").any()  # opencv-doc is reserved for outside evaluation
 
@@ -143,7 +152,7 @@ def test_verify_reports_a_set_over_the_size_budget(monkeypatch, table):
 
 def test_source_list_is_the_shipped_csv_and_loads_again():
     assert photos.SOURCES_CSV.is_file() and photos.load_sources(photos.SOURCES_CSV) == SOURCES
-    assert {s.kind for s in SOURCES} == {"pip", "deb"} and len({s.id for s in SOURCES}) == len(SOURCES) == 60
+    assert {s.kind for s in SOURCES} == {"pip", "deb"} and len({s.id for s in SOURCES}) == len(SOURCES) == 113
 
 
 @pytest.mark.parametrize(
