@@ -268,9 +268,17 @@ def stats_json(stats: dict) -> str:
 
 
 def photo_table(seed_table: pd.DataFrame, cfg: BenchmarkConfig) -> pd.DataFrame:
-    """The photos the benchmark uses: grey ones only when ``include_grey``; ``max_photos`` keeps
-    a deterministic subset (sorted by id, then every n-th) for small profiles."""
-    table = seed_table if cfg.include_grey else seed_table[~seed_table["is_grey"].astype(bool)]
+    """The photos the benchmark uses: those of the releases in ``photo_releases`` (a table
+    without a ``release`` column is all release 1), grey ones only when ``include_grey``;
+    ``max_photos`` keeps a deterministic subset (sorted by id, then every n-th) for small profiles."""
+    releases = seed_table["release"].astype(int) if "release" in seed_table else pd.Series(1, index=seed_table.index)
+    if not releases.isin(cfg.photo_releases).any():
+        raise ValueError(
+            f"benchmark.photo_releases {list(cfg.photo_releases)} selects no seed photo; "
+            f"the seed set has releases {sorted(set(releases))}"
+        )
+    table = seed_table[releases.isin(cfg.photo_releases)]
+    table = table if cfg.include_grey else table[~table["is_grey"].astype(bool)]
     table = table.sort_values("id").reset_index(drop=True)
     if "package" in table:
         table = table.assign(collection=[collection_of(p) for p in table["package"]])

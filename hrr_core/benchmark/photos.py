@@ -35,7 +35,7 @@ from hrr_core.io import atomic_dir, atomic_write_bytes, atomic_write_text, image
 MAX_SIDE = 1024
 JPEG_QUALITY = 95
 STORED_EXT = "jpg"
-MAX_TOTAL_BYTES = 20 * 1024 * 1024
+MAX_TOTAL_BYTES = 24 * 1024 * 1024  # 20 MiB until release 2 (113 photos: 20.4 MiB); the repo allows ~35 MB
 PROVENANCE = "provenance.csv"
 COLUMNS = (
     "id",
@@ -48,6 +48,7 @@ COLUMNS = (
     "licence",
     "package_licence",
     "author",
+    "release",
     "is_grey",
     "orig_width",
     "orig_height",
@@ -73,7 +74,10 @@ class PhotoSource:
     per-file statement where the package makes one (scikit-image loader docstrings, scikit-learn's
     images README.txt, mate/lomiri debian/copyright stanzas, plasma metadata.json KPlugin.License,
     palapeli .desktop X-KDE-PluginInfo-License), ``package_licence`` the package-wide one;
-    ``group`` ties photos of one scene (the two Middlebury motorcycle views) to one split."""
+    ``group`` ties photos of one scene (the two Middlebury motorcycle views) to one split;
+    ``release`` says in which addition to the set the photo came (1: the first set; a profile
+    picks releases with ``benchmark.photo_releases``, so adding photos never changes a profile
+    that does not ask for them)."""
 
     id: str
     group: str
@@ -84,12 +88,14 @@ class PhotoSource:
     licence: str
     package_licence: str
     author: str
+    release: int
 
 
 def load_sources(path: str | Path = SOURCES_CSV) -> tuple[PhotoSource, ...]:
     """The photo sources listed in ``path`` (CSV, one row per photo, columns = the fields of
     :class:`PhotoSource`), validated: every value non-empty without surrounding spaces, ``kind``
-    pip or deb, ids unique and usable as file names. Errors name the file and the line."""
+    pip or deb, ids unique and usable as file names, ``release`` a positive integer. Errors name
+    the file and the line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"photo source list {path} not found; it ships with hrr_core (package data)")
@@ -113,8 +119,10 @@ def load_sources(path: str | Path = SOURCES_CSV) -> tuple[PhotoSource, ...]:
                 raise ValueError(f"{where}: id {row['id']!r} is not a file name stem (letters, digits, _ . -)")
             if row["id"] in seen:
                 raise ValueError(f"{where}: id {row['id']!r} already on line {seen[row['id']]}; ids must be unique")
+            if not re.fullmatch(r"[0-9]+", row["release"]) or int(row["release"]) < 1:
+                raise ValueError(f"{where}: release {row['release']!r} is not a positive integer")
             seen[row["id"]] = reader.line_num
-            sources.append(PhotoSource(**row))
+            sources.append(PhotoSource(**{**row, "release": int(row["release"])}))
     if not sources:
         raise ValueError(f"{path}: no photo rows")
     return tuple(sources)
@@ -316,15 +324,18 @@ def _image_files(folder: Path) -> set[str]:
 
 
 def load_seed_table(folder: str | Path) -> pd.DataFrame:
-    """``provenance.csv`` of a seed-set folder, with typed columns."""
+    """``provenance.csv`` of a seed-set folder, with typed columns (one written before the
+    ``release`` column existed reads as all release 1)."""
     path = Path(folder) / PROVENANCE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; build it with `python -m hrr_core.benchmark.photos rebuild`")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "release" not in df.columns and len(df.columns):  # written before releases existed: all the first set
+        df.insert(list(df.columns).index("author") + 1 if "author" in df.columns else len(df.columns), "release", "1")
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; rebuild the seed set")
-    for col in ("orig_width", "orig_height", "width", "height"):
+    for col in ("orig_width", "orig_height", "width", "height", "release"):
         df[col] = df[col].astype(int)
     df["is_grey"] = df["is_grey"].map({"True": True, "False": False})
     if df["is_grey"].isna().any():

@@ -50,6 +50,7 @@ class BenchmarkConfig:
     batch_size: int = 32
     crop_seed: int = 1
     style_shift: tuple[str, ...] = ("palapeli-data",)
+    photo_releases: tuple[int, ...] = (1,)  # seed photos of these releases (provenance.csv `release`)
     # The generator pool (benchmark v2, docs/embedded.md): this share of the photo groups, chosen
     # by a hash of the group (so adding photos never moves one), trains only the generators (and
     # the retrospection LDM); the detector splits never see them. 0: no pool, generators train on
@@ -68,6 +69,13 @@ class BenchmarkConfig:
             "zoo",
             "train unless generator_pool > 0 (the shipped zoo was trained on the generator pool only)",
             self.zoo,
+        )
+        check(
+            len(self.photo_releases) > 0
+            and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in self.photo_releases),
+            "photo_releases",
+            "a non-empty list of positive integers (seed-set releases, provenance.csv column release)",
+            self.photo_releases,
         )
         check(
             len(set(self.style_shift)) == len(self.style_shift),

@@ -47,12 +47,66 @@ def test_provenance_columns_and_unique_ids(table):
     assert table["version"].ne("").all() and table["licence"].ne("").all()
 
 
-def test_stereo_pair_shares_a_group_and_every_other_group_is_one_photo(table):
-    pair = table[table["id"].isin(["skimage-motorcycle_left", "skimage-motorcycle_right"])]
-    assert len(pair) == 2 and pair["group"].nunique() == 1
-    sizes = table.groupby("group").size()
-    assert sizes[pair["group"].iloc[0]] == 2
-    assert (sizes.drop(pair["group"].iloc[0]) == 1).all()
+MULTI_PHOTO_GROUPS = {  # one scene, several photos: the stereo pair and the KPhotoAlbum sessions
+    "skimage-motorcycle": {"skimage-motorcycle_left", "skimage-motorcycle_right"},
+    "kpa-bar55": {"kpa-bar55", "kpa-bar55_2"},
+    "kpa-grand_canyon": {"kpa-grand_canyon_2", "kpa-grand_canyon_3"},
+    "kpa-skagen-2005-07-28": {"kpa-skagen", "kpa-anne_helene", "kpa-cold_water"},
+}
+
+
+def test_one_scene_shares_a_group_and_every_other_group_is_one_photo(table):
+    members = table.groupby("group")["id"].agg(set)
+    assert {g: ids for g, ids in members.items() if len(ids) > 1} == MULTI_PHOTO_GROUPS
+    releases = table.groupby("group")["release"].nunique()
+    assert (releases == 1).all()  # a group never spans two releases
+
+
+def test_releases_first_set_unchanged_and_additions_release_2(table):
+    assert table["release"].isin([1, 2]).all()
+    first = table[table["release"] == 1]
+    assert len(first) == 60 and first["id"].tolist() == [s.id for s in SOURCES if s.release == 1]
+    assert (table["release"] == 2).sum() == 53
+    colour = table[~table["is_grey"] & (table[["width", "height"]].min(axis=1) >= 256)]
+    assert colour.groupby("release").size().to_dict() == {1: 51, 2: 53}
+
+
+def test_photo_table_keeps_only_the_listed_releases(table):
+    from hrr_core.benchmark.build import photo_table
+    from hrr_core.schema.benchmark import BenchmarkConfig
+
+    two = pd.concat([table.head(4).assign(release=1), table.tail(3).assign(release=2)], ignore_index=True)
+    only_1 = photo_table(two, BenchmarkConfig(style_shift=(), photo_releases=(1,)))
+    assert set(only_1["id"]) == set(table.head(4)["id"]) and (only_1["release"] == 1).all()
+    both = photo_table(two, BenchmarkConfig(style_shift=(), photo_releases=(1, 2)))
+    assert set(both["id"]) == set(two["id"])
+    assert set(photo_table(two.drop(columns="release"), BenchmarkConfig(style_shift=()))["id"]) == set(two["id"])
+    with pytest.raises(ValueError, match=r"photo_releases \[3\] selects no seed photo"):
+        photo_table(two, BenchmarkConfig(style_shift=(), photo_releases=(3,)))
+
+
+def test_default_photo_table_is_the_first_release(table):
+    from hrr_core.benchmark.build import photo_table
+    from hrr_core.schema.benchmark import BenchmarkConfig
+
+    default = photo_table(table, BenchmarkConfig())
+    assert len(default) == 51 and (default["release"] == 1).all()
+    assert len(photo_table(table, BenchmarkConfig(photo_releases=(1, 2)))) == 104
+
+
+@pytest.mark.parametrize("releases", [(), (0,), (1, -2), (True,)])
+def test_photo_releases_must_be_positive_integers(releases):
+    from hrr_core.confutil import ConfigError
+    from hrr_core.schema.benchmark import BenchmarkConfig
+
+    with pytest.raises(ConfigError, match="photo_releases"):
+        BenchmarkConfig(photo_releases=releases)
+
+
+def test_old_provenance_without_release_reads_as_release_1(tmp_path, table):
+    old = pd.read_csv(SEED / "provenance.csv", dtype=str, keep_default_na=False).drop(columns="release")
+    old.to_csv(tmp_path / "provenance.csv", index=False)
+    assert (load_seed_table(tmp_path)["release"] == 1).all()
 
 
 def test_no_darknet_and_expected_counts(table):
@@ -67,7 +121,13 @@ def test_no_darknet_and_expected_counts(table):
         "lomiri-wallpapers-16.04": 13,
         "lomiri-wallpapers-20.04": 1,
         "palapeli-data": 5,
+        "lxqt-themes": 11,
+        "tuxpaint-data": 20,
+        "python3-skimage": 1,
+        "puzzle-jigsaw": 1,
+        "kphotoalbum": 20,
     }
+    assert not table["package"].str.contains("opencv").any()  # opencv-doc is reserved for outside evaluation
 
 
 def test_each_photo_loads_as_rgb_uint8_within_size(table):
@@ -92,7 +152,7 @@ def test_verify_reports_a_set_over_the_size_budget(monkeypatch, table):
 
 def test_source_list_is_the_shipped_csv_and_loads_again():
     assert photos.SOURCES_CSV.is_file() and photos.load_sources(photos.SOURCES_CSV) == SOURCES
-    assert {s.kind for s in SOURCES} == {"pip", "deb"} and len({s.id for s in SOURCES}) == len(SOURCES) == 60
+    assert {s.kind for s in SOURCES} == {"pip", "deb"} and len({s.id for s in SOURCES}) == len(SOURCES) == 113
 
 
 @pytest.mark.parametrize(
@@ -103,6 +163,8 @@ def test_source_list_is_the_shipped_csv_and_loads_again():
         (0, {"author": ""}, "line 2: empty or padded ['author']"),
         (1, {"licence": " CC0-1.0"}, "line 3: empty or padded ['licence']"),
         (0, {"id": "a/b"}, "line 2: id 'a/b' is not a file name stem"),
+        (1, {"release": "0"}, "line 3: release '0' is not a positive integer"),
+        (0, {"release": "x"}, "line 2: release 'x' is not a positive integer"),
     ],
 )
 def test_source_list_errors_name_the_file_and_line(tmp_path, row, changes, message):
