@@ -12,9 +12,11 @@ import torch
 from hrr_core.benchmark.build import BenchmarkConfig, make_real_set, pool_photos
 from hrr_core.benchmark.generators import ShippedZooError, build_generator, load_shipped, smoke_zoo
 from hrr_core.benchmark.splits import POOL, generator_pool
+from hrr_core.benchmark.zoo import main as zoo_main
 from hrr_core.benchmark.zoo import train_family
 from hrr_core.paths import resolve
-from hrr_core.schema import load_config
+from hrr_core.confutil import to_dict
+from hrr_core.schema import config_from_dict
 
 V2 = ("vae", "ldm_img2img", "ldm_inpaint", "pixel_ddpm", "gan_upsampler", "gan_sr", "vqgan")
 
@@ -84,24 +86,29 @@ def test_inpaint_changes_only_inside_its_recorded_box():
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def shipped(tmp_path_factory, make_params):
     """Every v2 family trained at toy size through the shipping code, on the real seed set's pool."""
     out = tmp_path_factory.mktemp("zoo")
-    cfg = load_config(
-        "params.yaml",
-        profile="smoke",
-        overrides={
-            "benchmark": {"generator_pool": 0.25, "gen_train_crops": 8, "gen_train_size": 32, "max_photos": None}
+    params = make_params(
+        benchmark={
+            "seed_dir": str(resolve("data/seed")),
+            "generator_pool": 0.25,
+            "gen_train_crops": 8,
+            "gen_train_size": 32,
+            "max_photos": 9,
+            "families": list(V2),
         },
+        zoo=to_dict(smoke_zoo()),
     )
+    cfg = config_from_dict(params)
     shared, cards = {}, {}
     for name in V2:
         cards[name] = train_family(name, cfg, resolve("."), out, shared, f"toy {name}", log=lambda *a: None)
-    return cfg, out, cards
+    return cfg, out, cards, params
 
 
 def test_every_family_retrains_at_toy_size_and_ships_a_card(shipped):
-    cfg, out, cards = shipped
+    cfg, out, cards, _ = shipped
     pool = set(pool_photos_of(cfg))
     for name in V2:
         card = json.loads((out / name / "card.json").read_text())
@@ -126,7 +133,7 @@ def pool_photos_of(cfg):
 def test_shipped_weights_with_another_recipe_or_a_detector_photo_are_refused(shipped):
     from dataclasses import replace
 
-    cfg, out, _ = shipped
+    cfg, out, _, _ = shipped
     pool = set(pool_photos_of(cfg))
     zoo = cfg.zoo_config()
     with pytest.raises(ShippedZooError, match="recipe"):
@@ -136,3 +143,17 @@ def test_shipped_weights_with_another_recipe_or_a_detector_photo_are_refused(shi
         load_shipped("vae", zoo, out, pool - {sorted(pool)[0]})
     with pytest.raises(ShippedZooError, match="no shipped weights"):
         load_shipped("ldm_sample", zoo, out, pool)
+
+
+def test_check_command_accepts_the_shipped_zoo_and_names_a_stale_one(shipped, tmp_path, capsys):
+    import yaml
+
+    _, out, _, params = shipped
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert zoo_main(["check", "--params", str(path), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count(": ok (") == len(V2)
+    params["zoo"]["vqgan"]["steps"] = 5
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ShippedZooError, match="vqgan.*recipe"):
+        zoo_main(["check", "--params", str(path), "--out", str(out), "--family", "vqgan"])
