@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hrr_core.benchmark.external import RealBenchmarkSelection, build_stage_manifest
+from hrr_core.benchmark.external import build_stage_manifest
 from hrr_core.confutil import from_dict
+from hrr_core.schema.benchmark import RealBenchmarkConfig
 
 
 def make_tree(root: Path, n: int, size: int) -> None:
@@ -44,11 +45,11 @@ def make_tree(root: Path, n: int, size: int) -> None:
 def time_prepare(root: Path, out: Path, harmonise: dict | None, repeats: int) -> tuple[float, float, int]:
     """Median (manifest_s, harmonise_s) over ``repeats`` and the number of images."""
     sel = from_dict(
-        RealBenchmarkSelection, {"source": "genimage", "root": str(root), "harmonise": harmonise}, "real_benchmark"
+        RealBenchmarkConfig, {"source": "genimage", "root": str(root), "harmonise": harmonise}, "real_benchmark"
     )
     runs = []
     for _ in range(repeats):
-        df, stats = build_stage_manifest(sel, out, out, echo=lambda *_: None)
+        df, stats = build_stage_manifest(sel, out, echo=lambda *_: None)
         runs.append((stats["manifest_s"], stats["harmonise_s"]))
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), len(df)
 

@@ -99,11 +99,12 @@ def make_benchmark(root: Path, n: int, seed: int = 0) -> dict[str, int]:
 def prepare(bench: Path, out: Path) -> dict:
     """The real-benchmark prepare path over ``bench`` into ``out`` (kind ``folder``, default
     harmonisation); its stats are also written to ``out/prepare_stats.json``."""
-    from hrr_core.benchmark.external import RealBenchmarkSelection, build_stage_manifest
+    from hrr_core.benchmark.external import build_stage_manifest
     from hrr_core.confutil import from_dict
+    from hrr_core.schema.benchmark import RealBenchmarkConfig
 
-    sel = from_dict(RealBenchmarkSelection, {"source": "folder", "root": str(bench)}, "real_benchmark")
-    df, stats = build_stage_manifest(sel, out, out, echo=lambda *_: None)
+    sel = from_dict(RealBenchmarkConfig, {"source": "folder", "root": str(bench)}, "real_benchmark")
+    df, stats = build_stage_manifest(sel, out, echo=lambda *_: None)
     stats = {"rows": len(df), **stats}
     (out / "prepare_stats.json").write_text(json.dumps(stats))
     return stats

@@ -23,7 +23,7 @@ import shutil
 import struct
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from hrr_core.confutil import ConfigError, from_dict, to_dict
 from hrr_core.evaluation.calibration import calibrate_threshold
 from hrr_core.evaluation.metrics import binary_metrics
 from hrr_core.io import atomic_dir, atomic_write_json, sha256_file
+from hrr_core.paths import inside
 from hrr_core.training.checkpoint import STATE_FILE
 
 CARD_FILE = "detector.json"
@@ -260,16 +261,17 @@ class CheckedCard:
     ldm_dir: Path | None
 
 
-def _inside(model_dir: Path, rel: Any, card_path: Path) -> Path:
-    """``model_dir / rel`` for a path the card names, refusing one that leaves the folder."""
-    p = PurePosixPath(rel) if isinstance(rel, str) else None
-    if p is None or not rel or p.is_absolute() or ".." in p.parts or "\\" in rel or ":" in rel:
+def _inside(model_dir: Path, rel: Any, card_path: Path, follow_links: bool = True) -> Path:
+    """``model_dir / rel`` for a path the card names, refusing one that leaves the folder
+    (:func:`hrr_core.paths.inside`)."""
+    p = inside(model_dir, rel, follow_links)
+    if p is None:
         raise DetectorLoadError(
             card_path,
             f"names the path {rel!r}, which is not inside the model folder (a checkpoint reads only its own files)",
             "restore the original detector.json, or re-run the train stage to write a new one",
         )
-    return model_dir / p
+    return p
 
 
 def _declared_ldm_dir(card: dict, model_dir: Path, card_path: Path) -> Path:
@@ -357,7 +359,7 @@ def check_card(model_dir) -> CheckedCard:
     best = model_dir / BEST_DIR
     ldm_dir = _declared_ldm_dir(card, model_dir, path) if _carries_ldm(spec, cfg) else None
     for rel in card.get("files", {}):
-        _inside(model_dir, rel, path)
+        _inside(model_dir, rel, path, follow_links=False)  # files may be links into DVC's cache
     if not best.is_dir():
         raise DetectorLoadError(best, "missing", "copy the whole model folder, or re-run the train stage")
     if ldm_dir is not None and not ldm_dir.is_dir():

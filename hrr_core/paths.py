@@ -7,7 +7,7 @@ every path in the project is resolved through :func:`project_root` so both work.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 _MARKERS = ("params.yaml", "dvc.yaml")
 
@@ -32,3 +32,19 @@ def resolve(path: str | os.PathLike, root: str | os.PathLike | None = None) -> P
     """``path`` if absolute, else relative to the project root."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else Path(root or project_root()) / p
+
+
+def inside(folder: str | os.PathLike, rel: object, follow_links: bool = True) -> Path | None:
+    """``folder / rel`` when ``rel``, a path read from a file in ``folder`` (a saved config, a
+    model card), names something inside ``folder``: a non-empty relative POSIX path without
+    ``..`` that, with ``follow_links``, still lies inside ``folder`` once symlinks are resolved.
+    None otherwise, for the caller to refuse naming its file and the fix."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or ":" in rel:
+        return None
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts:
+        return None
+    target = Path(folder) / p
+    if follow_links and not target.resolve().is_relative_to(Path(folder).resolve()):
+        return None
+    return target

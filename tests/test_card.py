@@ -103,6 +103,14 @@ def test_card_paths_outside_the_folder_are_refused(tiny_models, tmp_path, path):
     assert repr(path) in message
 
 
+def test_an_ldm_folder_linked_out_of_the_model_folder_is_refused(tiny_models, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_models["hrr"], bad)
+    (bad / "retrospection_ldm").rename(tmp_path / "elsewhere")
+    (bad / "retrospection_ldm").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert "'retrospection_ldm'" in _refused(bad, "not inside the model folder", bad / CARD_FILE)
+
+
 def test_listed_file_outside_the_folder_is_refused(tiny_models, tmp_path):
     outside = tmp_path / "secret.txt"
     outside.write_text("not part of the model")

@@ -6,11 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hrr_core.benchmark.external import RealBenchmarkSelection
 from hrr_core.benchmark.generators import ZooConfig
 from hrr_core.confutil import ConfigError, from_dict, to_dict
 from hrr_core.schema import PROFILES, EvaluateConfig, StudyConfig, config_from_dict, load_config
-from hrr_core.schema.benchmark import BenchmarkConfig
+from hrr_core.schema.benchmark import BenchmarkConfig, RealBenchmarkConfig
 from hrr_core.schema.retrospection import RetrospectionConfig
 from hrr_core.schema.training import TrainConfig
 
@@ -40,7 +39,7 @@ def test_profiles_scale_the_study():
     "section, cls",
     [
         ("benchmark", BenchmarkConfig),
-        ("real_benchmark", RealBenchmarkSelection),
+        ("real_benchmark", RealBenchmarkConfig),
         ("zoo", ZooConfig),
         ("train", TrainConfig),
         ("retrospection", RetrospectionConfig),

@@ -37,7 +37,7 @@ from hrr_core.data.adapters import PRESETS, build_manifest, write_bad_files
 from hrr_core.data.harmonise import harmonise_manifest
 from hrr_core.data.manifest import absolute_paths, write_manifest
 from hrr_core.io import atomic_write_json, image_to_array, load_image
-from hrr_core.schema.benchmark import RealBenchmarkSelection  # noqa: F401 (config lives in the schema)
+from hrr_core.schema.benchmark import RealBenchmarkConfig
 from hrr_core.shard import World
 
 
@@ -60,12 +60,21 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def build_stage_manifest(
-    sel: RealBenchmarkSelection, out_dir: Path, project_root: Path, echo=print, world: World = World()
+    cfg: RealBenchmarkConfig,
+    out_dir: str | os.PathLike,
+    project_root: str | os.PathLike | None = None,
+    echo=print,
+    world: World = World(),
 ) -> tuple[pd.DataFrame | None, dict]:
-    """Steps 1-3 of the module docstring; returns the stage manifest and build stats. Under
+    """A real benchmark's manifest, the one way to build it: steps 1-3 of the module docstring
+    (the adapter's walk with the preset's, or the overrides', generators, ``max_per_class``
+    subsampling and the leakage check, then the harmonisation) under ``out_dir``. A relative
+    ``cfg.root`` is taken from ``project_root`` (default: the project's root). Returns the stage
+    manifest (``out_dir/manifest.csv``, ``attrs["root"]`` = ``out_dir``) and build stats. Under
     several processes (``world``) every rank builds the manifest and harmonises its share of
     the rows; rank 0 alone writes and returns the manifest, the others return (None, {})."""
-    acfg = sel.adapter_config(project_root)
+    out_dir = Path(out_dir)
+    acfg = cfg.resolved(project_root)
     t0 = time.perf_counter()
     raw = build_manifest(acfg)
     raw_root = raw.attrs["root"]
@@ -75,36 +84,44 @@ def build_stage_manifest(
         atomic_write_json(
             out_dir / "source" / "manifest.meta.json",
             {
-                "config": to_dict(acfg),
+                "config": _walk_config(acfg),
                 "preset": PRESETS[acfg.preset_name],
                 "root": raw_root,
                 "stats": raw.attrs["stats"],
             },
         )
-    elif sel.harmonise is None:
+    elif cfg.harmonise is None:
         return None, {}
     t1 = time.perf_counter()
-    echo(f"{sel.source}: {len(raw)} images, {len(raw.attrs['bad_files'])} bad files skipped ({t1 - t0:.1f} s)")
+    echo(f"{cfg.source}: {len(raw)} images, {len(raw.attrs['bad_files'])} bad files skipped ({t1 - t0:.1f} s)")
     bad = list(raw.attrs["bad_files"])
-    if sel.harmonise is None:
+    if cfg.harmonise is None:
         rows = raw
     else:
-        rows = harmonise_manifest(raw, raw_root, out_dir / "harmonised", sel.harmonise, world)
+        rows = harmonise_manifest(raw, raw_root, out_dir / "harmonised", cfg.harmonise, world)
         if rows is None:  # another rank: rank 0 merges
             return None, {}
         bad += rows.attrs["bad_files"]
-        echo(f"harmonised {len(rows)} images to {sel.harmonise.format} ({time.perf_counter() - t1:.1f} s)")
-    q = sel.harmonise.jpeg_quality if sel.harmonise is not None and sel.harmonise.format != "keep" else None
-    stage = _stage_rows(rows, out_dir, q, Path(str(sel.root)).expanduser().is_absolute())
+        echo(f"harmonised {len(rows)} images to {cfg.harmonise.format} ({time.perf_counter() - t1:.1f} s)")
+    q = cfg.harmonise.jpeg_quality if cfg.harmonise is not None and cfg.harmonise.format != "keep" else None
+    stage = _stage_rows(rows, out_dir, q, Path(str(cfg.root)).expanduser().is_absolute())
     write_manifest(stage, out_dir / "manifest.csv")
     stage.attrs["root"] = str(out_dir)
     stats = {
         "manifest_s": round(t1 - t0, 3),
-        "harmonise_s": round(time.perf_counter() - t1, 3) if sel.harmonise else 0.0,
+        "harmonise_s": round(time.perf_counter() - t1, 3) if cfg.harmonise else 0.0,
         "bad_files": len(bad),
         **{k: raw.attrs["stats"][k] for k in ("walk_s", "probe_s")},
     }
     return stage, stats
+
+
+def _walk_config(cfg: RealBenchmarkConfig) -> dict:
+    """What the adapter's walk read, as ``source/manifest.meta.json`` records it (``kind``: the
+    adapter; the bias-audit policy plays no part in the manifest)."""
+    read = to_dict(cfg)
+    read.pop("bias_audit")
+    return {"kind": read.pop("source"), **read}
 
 
 def _generators(df: pd.DataFrame, split: str) -> list[str]:
@@ -116,10 +133,10 @@ def train_test_generators(df: pd.DataFrame) -> tuple[list[str], list[str]]:
     return _generators(df, "train"), _generators(df, "test")
 
 
-def real_card(sel: RealBenchmarkSelection, df: pd.DataFrame, audit: dict, stats: dict) -> str:
-    preset = sel.adapter_config().preset_name
+def real_card(cfg: RealBenchmarkConfig, df: pd.DataFrame, audit: dict, stats: dict) -> str:
+    preset = cfg.preset_name
     lines = [
-        f"# Real benchmark ({sel.source}, preset `{preset}`): dataset card",
+        f"# Real benchmark ({cfg.source}, preset `{preset}`): dataset card",
         "",
         "Generated by the `prepare` stage (`notebooks/01_prepare.ipynb`) from `real_benchmark:` in params.yaml; do "
         "not edit by hand.",
@@ -129,9 +146,9 @@ def real_card(sel: RealBenchmarkSelection, df: pd.DataFrame, audit: dict, stats:
         f"bad files skipped: {stats['bad_files']} (listed in `source/bad_files.csv`, `harmonised/bad_files.csv`)",
         f"- train generators: {', '.join(_generators(df, 'train'))}; test generators: "
         f"{', '.join(_generators(df, 'test'))}",
-        f"- harmonisation: {json.dumps(to_dict(sel.harmonise)) if sel.harmonise else 'none (files as shipped)'}",
+        f"- harmonisation: {json.dumps(to_dict(cfg.harmonise)) if cfg.harmonise else 'none (files as shipped)'}",
         f"- formats: {', '.join(sorted(df['format'].unique()))}; bias audit: "
-        f"{'passed' if audit['ok'] else 'PROBLEMS (policy: ' + sel.bias_audit + ')'}",
+        f"{'passed' if audit['ok'] else 'PROBLEMS (policy: ' + cfg.bias_audit + ')'}",
         "",
         "## Counts (generator × split × size)",
         "",
@@ -143,7 +160,7 @@ def real_card(sel: RealBenchmarkSelection, df: pd.DataFrame, audit: dict, stats:
     lines += [f"- {p}" for p in audit["problems"]] or [
         "Every generator's fakes match their reals in size, format and codec quality."
     ]
-    lines += ["", "## Configuration", "", "```json", json.dumps(to_dict(sel), indent=2, sort_keys=True), "```", ""]
+    lines += ["", "## Configuration", "", "```json", json.dumps(to_dict(cfg), indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
 
 

@@ -124,7 +124,7 @@ def _run_real(cfg: Config, paths: StagePaths, echo=print, world: World = World()
     train_gens, test_gens = train_test_generators(df)
     metrics = {
         "source": sel.source,
-        "preset": sel.adapter_config().preset_name,
+        "preset": sel.preset_name,
         "images": len(df),
         "real": int((df["label"] == 0).sum()),
         "fake": int((df["label"] == 1).sum()),

@@ -20,7 +20,7 @@ import yaml
 
 from hrr_core.confutil import ConfigError, check, deep_merge, from_dict, to_dict
 from hrr_core.paths import resolve
-from hrr_core.schema.benchmark import BenchmarkConfig, RealBenchmarkSelection
+from hrr_core.schema.benchmark import BenchmarkConfig, RealBenchmarkConfig
 from hrr_core.schema.evaluation import EvaluateConfig, StudyConfig
 from hrr_core.schema.methods import METHOD_CONFIGS, method_config_class
 from hrr_core.schema.retrospection import RetrospectionConfig
@@ -104,9 +104,7 @@ class Config:
     ablations: dict[str, dict[str, Any]] = field(default_factory=dict)
     ablation_run: tuple[str, ...] = ()
     study: StudyConfig = field(default_factory=StudyConfig)
-    real_benchmark: RealBenchmarkSelection = field(
-        default_factory=RealBenchmarkSelection
-    )  # source: embedded = benchmark:
+    real_benchmark: RealBenchmarkConfig = field(default_factory=RealBenchmarkConfig)  # source: embedded = benchmark:
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", ">= 0", self.seed)

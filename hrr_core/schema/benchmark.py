@@ -5,7 +5,7 @@ benchmark the stages run on: the embedded one, or a real one read by an adapter 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from hrr_core.confutil import check
@@ -15,18 +15,6 @@ from hrr_core.schema.presets import load_presets
 KINDS = ("forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv")  # the adapters
 SOURCES = ("embedded",) + KINDS
 PRESETS, DEFAULT_PRESETS = load_presets(KINDS)  # hrr_core/schema/presets.yaml
-_ADAPTER_KEYS = (
-    "preset",
-    "tree",
-    "train_generators",
-    "test_generators",
-    "checksums",
-    "verify",
-    "max_per_class",
-    "seed",
-    "check_leakage",
-    "harmonise",
-)
 
 
 @dataclass(frozen=True)
@@ -130,11 +118,16 @@ class HarmoniseConfig:
 
 @dataclass(frozen=True)
 class RealBenchmarkConfig:
-    """Which benchmark to read, where, and which folders become train / val / test."""
+    """``real_benchmark:``: which benchmark the stages run on, where it is, which of its folders
+    become train / val / test, and how to harmonise it. The adapters of
+    :mod:`hrr_core.data.adapters` read it as is (``source`` names the adapter); ``resolved``
+    gives the copy whose ``root`` is an absolute path."""
 
-    kind: Literal["forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"]
-    root: str  # benchmark folder (kind csv: the list file); relative paths from the working dir
-    preset: str | None = None  # None: the kind's default (DEFAULT_PRESETS)
+    source: Literal["embedded", "forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"] = (
+        "embedded"
+    )
+    root: str | None = None  # benchmark folder (csv: the list file); relative to the project root
+    preset: str | None = None  # null: the source's default preset (DEFAULT_PRESETS)
     tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics tree to read
     train_generators: tuple[str, ...] | None = None  # replaces the preset's train/val generators
     test_generators: tuple[str, ...] | None = None  # replaces the preset's test generators
@@ -143,16 +136,25 @@ class RealBenchmarkConfig:
     max_per_class: int | None = None  # at most N rows per (split, subset, generator, label)
     seed: int = 0  # subsampling and cocoFake fake choice
     check_leakage: bool = True  # raise if one source lands in two splits
-    harmonise: HarmoniseConfig | None = None  # also write harmonised copies (prepare_real_benchmark)
+    bias_audit: Literal["warn", "fail"] = "warn"
+    harmonise: HarmoniseConfig | None = field(default_factory=HarmoniseConfig)  # null: files as shipped
 
     def __post_init__(self) -> None:
-        check(bool(self.root), "root", "a benchmark folder (or list file for kind csv)", self.root)
+        if self.is_embedded:
+            return
+        check(
+            bool(self.root),
+            "root",
+            f"the {self.source} folder (csv: the list file); set it in params.yaml or run "
+            f"`dvc exp run -S real_benchmark.root=/path/to/{self.source}`",
+            self.root,
+        )
         name = self.preset_name
         check(name in PRESETS, "preset", ", ".join(sorted(PRESETS)), self.preset)
         check(
-            PRESETS[name]["kind"] == self.kind,
+            PRESETS[name]["kind"] == self.source,
             "preset",
-            f"a {self.kind} preset: {', '.join(sorted(k for k, v in PRESETS.items() if v['kind'] == self.kind))}",
+            f"a {self.source} preset: {', '.join(sorted(k for k, v in PRESETS.items() if v['kind'] == self.source))}",
             self.preset,
         )
         check(
@@ -166,47 +168,17 @@ class RealBenchmarkConfig:
             check(value is None or len(value) > 0, key, "a non-empty list of generator names, or null", value)
 
     @property
-    def preset_name(self) -> str:
-        return self.preset or DEFAULT_PRESETS[self.kind]
-
-
-@dataclass(frozen=True)
-class RealBenchmarkSelection:
-    """``real_benchmark:``: which benchmark the stages run on, where it is, how to harmonise it."""
-
-    source: Literal["embedded", "forensynths", "diffusionforensics", "genimage", "cocofake", "folder", "csv"] = (
-        "embedded"
-    )
-    root: str | None = None  # benchmark folder (csv: the list file); relative to the project root
-    preset: str | None = None  # null: the source's default preset
-    tree: Literal["images", "recons", "dire"] = "images"  # DiffusionForensics only
-    train_generators: tuple[str, ...] | None = None  # replaces the preset's train/val generators
-    test_generators: tuple[str, ...] | None = None  # replaces the preset's test generators
-    checksums: bool = False
-    verify: Literal["header", "decode"] = "header"
-    max_per_class: int | None = None
-    seed: int = 0
-    check_leakage: bool = True
-    bias_audit: Literal["warn", "fail"] = "warn"
-    harmonise: HarmoniseConfig | None = field(default_factory=HarmoniseConfig)
-
-    def __post_init__(self) -> None:
-        if self.is_embedded:
-            return
-        check(
-            bool(self.root),
-            "root",
-            f"the {self.source} folder (csv: the list file); set it in params.yaml or run "
-            f"`dvc exp run -S real_benchmark.root=/path/to/{self.source}`",
-            self.root,
-        )
-        self.adapter_config()  # validates preset, generators and max_per_class, naming the key
-
-    @property
     def is_embedded(self) -> bool:
         return self.source == "embedded"
 
-    def adapter_config(self, project_root: str | os.PathLike | None = None) -> RealBenchmarkConfig:
-        """The adapter's config; a relative ``root`` is resolved against ``project_root`` when given."""
-        root = str(resolve(self.root, project_root)) if project_root is not None else str(self.root)
-        return RealBenchmarkConfig(kind=self.source, root=root, **{k: getattr(self, k) for k in _ADAPTER_KEYS})
+    @property
+    def preset_name(self) -> str:
+        """``preset``, or the source's default."""
+        return self.preset or DEFAULT_PRESETS[self.source]
+
+    def resolved(self, project_root: str | os.PathLike | None = None) -> RealBenchmarkConfig:
+        """This config with ``root`` absolute (a relative one is taken from ``project_root``,
+        by default the project's root): what the adapters walk."""
+        if self.is_embedded:
+            return self
+        return replace(self, root=str(resolve(self.root, project_root)))

@@ -5,11 +5,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from hrr_core.benchmark.external import build_stage_manifest
 from hrr_core.confutil import ConfigError, from_dict
-from hrr_core.data.adapters import RealBenchmarkConfig, build_manifest, split_rules, write_benchmark_manifest
+from hrr_core.data.adapters import build_manifest, split_rules
 from hrr_core.data.adapters.cocofake import coco_id
 from hrr_core.data.manifest import check_no_leakage, read_manifest
 from hrr_core.data.walk import BadFile, iter_image_files, probe_image
+from hrr_core.schema.benchmark import RealBenchmarkConfig
 
 
 def cfg(**kw):
@@ -51,7 +53,7 @@ def test_probe_reports_bad_files_and_decode_catches_truncation(tmp_path, fx):
 
 def test_forensynths_4class_preset(tmp_path, fx):
     fx.make_forensynths(tmp_path, n=2)
-    df = build_manifest(cfg(kind="forensynths", root=str(tmp_path)))
+    df = build_manifest(cfg(source="forensynths", root=str(tmp_path)))
     # train/val: 4 of the 5 classes (dog left out) x 2 labels x 2; test: progan+stylegan x 2 classes + biggan
     assert counts(df) == {
         ("train", 0): 8,
@@ -79,7 +81,7 @@ def test_forensynths_4class_preset(tmp_path, fx):
 def test_forensynths_20class_and_test_override(tmp_path, fx):
     fx.make_forensynths(tmp_path, n=1)
     df = build_manifest(
-        cfg(kind="forensynths", root=str(tmp_path), preset="forensynths_20class", test_generators=["biggan"])
+        cfg(source="forensynths", root=str(tmp_path), preset="forensynths_20class", test_generators=["biggan"])
     )
     assert "dog" in set(df.loc[df.split == "train", "subset"])
     assert set(df.loc[df.split == "test", "generator"]) == {"biggan"}
@@ -90,7 +92,7 @@ def test_forensynths_20class_and_test_override(tmp_path, fx):
 
 def test_diffusionforensics_dire_preset_and_shared_reals(tmp_path, fx):
     fx.make_diffusionforensics(tmp_path, n=2)
-    df = build_manifest(cfg(kind="diffusionforensics", root=str(tmp_path)))
+    df = build_manifest(cfg(source="diffusionforensics", root=str(tmp_path)))
     train = df[df.split == "train"]
     assert set(zip(train.subset, train.generator)) == {("lsun_bedroom", "real"), ("lsun_bedroom", "adm")}
     test = df[df.split == "test"]
@@ -106,7 +108,7 @@ def test_diffusionforensics_tree_and_generator_override(tmp_path, fx):
     fx.make_diffusionforensics(tmp_path, n=1)
     df = build_manifest(
         cfg(
-            kind="diffusionforensics",
+            source="diffusionforensics",
             root=str(tmp_path),
             tree="recons",
             train_generators=["ddpm"],
@@ -124,7 +126,7 @@ def test_diffusionforensics_tree_and_generator_override(tmp_path, fx):
 
 def test_genimage_sd14_preset(tmp_path, fx):
     fx.make_genimage(tmp_path, n=40)
-    df = build_manifest(cfg(kind="genimage", root=str(tmp_path)))
+    df = build_manifest(cfg(source="genimage", root=str(tmp_path)))
     fit = df[df.split.isin(["train", "val"])]
     assert set(fit.generator) == {"sd14"} and len(fit) == 80 and (df.split == "val").any()
     test = df[df.split == "test"]
@@ -141,7 +143,7 @@ def test_genimage_sd14_preset(tmp_path, fx):
 
 def test_genimage_train_override_gives_the_matrix_row(tmp_path, fx):
     fx.make_genimage(tmp_path, n=8)
-    df = build_manifest(cfg(kind="genimage", root=str(tmp_path), train_generators=["adm"]))
+    df = build_manifest(cfg(source="genimage", root=str(tmp_path), train_generators=["adm"]))
     assert set(df.loc[df.split != "test", "generator"]) == {"adm"}
 
 
@@ -150,7 +152,7 @@ def test_genimage_train_override_gives_the_matrix_row(tmp_path, fx):
 
 def test_cocofake_split_by_coco_id_and_balanced(tmp_path, fx):
     fx.make_cocofake(tmp_path)
-    df = build_manifest(cfg(kind="cocofake", root=str(tmp_path), seed=3))
+    df = build_manifest(cfg(source="cocofake", root=str(tmp_path), seed=3))
     check_no_leakage(df)
     assert (df.groupby("source")["split"].nunique() == 1).all()
     per_split = df.groupby(["split", "label"]).size().unstack()
@@ -166,8 +168,8 @@ def test_cocofake_split_by_coco_id_and_balanced(tmp_path, fx):
 
 def test_cocofake_seed_changes_the_fake_not_the_split(tmp_path, fx):
     fx.make_cocofake(tmp_path, train_ids=range(1, 4), val_ids=range(100, 140))
-    a = build_manifest(cfg(kind="cocofake", root=str(tmp_path), seed=0))
-    b = build_manifest(cfg(kind="cocofake", root=str(tmp_path), seed=1))
+    a = build_manifest(cfg(source="cocofake", root=str(tmp_path), seed=0))
+    b = build_manifest(cfg(source="cocofake", root=str(tmp_path), seed=1))
 
     def split_of(d):
         return dict(zip(d.source, d.split))
@@ -182,7 +184,7 @@ def test_cocofake_ids_and_alternative_layouts(tmp_path, fx):
     fx.write_image(tmp_path / "real" / "validation" / "data" / "000000000042.jpg")  # FiftyOne export
     for k in range(2):
         fx.write_image(tmp_path / "fake" / "val2014" / f"42_{k}.png")  # flat fakes
-    df = build_manifest(cfg(kind="cocofake", root=str(tmp_path)))
+    df = build_manifest(cfg(source="cocofake", root=str(tmp_path)))
     assert list(df.source) == ["coco:42", "coco:42"] and sorted(df.label) == [0, 1]
 
 
@@ -192,7 +194,7 @@ def test_forensynths_release_folder_names(tmp_path, fx):
         fx.write_image(tmp_path / top / "car" / "1_fake" / "1.png")
     fx.write_image(tmp_path / "CNN_synth_testset" / "san" / "0_real" / "1.png")
     fx.write_image(tmp_path / "CNN_synth_testset" / "san" / "1_fake" / "1.png")
-    df = build_manifest(cfg(kind="forensynths", root=str(tmp_path)))
+    df = build_manifest(cfg(source="forensynths", root=str(tmp_path)))
     assert counts(df) == {(s, lab): 1 for s in ("train", "val", "test") for lab in (0, 1)}
 
 
@@ -201,7 +203,7 @@ def test_forensynths_release_folder_names(tmp_path, fx):
 
 def test_folder_tree_and_nested_label_names(tmp_path, fx):
     fx.make_folder_tree(tmp_path, n=3)
-    df = build_manifest(cfg(kind="folder", root=str(tmp_path)))
+    df = build_manifest(cfg(source="folder", root=str(tmp_path)))
     assert counts(df) == {("train", 0): 3, ("train", 1): 3, ("test", 0): 6, ("test", 1): 6}
     assert set(df.loc[df.split == "test", "generator"]) == {"sdxl", "flux"}
     assert set(df.loc[df.generator == "flux", "format"]) == {"webp"}
@@ -210,7 +212,7 @@ def test_folder_tree_and_nested_label_names(tmp_path, fx):
 def test_folder_without_split_goes_to_test(tmp_path, fx):
     fx.write_image(tmp_path / "real" / "a.jpg")
     fx.write_image(tmp_path / "fake" / "b.png")
-    df = build_manifest(cfg(kind="folder", root=str(tmp_path)))
+    df = build_manifest(cfg(source="folder", root=str(tmp_path)))
     assert list(df.split) == ["test", "test"] and list(df.generator) == ["unknown", "unknown"]
 
 
@@ -225,10 +227,10 @@ def test_csv_list(tmp_path, fx):
             "split": ["train", "", "test"],
         }
     ).to_csv(tmp_path / "list.csv", index=False)
-    df = build_manifest(cfg(kind="csv", root=str(tmp_path / "list.csv")))
+    df = build_manifest(cfg(source="csv", root=str(tmp_path / "list.csv")))
     assert list(df.label) == [0, 1] and list(df.split) == ["train", "test"]
     assert df.attrs["root"] == str(tmp_path) and df.attrs["bad_files"][0][0] == "imgs/c.png"
-    only = build_manifest(cfg(kind="csv", root=str(tmp_path / "list.csv"), test_generators=["sdxl"]))
+    only = build_manifest(cfg(source="csv", root=str(tmp_path / "list.csv"), test_generators=["sdxl"]))
     assert list(only.split) == ["train"]  # the test row's generator (unknown) is filtered out
 
 
@@ -237,9 +239,10 @@ def test_csv_list(tmp_path, fx):
 
 def test_two_builds_write_identical_manifests(tmp_path, fx):
     fx.make_forensynths(tmp_path / "fs", n=2)
-    c = cfg(kind="forensynths", root=str(tmp_path / "fs"), checksums=True)
-    p1 = write_benchmark_manifest(c, tmp_path / "a" / "manifest.csv")
-    p2 = write_benchmark_manifest(c, tmp_path / "b" / "manifest.csv")
+    c = cfg(source="forensynths", root=str(tmp_path / "fs"), checksums=True, harmonise=None)
+    for out in ("a", "b"):
+        build_stage_manifest(c, tmp_path / out, echo=lambda *_: None)
+    p1, p2 = (tmp_path / out / "source" / "manifest.csv" for out in ("a", "b"))
     assert p1.read_bytes() == p2.read_bytes()
     assert (p1.parent / "bad_files.csv").read_text().count("\n") == 3  # header + 2 bad files
     df = read_manifest(p1)
@@ -249,7 +252,7 @@ def test_two_builds_write_identical_manifests(tmp_path, fx):
 
 def test_max_per_class_is_deterministic_and_bounded(tmp_path, fx):
     fx.make_genimage(tmp_path, n=40)
-    c = cfg(kind="genimage", root=str(tmp_path), max_per_class=5, seed=7)
+    c = cfg(source="genimage", root=str(tmp_path), max_per_class=5, seed=7)
     a, b = build_manifest(c), build_manifest(c)
     assert a.equals(b)
     assert a.groupby(["split", "subset", "generator", "label"]).size().max() == 5
@@ -257,14 +260,14 @@ def test_max_per_class_is_deterministic_and_bounded(tmp_path, fx):
 
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="preset"):
-        cfg(kind="genimage", root="x", preset="dire_adm_bedroom")
+        cfg(source="genimage", root="x", preset="dire_adm_bedroom")
     with pytest.raises(ConfigError, match="real_benchmark.max_per_class"):
-        cfg(kind="genimage", root="x", max_per_class=0)
+        cfg(source="genimage", root="x", max_per_class=0)
     with pytest.raises(ConfigError, match="real_benchmark.tre"):
-        cfg(kind="genimage", root="x", tre="dire")
+        cfg(source="genimage", root="x", tre="dire")
     with pytest.raises(FileNotFoundError, match="root in params.yaml"):
-        build_manifest(cfg(kind="genimage", root=str(tmp_path / "missing")))
-    assert split_rules(cfg(kind="genimage", root="x", test_generators=["ADM"]))["test"]["generator"] == ["adm"]
+        build_manifest(cfg(source="genimage", root=str(tmp_path / "missing")))
+    assert split_rules(cfg(source="genimage", root="x", test_generators=["ADM"]))["test"]["generator"] == ["adm"]
 
 
 # ---------------------------------------------------------------- presets.yaml

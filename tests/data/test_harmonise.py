@@ -5,10 +5,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from hrr_core.benchmark.external import build_stage_manifest
 from hrr_core.confutil import ConfigError, from_dict
-from hrr_core.data.adapters import RealBenchmarkConfig, build_manifest, prepare_real_benchmark, read_benchmark_manifest
+from hrr_core.data.adapters import build_manifest, read_benchmark_manifest
 from hrr_core.data.harmonise import HarmoniseConfig, harmonise_image, harmonise_manifest
-from hrr_core.data.manifest import validate_manifest
+from hrr_core.data.manifest import absolute_paths, validate_manifest
+from hrr_core.schema.benchmark import RealBenchmarkConfig
 
 
 def hcfg(**kw):
@@ -20,7 +22,7 @@ def dire(tmp_path, fx):
     """DiffusionForensics-like tree: JPEG 24 px reals, PNG 16 px fakes (the shortcut)."""
     fx.make_diffusionforensics(tmp_path / "bench", n=2, trees=("images",))
     return build_manifest(
-        from_dict(RealBenchmarkConfig, {"kind": "diffusionforensics", "root": str(tmp_path / "bench")})
+        from_dict(RealBenchmarkConfig, {"source": "diffusionforensics", "root": str(tmp_path / "bench")})
     )
 
 
@@ -105,17 +107,16 @@ def test_prepare_stage_writes_raw_and_harmonised_manifests(tmp_path, fx):
     c = from_dict(
         RealBenchmarkConfig,
         {
-            "kind": "genimage",
+            "source": "genimage",
             "root": str(tmp_path / "bench"),
             "harmonise": {"format": "jpeg", "resize": "resize_short", "size": 16},
         },
-        "real_benchmarks.genimage",
+        "real_benchmark",
     )
-    path = prepare_real_benchmark(c, tmp_path / "out")
-    assert path == tmp_path / "out" / "harmonised" / "manifest.csv"
-    raw = read_benchmark_manifest(tmp_path / "out" / "manifest.csv")
+    h, _ = build_stage_manifest(c, tmp_path / "out", echo=lambda *_: None)
+    raw = read_benchmark_manifest(tmp_path / "out" / "source" / "manifest.csv")
     assert raw.attrs["root"] == str(tmp_path / "bench") and raw.groupby("label")["format"].nunique().max() == 1
     assert set(raw.loc[raw.label == 1, "width"]) == {16, 32}  # the size shortcut, before
-    h = read_benchmark_manifest(path)
+    assert h.attrs["root"] == str(tmp_path / "out") and h.path.str.startswith("harmonised/").all()
     assert len(h) == len(raw) and h.groupby("label")[["format", "width", "height"]].agg(set).map(len).eq(1).all().all()
-    assert (Path(h.attrs["root"]) / h.path.iloc[0]).is_file()
+    assert absolute_paths(h).map(lambda p: Path(p).is_file()).all()

@@ -29,19 +29,17 @@ from typing import Any
 
 import pandas as pd
 
-from hrr_core.confutil import ConfigError, to_dict
+from hrr_core.confutil import ConfigError
 from hrr_core.data import walk
 from hrr_core.data.adapters import cocofake, diffusionforensics, folder, forensynths, genimage
-from hrr_core.data.harmonise import harmonise_manifest
 from hrr_core.data.manifest import (
     MANIFEST_COLUMNS,
     ManifestError,
     check_no_leakage,
     read_manifest,
     validate_manifest,
-    write_manifest,
 )
-from hrr_core.io import atomic_write_bytes, atomic_write_json
+from hrr_core.io import atomic_write_bytes
 from hrr_core.schema.benchmark import DEFAULT_PRESETS, KINDS, PRESETS, RealBenchmarkConfig  # noqa: F401 (the schema's)
 
 ADAPTERS = {
@@ -119,7 +117,7 @@ def _pick_split(targets: list[tuple[str, float, float]], source: str) -> str | N
 
 def _write_candidates(cfg: RealBenchmarkConfig, out_path: Path) -> tuple[str, dict[str, int]]:
     """Steps 1-3; returns the image root and discovery counts."""
-    if cfg.kind == "csv":
+    if cfg.source == "csv":
         image_root, rows = folder.read_list(cfg.root)
         allowed = {"train": cfg.train_generators, "val": cfg.train_generators, "test": cfg.test_generators}
         with walk.ChunkedCsvWriter(out_path, CANDIDATE_COLUMNS) as w:
@@ -131,13 +129,13 @@ def _write_candidates(cfg: RealBenchmarkConfig, out_path: Path) -> tuple[str, di
     if not os.path.isdir(root):
         raise FileNotFoundError(
             f"{root}: benchmark root does not exist; set real_benchmark.root in params.yaml (or dvc exp run -S "
-            f"real_benchmark.root=...) to the folder holding {ADAPTERS[cfg.kind].LAYOUT}"
+            f"real_benchmark.root=...) to the folder holding {ADAPTERS[cfg.source].LAYOUT}"
         )
-    mod = ADAPTERS[cfg.kind]
+    mod = ADAPTERS[cfg.source]
     found = list(mod.find_folders(root, cfg))
     if not found:
         raise ManifestError(
-            f"{root}: no labelled folders found for kind {cfg.kind!r}; expected {mod.LAYOUT} (see docs/benchmarks.md)"
+            f"{root}: no labelled folders found for kind {cfg.source!r}; expected {mod.LAYOUT} (see docs/benchmarks.md)"
         )
     assigned = assign_folders(found, split_rules(cfg))
     if not assigned:
@@ -210,8 +208,13 @@ def _probe_all(cand: pd.DataFrame, image_root: str, cfg: RealBenchmarkConfig, ro
 
 
 def build_manifest(cfg: RealBenchmarkConfig) -> pd.DataFrame:
-    """The manifest of ``cfg``'s benchmark, sorted by id. ``attrs``: ``root`` (folder the paths
-    are relative to), ``bad_files`` (sorted list of (path, reason)) and ``stats`` (counts, seconds)."""
+    """The adapter's manifest of ``cfg``'s benchmark (steps 1-6 above; ``cfg.root`` as given,
+    relative to the working directory), sorted by id. ``attrs``: ``root`` (folder the paths are
+    relative to), ``bad_files`` (sorted list of (path, reason)) and ``stats`` (counts, seconds).
+    The manifest the stages read (written, harmonised) comes from
+    :func:`hrr_core.benchmark.external.build_stage_manifest`, which calls this."""
+    if cfg.is_embedded:
+        raise ValueError("real_benchmark.source is embedded: no adapter to walk (hrr_core.benchmark.build builds it)")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hrr-manifest-") as tmp:
         tmp_dir = Path(tmp)
@@ -219,7 +222,7 @@ def build_manifest(cfg: RealBenchmarkConfig) -> pd.DataFrame:
         cand = _read_csv(tmp_dir / "candidates.csv", ("label",)).drop_duplicates("id")
         stats["candidates"] = len(cand)
         t1 = time.perf_counter()
-        hooks = ADAPTERS.get(cfg.kind)
+        hooks = ADAPTERS.get(cfg.source)
         if hasattr(hooks, "select"):
             cand = hooks.select(cand, cfg)
         if cfg.max_per_class is not None:
@@ -233,9 +236,9 @@ def build_manifest(cfg: RealBenchmarkConfig) -> pd.DataFrame:
     if df.empty:
         hint = f"; first bad file: {bad[0][0]} ({bad[0][1]})" if bad else ""
         raise ManifestError(f"{cfg.root}: no usable images for preset {cfg.preset_name!r}{hint}")
-    df = validate_manifest(df, f"{cfg.kind} manifest").sort_values("id", kind="stable").reset_index(drop=True)
+    df = validate_manifest(df, f"{cfg.source} manifest").sort_values("id", kind="stable").reset_index(drop=True)
     if cfg.check_leakage:
-        check_no_leakage(df, f"{cfg.kind} manifest (set check_leakage: false to keep it anyway)")
+        check_no_leakage(df, f"{cfg.source} manifest (set check_leakage: false to keep it anyway)")
     stats.update(
         probed=len(cand),
         rows=len(df),
@@ -254,27 +257,10 @@ def write_bad_files(bad: list[tuple[str, str]], path: str | os.PathLike) -> Path
     return atomic_write_bytes(path, table.to_csv(index=False, lineterminator="\n").encode())
 
 
-def write_benchmark_manifest(cfg: RealBenchmarkConfig, path: str | os.PathLike) -> Path:
-    """Build and write ``path`` (CSV), ``bad_files.csv`` and ``<stem>.meta.json`` (resolved
-    config, root, counts) beside it. Use one folder per benchmark."""
-    df = build_manifest(cfg)
-    path = write_manifest(df, path)
-    write_bad_files(df.attrs["bad_files"], path.parent / "bad_files.csv")
-    atomic_write_json(
-        path.with_name(path.stem + ".meta.json"),
-        {
-            "config": to_dict(cfg),
-            "preset": PRESETS[cfg.preset_name],
-            "root": df.attrs["root"],
-            "stats": df.attrs["stats"],
-        },
-    )
-    return path
-
-
 def read_benchmark_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a manifest written by :func:`write_benchmark_manifest`; ``attrs["root"]`` is the
-    benchmark folder its paths are relative to (from the ``.meta.json`` beside it)."""
+    """Read an adapter's manifest (``source/manifest.csv`` of
+    :func:`hrr_core.benchmark.external.build_stage_manifest`); ``attrs["root"]`` is the benchmark
+    folder its paths are relative to (from the ``.meta.json`` beside it)."""
     path = Path(path)
     df = read_manifest(path)
     meta = path.with_name(path.stem + ".meta.json")
@@ -282,20 +268,3 @@ def read_benchmark_manifest(path: str | os.PathLike) -> pd.DataFrame:
     if root is not None:
         df.attrs["root"] = root
     return df
-
-
-def prepare_real_benchmark(cfg: RealBenchmarkConfig, out_dir: str | os.PathLike) -> Path:
-    """The prepare stage of one real benchmark: ``out_dir/manifest.csv`` (+ bad_files.csv,
-    manifest.meta.json) and, when ``cfg.harmonise`` is set, harmonised copies under
-    ``out_dir/harmonised/`` with their own manifest.csv (paths relative to that folder).
-    Returns the manifest the experiments should read."""
-    out_dir = Path(out_dir)
-    raw = write_benchmark_manifest(cfg, out_dir / "manifest.csv")
-    if cfg.harmonise is None:
-        return raw
-    df = read_benchmark_manifest(raw)
-    hdir = out_dir / "harmonised"
-    harmonised = harmonise_manifest(df, df.attrs["root"], hdir, cfg.harmonise)
-    path = write_manifest(harmonised, hdir / "manifest.csv")
-    atomic_write_json(hdir / "manifest.meta.json", {"config": to_dict(cfg), "source_manifest": str(raw)})
-    return path

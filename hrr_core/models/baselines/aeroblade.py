@@ -60,6 +60,7 @@ from hrr_core.models.baselines.autoencoder import (
     train_reals_autoencoder,
 )
 from hrr_core.models.baselines.common import (
+    CONFIG_FILE,
     check_images,
     check_labels,
     chunks,
@@ -70,9 +71,23 @@ from hrr_core.models.baselines.common import (
 )
 from hrr_core.models.efficientnet import efficientnet_lite0
 from hrr_core.models.ldm import load_ldm
+from hrr_core.paths import inside
 from hrr_core.schema.baselines import AEROBLADEConfig  # noqa: F401 (config lives in the schema)
 
 EPS = 1e-12
+
+
+def _own_autoencoder_dir(directory: str | os.PathLike, own: object) -> Path:
+    """The folder of the autoencoder ``fit`` trained, as config.json names it: refused unless
+    inside ``directory`` (no absolute path, no ``..``, no symlink out of the folder)."""
+    path = inside(directory, own)
+    if path is None:
+        raise ValueError(
+            f"{Path(directory) / CONFIG_FILE}: autoencoder_dir {own!r} is not inside the model folder "
+            f"{directory} (a saved AEROBLADE reads only its own autoencoder/). Fix: restore the original "
+            "config.json (autoencoder_dir: autoencoder), or refit and save the detector"
+        )
+    return path
 
 
 class Lite0EarlyFeatures(nn.Module):
@@ -245,7 +260,7 @@ class AEROBLADE:
         cfg, extra = load_config(directory, AEROBLADEConfig)
         own = extra.get("autoencoder_dir")
         if autoencoders is None and own:
-            autoencoders = [VAEAutoencoder.load(Path(directory) / own)]
+            autoencoders = [VAEAutoencoder.load(_own_autoencoder_dir(directory, own))]
         model = cls(cfg, autoencoders)
         model.owns_autoencoder, model.autoencoder_stats = bool(own), extra.get("autoencoder_stats") or {}
         cal = json.loads((Path(directory) / "calibration.json").read_text())

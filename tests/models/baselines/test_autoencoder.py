@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -94,6 +96,48 @@ def test_fit_trains_on_part_of_the_reals_calibrates_on_the_rest_then_saves_and_r
     assert not pretrained.owns_autoencoder and np.allclose(pretrained.distances(x), model.distances(x), atol=1e-6)
     with pytest.raises(ValueError, match="at least 2 real images"):
         build_baseline("aeroblade", {"distance": "l2", "autoencoder": TINY_AE}).fit(reals[:1] + fakes, [0, 1, 1])
+
+
+@pytest.fixture
+def saved_aeroblade(tmp_path):
+    """A saved AEROBLADE that owns its (tiny) autoencoder, as ``fit`` leaves it."""
+    ae, _ = train_reals_autoencoder(_images(2, 32, 3), tiny_ae())
+    model = AEROBLADE(AEROBLADEConfig(distance="l2"), autoencoders=[ae])
+    model.owns_autoencoder = True
+    return model, model.save(tmp_path / "model")
+
+
+def _set_autoencoder_dir(folder, value):
+    path = folder / "config.json"
+    data = json.loads(path.read_text())
+    data["autoencoder_dir"] = value
+    path.write_text(json.dumps(data))
+
+
+def test_saved_autoencoder_reloads_from_the_model_folder(saved_aeroblade):
+    model, folder = saved_aeroblade
+    assert json.loads((folder / "config.json").read_text())["autoencoder_dir"] == "autoencoder"
+    again = AEROBLADE.load(folder)
+    x = torch.stack(_images(2, 32, 5))
+    assert again.owns_autoencoder and np.allclose(again.distances(x), model.distances(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("value", ["../elsewhere", "ABSOLUTE", "autoencoder/../../elsewhere", "LINK"])
+def test_autoencoder_dir_outside_the_model_folder_is_refused(saved_aeroblade, tmp_path, value):
+    _, folder = saved_aeroblade
+    shutil.copytree(folder / "autoencoder", tmp_path / "elsewhere")  # a loadable autoencoder, outside
+    if value == "ABSOLUTE":
+        value = str(tmp_path / "elsewhere")
+    elif value == "LINK":  # inside by name, outside once the symlink is followed
+        value = "linked"
+        (folder / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    _set_autoencoder_dir(folder, value)
+    with pytest.raises(ValueError) as info:
+        AEROBLADE.load(folder)
+    message = str(info.value)
+    assert message.startswith(f"{folder / 'config.json'}: autoencoder_dir {value!r} is not inside the model folder")
+    assert "Fix: restore the original config.json" in message
+    AEROBLADE.load(folder, autoencoders=[VAEAutoencoder.load(tmp_path / "elsewhere")])  # given ones: nothing joined
 
 
 class MemorisingAE:
