@@ -18,6 +18,13 @@ Size policy [G] (any H x W goes in, nothing is padded):
   A crop of a resized image of the short side covers only the centre square, so step 1 loses
   nothing a scale could see. The short side must be at least ``minimum_input_size(cfg)`` =
   ceil(base_size / max_upscale): smaller images would be upsampled from almost nothing.
+
+HRR v2 (issue #17, ``MSRConfig`` docstring and docs/method.md "HRR v2 options"; v1 at the
+defaults): ``anchor: native`` keeps factor 1.0 as the stored image (no resampling, no noise),
+resamples it for the other factors (noise only there) and cuts T windows per image
+(``tiles``: center | grid | random), giving (T, K, C', S, S) per image (:func:`retrospect_each`);
+``lines_into: diffusion`` adds the line map only to the LDM's input; ``line_normalise: false``
+drops the per-image max normalisation of the line map.
 """
 
 from __future__ import annotations

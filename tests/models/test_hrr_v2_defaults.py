@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from hrr_core.confutil import from_dict, set_optional_fields, to_dict
@@ -50,6 +51,16 @@ def test_cache_keys_of_params_yaml_are_v1s(profile):
     hrr = cfg.model_config("hrr")
     assert cache_key(hrr.msr, cfg.retrospection_config()) == V1_KEYS[profile]["hrr"]
     assert set_optional_fields(hrr) == []
+
+
+def test_documented_v2_settings_validate():
+    text = (Path(__file__).parents[2] / "docs" / "method.md").read_text()
+    block = text.split("<!-- hrr-v2-settings -->")[1].split("<!-- /hrr-v2-settings -->")[0]
+    model = yaml.safe_load(block.split("```yaml")[1].split("```")[0])
+    cfg = load_config("params.yaml", profile="full", overrides={"methods": {"hrr": {"model": model}}})
+    hrr = cfg.model_config("hrr")
+    assert hrr.msr.anchor == "native" and hrr.afr.anchors == "quantile" and hrr.fusion == "concat"
+    assert cache_folder(cfg, "hrr", Path("root")).name != V1_KEYS["full"]["hrr"]
 
 
 def test_v2_fields_at_defaults_are_not_serialised_and_change_the_key_when_set():
