@@ -65,10 +65,39 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "", bas
         raise ConfigError(_join(where, exc.key), exc.message) from None
 
 
+OMIT_IF_DEFAULT = {"omit_if_default": True}  # field metadata: see :func:`optional_field`
+
+
+def optional_field(default: Any) -> Any:
+    """A config field added after configs were first hashed (e.g. HRR v2's options): at its
+    default it is left out of :func:`to_dict`, so the cache keys, checkpoint metas and cards of
+    configs that do not set it stay exactly what they were; :func:`from_dict` accepts it as usual."""
+    return dataclasses.field(default=default, metadata=OMIT_IF_DEFAULT)
+
+
+def _omitted(obj: Any, f: dataclasses.Field) -> bool:
+    return bool(f.metadata.get("omit_if_default")) and getattr(obj, f.name) == f.default
+
+
+def set_optional_fields(obj: Any, where: str = "") -> list[str]:
+    """Dotted names of the :func:`optional_field` fields of config ``obj`` (nested dataclasses
+    included) that hold a value other than their default."""
+    if not dataclasses.is_dataclass(obj):
+        return []
+    out = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("omit_if_default") and value != f.default:
+            out.append(_join(where, f.name))
+        out.extend(set_optional_fields(value, _join(where, f.name)))
+    return out
+
+
 def to_dict(obj: Any) -> Any:
-    """Plain dict/list form of a config (for checkpoints, JSON outputs and hashing)."""
+    """Plain dict/list form of a config (for checkpoints, JSON outputs and hashing); fields made
+    with :func:`optional_field` are left out while they hold their default."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not _omitted(obj, f)}
     if isinstance(obj, (tuple, list)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, Mapping):

@@ -137,8 +137,10 @@ class Detector:
             reps = [
                 retrospect([x.to(self.device)], self.ldm, self.config.msr, torch.Generator().manual_seed(s))
                 for x, s in zip(images, seeds)
-            ]  # each (1, K, C', S, S): one generator per image
-            inputs = torch.cat(reps).to(self.device)  # (B, K, C', S, S)
+            ]  # each (1, K, C', S, S), or (1, T, K, C', S, S) with T tiles: one generator per image
+            if len({r.shape for r in reps}) > 1:  # msr.anchor: native, images with different tile counts
+                return self._score_groups(reps)
+            inputs = torch.cat(reps).to(self.device)  # (B, K, C', S, S) or (B, T, K, C', S, S)
         elif self.ldm is not None:  # DIRE: the residual through the carried diffusion model
             from hrr_core.models.baselines.dire import dire_from_config
 
@@ -150,6 +152,18 @@ class Detector:
             return np.asarray(self.model.score(inputs), dtype=np.float64).reshape(-1)
         logits = self.model(inputs).logits.float()  # (B,)
         return torch.sigmoid(logits).cpu().double().numpy()
+
+    def _score_groups(self, reps: list[torch.Tensor]) -> np.ndarray:
+        """Probabilities of representations of different shapes (tiled HRR: T tiles per image,
+        the model averages each image's tile scores): one forward pass per shape, input order kept."""
+        out = np.zeros(len(reps))
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(reps):
+            groups.setdefault(tuple(r.shape), []).append(i)
+        for idx in groups.values():
+            logits = self.model(torch.cat([reps[i] for i in idx]).to(self.device)).logits.float()
+            out[idx] = torch.sigmoid(logits).cpu().double().numpy()
+        return out
 
     def predict_paths(
         self, paths, batch_size: int = 16, threshold: float | None = None, progress: bool = False, workers: int = 0

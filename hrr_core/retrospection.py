@@ -20,17 +20,18 @@ from hrr_core.data.cache import (
 )
 from hrr_core.io import atomic_write_json
 from hrr_core.models.ldm import LatentDiffusion, train_denoiser, train_vae
-from hrr_core.models.msr import MSRConfig, retrospect
+from hrr_core.models.msr import MSRConfig, retrospect_each
 from hrr_core.schema.retrospection import RetrospectionConfig
 from hrr_core.shard import wait_until
 
 
 def msr_representation(msr: MSRConfig, ldm: LatentDiffusion | None) -> Representation:
-    """What the cache stores for HRR: MSR through ``ldm``, one (K, C', S, S) tensor per image,
-    keyed by the resolved MSR config (the one definition the cache, its key and the registry use)."""
+    """What the cache stores for HRR: MSR through ``ldm``, one (K, C', S, S) tensor per image
+    ((T, K, C', S, S) with T tiles under ``msr.anchor: native``), keyed by the resolved MSR
+    config (the one definition the cache, its key and the registry use)."""
 
     def fn(images, generator):
-        return list(retrospect(images, ldm, msr, generator).unbind(0))  # each (K, C', S, S)
+        return retrospect_each(images, ldm, msr, generator)  # each (K, C', S, S) or (T, K, C', S, S)
 
     return Representation("msr", msr.resolved(), fn, msr.num_scales)
 

@@ -114,3 +114,24 @@ def test_pretrained_diffusers_parts_are_loaded_not_trained(tmp_path):
     assert stats == {"source": "pretrained"} and ldm.vae is not None and not (tmp_path / "unused").exists()
     out = compute_cache(manifest(tmp_path, 2), ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)
     assert out["computed"] == 2
+
+
+def test_native_tiled_cache_batches_by_tile_count_into_the_detector(tmp_path, ldm):
+    """HRR v2: ``msr.anchor: native`` caches (T, K, C', S, S) per image; batches share one T."""
+    from hrr_core.data.datasets import SizeBucketBatchSampler, collate
+    from hrr_core.models.backbones import BackboneConfig
+    from hrr_core.models.hrr import HRRConfig, HRRDetector
+
+    msr = MSRConfig(anchor="native", scale_factors=(1.0, 2.0), input_size=32, tiles="grid", num_steps=1)
+    cfg, df = RetrospectionConfig(ldm=TINY, batch_size=2), manifest(tmp_path, 4)  # 40 and 56 px: 2x2 tiles
+    out = compute_cache(df, ldm, msr, cfg, tmp_path / "cache", log=lambda *_: None)
+    assert out["computed"] == 4 and out["key"] != cache_key(MSR, cfg)
+    assert set(read_index(tmp_path / "cache" / out["key"])["shape"]) == {"4x2x3x32x32"}
+    ds = RetrospectionDataset(df, tmp_path / "cache" / out["key"])
+    assert ds.sizes == [(4, 32, 32)] * 4
+    sampler = SizeBucketBatchSampler(ds.sizes, 4, False)
+    batches = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate)
+    batch = next(iter(batches))
+    assert batch["inputs"].shape == (4, 4, 2, 3, 32, 32)
+    hrr = HRRConfig(msr=msr, backbone=BackboneConfig(name="small_resnet", pretrained=False, width=4))
+    assert HRRDetector(hrr)(batch["inputs"]).logits.shape == (4,)

@@ -168,9 +168,17 @@ def read_index(folder: Path) -> pd.DataFrame:
     return pd.read_csv(f, dtype={"id": str, "shard": int, "shape": str}, keep_default_na=False)
 
 
+def _bucket(shape: str) -> tuple[int, ...]:
+    """The size bucket of a cached tensor's shape: (H, W); (T, S, S) for tiled MSR
+    (T, K, C', S, S), so a batch holds images with the same number of tiles."""
+    dims = tuple(int(s) for s in shape.split("x"))
+    return (dims[0], *dims[-2:]) if len(dims) == 5 else dims[-2:]
+
+
 class RetrospectionDataset(torch.utils.data.Dataset):
     """Items ``{"inputs": float32 tensor, "labels": float, "ids": str}`` read from a cache
-    (MSR: (K, C', S, S); DIRE: (3, H, W)); ``sizes`` per item for size-bucketed batches."""
+    (MSR: (K, C', S, S), tiled MSR: (T, K, C', S, S); DIRE: (3, H, W)); ``sizes`` per item for
+    size-bucketed batches (tiled: by tile count)."""
 
     def __init__(self, manifest: pd.DataFrame, folder: str | Path):
         self.folder = Path(folder)
@@ -184,7 +192,7 @@ class RetrospectionDataset(torch.utils.data.Dataset):
         self.ids = manifest["id"].tolist()
         self.labels = manifest["label"].astype(np.float32).to_numpy()
         self.shards = index.loc[self.ids, "shard"].astype(int).tolist()
-        self.sizes = [tuple(int(s) for s in shape.split("x"))[-2:] for shape in index.loc[self.ids, "shape"]]
+        self.sizes = [_bucket(shape) for shape in index.loc[self.ids, "shape"]]
         self._handles: dict[int, object] = {}
 
     def __len__(self) -> int:

@@ -3,7 +3,7 @@ the HRR objective; its card carries the retrospection LDM when retrospection is 
 
 from pathlib import Path
 
-from hrr_core.confutil import to_dict
+from hrr_core.confutil import set_optional_fields, to_dict
 from hrr_core.losses.objective import HRRObjective
 from hrr_core.methods import MethodSpec
 from hrr_core.models.hrr import HRRDetector
@@ -16,16 +16,21 @@ def _ldm_dir(cfg, retrospection_ldm: Path) -> Path | None:
 
 
 def _train_report(model: HRRDetector, cfg) -> dict:
-    """Which AFR dimensions survived the sparsity penalty (of the weights passed in)."""
+    """Which AFR dimensions survived the sparsity penalty (of the weights passed in); with any
+    HRR v2 option set, also which ones (``kept_dims``, and ``kept_per_scale`` under concat
+    fusion) and the v2 options in force (v1 configs keep exactly the v1 report)."""
     if getattr(model, "afr", None) is None:
         return {}
-    return {
-        "afr": {
-            "active_dims": model.afr.active_dims(),
-            "dims": int(model.afr.group_norms().numel()),
-            "lambda_omega": float(cfg.objective.lambda_omega),
-        }
+    report = {
+        "active_dims": model.afr.active_dims(),
+        "dims": int(model.afr.group_norms().numel()),
+        "lambda_omega": float(cfg.objective.lambda_omega),
     }
+    v2 = set_optional_fields(cfg)
+    if v2:
+        report.update({k: v for k, v in model.afr_report().items() if k not in report})
+        report["v2_options"] = v2
+    return {"afr": report}
 
 
 def _card_preprocessing(cfg) -> dict:

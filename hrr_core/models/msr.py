@@ -18,6 +18,13 @@ Size policy [G] (any H x W goes in, nothing is padded):
   A crop of a resized image of the short side covers only the centre square, so step 1 loses
   nothing a scale could see. The short side must be at least ``minimum_input_size(cfg)`` =
   ceil(base_size / max_upscale): smaller images would be upsampled from almost nothing.
+
+HRR v2 (issue #17, ``MSRConfig`` docstring and docs/method.md "HRR v2 options"; v1 at the
+defaults): ``anchor: native`` keeps factor 1.0 as the stored image (no resampling, no noise),
+resamples it for the other factors (noise only there) and cuts T windows per image
+(``tiles``: center | grid | random), giving (T, K, C', S, S) per image (:func:`retrospect_each`);
+``lines_into: diffusion`` adds the line map only to the LDM's input; ``line_normalise: false``
+drops the per-image max normalisation of the line map.
 """
 
 from __future__ import annotations
@@ -116,37 +123,164 @@ def canonical_squares(
 
 
 def edge_map(x: torch.Tensor, cfg: MSRConfig) -> torch.Tensor:
-    """[S]+[G] line map E of (B, C, H, W) in [0, 1]: unsharp mask
-    x_sh = x + gamma (x - G_rho1 * x), then E = |G_rho2 * x_sh - G_rho3 * x_sh| scaled so each
-    image's maximum is 1 (a peak below 1e-3, i.e. a flat image, is not amplified)."""
+    """[S]+[G] line map E of (B, C, H, W): unsharp mask x_sh = x + gamma (x - G_rho1 * x), then
+    E = |G_rho2 * x_sh - G_rho3 * x_sh|, scaled so each image's maximum is 1 (a peak below 1e-3,
+    i.e. a flat image, is not amplified); ``line_normalise: false`` keeps E at its own fixed
+    scale, so a blurry image's lines stay weaker than a sharp one's."""
     x_sh = x + cfg.sharpen_gamma * (x - gaussian_blur(x, cfg.sharpen_rho))
     e = (gaussian_blur(x_sh, cfg.dog_rho_fine) - gaussian_blur(x_sh, cfg.dog_rho_coarse)).abs()
+    if not cfg.line_normalise:
+        return e
     peak = e.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)  # (B, 1, 1, 1)
     return e / peak
+
+
+def _noise(x: torch.Tensor, cfg: MSRConfig, generator: torch.Generator | None) -> torch.Tensor:
+    return cfg.noise_std * torch.randn(x.shape, generator=generator).to(x.device)
+
+
+def _absolute_views(
+    images: torch.Tensor | Sequence[torch.Tensor], cfg: MSRConfig, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``anchor: absolute`` (v1): (what the classifier sees, what the LDM re-renders), each
+    (B, K, C, S, S); the same tensor unless ``lines_into: diffusion``."""
+    squares = canonical_squares(images, cfg, generator)
+    base = torch.cat([resize(sq, cfg.base_size) for sq in squares])  # (B, C, L, L)
+    lines = edge_map(base, cfg) if cfg.line_enhancement else None  # (B, C, L, L)
+    random = cfg.crop == "random"
+    seen, rendered = [], []
+    for side in scale_sides(cfg):
+        x_s = torch.cat([resize(sq, side) for sq in squares])  # (B, C, L_s, L_s)
+        if cfg.noise and cfg.noise_std > 0:
+            x_s = x_s + _noise(x_s, cfg, generator)
+        if lines is not None and cfg.lines_into == "diffusion":
+            c = x_s.shape[1]
+            both = torch.cat([x_s, x_s + cfg.line_beta * resize(lines, side)], dim=1)  # one window for both
+            both = square_crop(both.clamp(0, 1), cfg.input_size, random, generator)  # (B, 2C, S, S)
+            seen.append(both[:, :c])
+            rendered.append(both[:, c:])
+            continue
+        if lines is not None:
+            x_s = x_s + cfg.line_beta * resize(lines, side)
+        x_s = square_crop(x_s.clamp(0, 1), cfg.input_size, random, generator)
+        seen.append(x_s)  # (B, C, S, S)
+        rendered.append(x_s)
+    return torch.stack(seen, dim=1), torch.stack(rendered, dim=1)  # (B, K, C, S, S) each
+
+
+# ---------------------------------------------------------------- anchor: native (HRR v2)
+
+
+def native_size(h: int, w: int, factor: float) -> tuple[int, int]:
+    """(H, W) of scale factor f of an H x W image: (round(H f), round(W f)); f = 1 is (H, W)."""
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
+def resize_hw(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of (B, C, H, W) to (B, C, *size); the input itself when the
+    size is already ``size`` (no resampling at all)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def grid_starts(length: int, side: int) -> list[int]:
+    """Starts of ceil(length / side) windows of ``side`` pixels evenly spread over ``length``
+    (first at 0, last at length - side): together they cover every pixel, overlapping as needed."""
+    if length < side:
+        raise ValueError(f"a window of {side} px does not fit in {length} px")
+    n = -(-length // side)
+    if n == 1:
+        return [0]
+    return [i * (length - side) // (n - 1) for i in range(n)]
+
+
+def tile_windows(h: int, w: int, cfg: MSRConfig, generator: torch.Generator | None) -> list[tuple[int, int]]:
+    """[G] (top, left) of each S x S window on the native H x W image (``msr.tiles``): one
+    centred (random offset with ``crop: random``), a grid covering the image, or ``num_tiles``
+    windows at offsets drawn from the generator."""
+    side = cfg.input_size
+    if cfg.tiles == "grid":
+        return [(t, left) for t in grid_starts(h, side) for left in grid_starts(w, side)]
+    if cfg.tiles == "random":
+        return [(_offset(h - side, True, generator), _offset(w - side, True, generator)) for _ in range(cfg.num_tiles)]
+    random = cfg.crop == "random"
+    return [(_offset(h - side, random, generator), _offset(w - side, random, generator))]
+
+
+def _window_at(x: torch.Tensor, top: int, left: int, factor: float, side: int) -> torch.Tensor:
+    """The S x S window of scale image x (1, C, H_f, W_f) centred where the native window at
+    (top, left) is centred, moved inside the image when it would leave it: (1, C, S, S)."""
+    hf, wf = x.shape[-2:]
+    t = min(max(round((top + side / 2) * factor - side / 2), 0), hf - side)
+    le = min(max(round((left + side / 2) * factor - side / 2), 0), wf - side)
+    return x[..., t : t + side, le : le + side]
+
+
+def _native_views(
+    images: torch.Tensor | Sequence[torch.Tensor], cfg: MSRConfig, generator: torch.Generator | None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``anchor: native`` [S]+[G]: per image, (what the classifier sees, what the LDM re-renders),
+    each (T, K, C, S, S) with T windows (``msr.tiles``). Factor 1.0 is the stored image itself;
+    the others are antialiased resamplings of it, and only they get noise; the line map E is
+    computed on the native image and resized with it. The window grid is laid on the native
+    image and every scale's window is centred on the same point (clamped inside that scale)."""
+    side = cfg.input_size
+    seen_all, rendered_all = [], []
+    channels = set()
+    for i, img in enumerate(images):
+        _check_image(img, cfg, i)
+        x = img.float().unsqueeze(0)  # (1, C, H, W) at its stored size
+        channels.add(x.shape[1])
+        h, w = x.shape[-2:]
+        lines = edge_map(x, cfg) if cfg.line_enhancement else None  # (1, C, H, W)
+        windows = tile_windows(h, w, cfg, generator)
+        seen, rendered = [], []
+        for factor in cfg.scale_factors:
+            size = native_size(h, w, factor)
+            x_s = resize_hw(x, size)  # the image itself at factor 1.0
+            touched = size != (h, w) and cfg.noise and cfg.noise_std > 0
+            if touched:  # [S] noise while resizing, i.e. only where resizing happened
+                x_s = x_s + _noise(x_s, cfg, generator)
+            x_l = None if lines is None else (x_s + cfg.line_beta * resize_hw(lines, size)).clamp(0, 1)
+            if touched:
+                x_s = x_s.clamp(0, 1)
+            if x_l is not None and cfg.lines_into == "classifier":
+                x_s = x_l
+            x_r = x_s if x_l is None else x_l
+            seen.append(torch.cat([_window_at(x_s, t, le, factor, side) for t, le in windows]))  # (T, C, S, S)
+            rendered.append(torch.cat([_window_at(x_r, t, le, factor, side) for t, le in windows]))
+        seen_all.append(torch.stack(seen, dim=1))  # (T, K, C, S, S)
+        rendered_all.append(torch.stack(rendered, dim=1))
+    if len(channels) > 1:
+        raise ValueError(f"all images need the same number of channels, got {sorted(channels)}")
+    return seen_all, rendered_all
+
+
+def _stack_tiles(per_image: list[torch.Tensor], what: str) -> torch.Tensor:
+    shapes = {tuple(t.shape) for t in per_image}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"{what}: images of different sizes give different numbers of tiles {sorted(s[0] for s in shapes)}; "
+            "use retrospect_each (one tensor per image) or images of one size"
+        )
+    return torch.stack(per_image)  # (B, T, K, C', S, S)
 
 
 def scale_hierarchy(
     images: torch.Tensor | Sequence[torch.Tensor], cfg: MSRConfig, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """MSR steps 1-2: x~_s = clip(resize_s(x) + n_s + beta * resize_s(E)), cropped to S.
+    """MSR steps 1-2: x~_s = clip(resize_s(x) + n_s + beta * resize_s(E)), cropped to S (what the
+    classifier sees; without the line map under ``lines_into: diffusion``).
 
     images: (B, C, H, W) or a list of (C, H, W), any sizes, values in [0, 1].
-    Returns (B, K, C, S, S). Deterministic given the generator's state.
+    Returns (B, K, C, S, S), or (B, T, K, C, S, S) under ``anchor: native`` (images giving the
+    same number T of tiles). Deterministic given the generator's state.
     """
     cfg = cfg.resolved()
-    squares = canonical_squares(images, cfg, generator)
-    base = torch.cat([resize(sq, cfg.base_size) for sq in squares])  # (B, C, L, L)
-    lines = edge_map(base, cfg) if cfg.line_enhancement else None  # (B, C, L, L)
-    scales = []
-    for side in scale_sides(cfg):
-        x_s = torch.cat([resize(sq, side) for sq in squares])  # (B, C, L_s, L_s)
-        if cfg.noise and cfg.noise_std > 0:
-            x_s = x_s + cfg.noise_std * torch.randn(x_s.shape, generator=generator).to(x_s.device)
-        if lines is not None:
-            x_s = x_s + cfg.line_beta * resize(lines, side)
-        x_s = square_crop(x_s.clamp(0, 1), cfg.input_size, cfg.crop == "random", generator)
-        scales.append(x_s)  # (B, C, S, S)
-    return torch.stack(scales, dim=1)  # (B, K, C, S, S)
+    if cfg.anchor == "native":
+        return _stack_tiles(_native_views(images, cfg, generator)[0], "scale_hierarchy")
+    return _absolute_views(images, cfg, generator)[0]
 
 
 def represent(x_tilde: torch.Tensor, x_hat: torch.Tensor | None, cfg: MSRConfig) -> torch.Tensor:
@@ -177,17 +311,45 @@ def retrospect(
     because one generator draws the noise of every image in turn).
     """
     cfg = cfg.resolved()
-    x_tilde = scale_hierarchy(images, cfg, generator)  # (B, K, C, S, S)
+    if cfg.anchor == "native":
+        return _stack_tiles(retrospect_each(images, ldm, cfg, generator), "retrospect")  # (B, T, K, C', S, S)
+    x_tilde, x_in = _absolute_views(images, cfg, generator)  # (B, K, C, S, S) each
     if not cfg.retrospection:
         return x_tilde
+    _need_ldm(ldm)
+    flat = x_in.flatten(0, 1)  # (B*K, C, S, S)
+    x_hat = ldm.img2img(flat, cfg.strength, cfg.num_steps, generator).to(flat)  # (B*K, C, S, S)
+    return represent(x_tilde, x_hat.view_as(x_tilde), cfg)  # (B, K, C', S, S)
+
+
+def _need_ldm(ldm: Retrospector | None) -> None:
     if ldm is None:
         raise ValueError(
             "msr.retrospection is on but no LDM was given; pass a LatentDiffusion or set msr.retrospection: false"
         )
-    b, k = x_tilde.shape[:2]
-    flat = x_tilde.flatten(0, 1)  # (B*K, C, S, S)
-    x_hat = ldm.img2img(flat, cfg.strength, cfg.num_steps, generator).to(flat)  # (B*K, C, S, S)
-    return represent(x_tilde, x_hat.view_as(x_tilde), cfg)  # (B, K, C', S, S)
+
+
+@torch.no_grad()
+def retrospect_each(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    ldm: Retrospector | None,
+    cfg: MSRConfig,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """:func:`retrospect` as one tensor per image, what the cache stores: (K, C', S, S) under
+    ``anchor: absolute``; (T, K, C', S, S) under ``anchor: native``, T = that image's tiles
+    (all tiles of all images go through the LDM in one batch)."""
+    cfg = cfg.resolved()
+    if cfg.anchor != "native":
+        return list(retrospect(images, ldm, cfg, generator).unbind(0))
+    seen, rendered = _native_views(images, cfg, generator)  # per image (T, K, C, S, S)
+    if not cfg.retrospection:
+        return seen
+    _need_ldm(ldm)
+    counts = [t.shape[0] * t.shape[1] for t in rendered]
+    flat = torch.cat([t.flatten(0, 1) for t in rendered])  # (sum T*K, C, S, S)
+    x_hat = ldm.img2img(flat, cfg.strength, cfg.num_steps, generator).to(flat)
+    return [represent(x, xh.view_as(x), cfg) for x, xh in zip(seen, x_hat.split(counts))]
 
 
 class MultiScaleStyleRetrospection(torch.nn.Module):

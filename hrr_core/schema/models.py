@@ -10,11 +10,16 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from hrr_core.confutil import check
+from hrr_core.confutil import check, optional_field
 
 BackboneName = Literal["efficientnet_lite0", "resnet18", "resnet34", "resnet50", "small_resnet"]
 Representation = Literal["residual", "recon", "residual+image"]
 AFRLoss = Literal["correntropy", "cross_entropy", "squared"]
+Anchor = Literal["absolute", "native"]
+TilePolicy = Literal["center", "grid", "random"]
+LinesInto = Literal["classifier", "diffusion"]
+AFRAnchors = Literal["grid", "quantile"]
+AFRTau = Literal["fixed", "adaptive"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,24 @@ class LDMConfig:
 @dataclass(frozen=True)
 class MSRConfig:
     """Multi-scale style retrospection. ``enabled=False`` means one plain scale (no noise, no
-    lines, no retrospection): the "backbone only" and "+AFR only" ablations."""
+    lines, no retrospection): the "backbone only" and "+AFR only" ablations.
+
+    HRR v2 options (issue #17; each left out of the config's hash at its default, so caches and
+    checkpoints of configs that do not set them keep their keys):
+
+    anchor: ``absolute`` (v1) resizes the centre square to base_size * f_s, adds noise to every
+        scale and centre-crops S; ``native`` keeps the stored image as factor 1.0 (no resampling,
+        no noise), resamples it by f_s for the others (noise only there) and tiles every scale
+        (``tiles``); base_size and max_upscale are then unused.  [S]+[G]
+    tiles (native only): ``center`` one S x S window (at a random offset with crop: random);
+        ``grid`` windows covering the native image, overlapping as needed; ``random``
+        ``num_tiles`` windows at offsets drawn from the generator (training caches).  [G]
+    lines_into: ``classifier`` (v1) adds beta * E to what the classifier sees; ``diffusion``
+        adds it only to the LDM's input (the constraint of the re-rendering); the classifier
+        sees the noisy resize and the residual is |x_s - x^_s|.  [S]+[G]
+    line_normalise: true (v1) scales each image's line map to a maximum of 1; false keeps the
+        difference of Gaussians at its own (fixed) scale, so a blurry image keeps weak lines.  [S]+[G]
+    """
 
     enabled: bool = True
     scale_factors: tuple[float, ...] = (0.5, 1.0, 2.0)  # [G] K = len(scale_factors)
@@ -168,6 +190,11 @@ class MSRConfig:
     strength: float = 0.2  # [G] img2img t* / T
     num_steps: int = 4  # [G] DDIM steps from t* to 0
     representation: Representation = "residual"  # [G] DIRE-like |x~ - x^| by default
+    anchor: Anchor = optional_field("absolute")  # [S]+[G] v2: native = factor 1.0 is the stored image
+    tiles: TilePolicy = optional_field("center")  # [G] v2, native only: center | grid | random
+    num_tiles: int = optional_field(1)  # [G] v2: windows per image with tiles: random
+    lines_into: LinesInto = optional_field("classifier")  # [S]+[G] v2: diffusion = LDM input only
+    line_normalise: bool = optional_field(True)  # [G] v2: false = fixed-scale line map
 
     def __post_init__(self) -> None:
         check(
@@ -177,13 +204,28 @@ class MSRConfig:
             self.scale_factors,
         )
         check(self.base_size >= 8, "base_size", "an integer >= 8", self.base_size)
-        smallest = min(scale_sides(self))
+        if self.anchor == "absolute":
+            smallest = min(scale_sides(self))
+            check(
+                1 <= self.input_size <= smallest,
+                "input_size",
+                f"1..{smallest} (the smallest scale side, base_size * min(scale_factors)); "
+                "raise base_size or lower input_size",
+                self.input_size,
+            )
+        check(self.input_size >= 1, "input_size", "an integer >= 1", self.input_size)
         check(
-            1 <= self.input_size <= smallest,
-            "input_size",
-            f"1..{smallest} (the smallest scale side, base_size * min(scale_factors)); "
-            "raise base_size or lower input_size",
-            self.input_size,
+            self.anchor == "native" or self.tiles == "center",
+            "tiles",
+            "center with anchor: absolute (grid and random tiles need anchor: native)",
+            self.tiles,
+        )
+        check(self.num_tiles >= 1, "num_tiles", "an integer >= 1", self.num_tiles)
+        check(
+            self.tiles == "random" or self.num_tiles == 1,
+            "num_tiles",
+            "1 unless tiles: random (grid tiles are as many as cover the image)",
+            self.num_tiles,
         )
         check(self.max_upscale >= 1.0, "max_upscale", "a number >= 1", self.max_upscale)
         check(self.noise_std >= 0, "noise_std", "a number >= 0", self.noise_std)
@@ -212,7 +254,23 @@ class MSRConfig:
 
 @dataclass(frozen=True)
 class AFRConfig:
-    """AFR head. ``enabled=False`` replaces it with a plain linear head on the same u."""
+    """AFR head. ``enabled=False`` replaces it with a plain linear head on the same u.
+
+    HRR v2 options (issue #17; left out of the config's hash at their defaults):
+
+    lr_scale: the head's parameters (alpha, bias, linear terms) form their own optimiser
+        parameter group with lr = train.lr * lr_scale; the proximal threshold uses that lr.
+        1.0 (v1): one group for the whole model.  [R]+[G]
+    anchors: ``grid`` (v1) M anchors evenly on [-anchor_range, anchor_range], shared by all
+        dimensions; ``quantile``: per-dimension anchors c_jm at the quantiles (m + 0.5) / M of
+        the standardised training features, set once before the first epoch from a pass over at
+        most ``anchor_batches`` training batches (CSAM's data-dependent hypothesis space).  [R]+[G]
+    tau_mode: ``fixed`` (v1) tau_j = tau; ``adaptive``: tau_j = tau * (mean_k n_k / n_j)^tau_gamma
+        from the group norms n_j of a ridge fit of the additive model on the same pass (the
+        weighted group penalty of CSAM / the adaptive group lasso).  [R]+[G]
+    linear: add beta_j u_j to each f_j, in the same group as alpha_j, so a feature beyond the
+        outermost anchor still moves the score (the RBFs alone fall to 0 there).  [G]
+    """
 
     enabled: bool = True
     num_anchors: int = 8  # [G] M
@@ -221,6 +279,12 @@ class AFRConfig:
     tau: float = 1.0  # [G] default group weight tau_j
     init_std: float = 0.01  # [G] initial alpha ~ N(0, init_std^2)
     bn_momentum: float = 0.1
+    lr_scale: float = optional_field(1.0)  # [G] v2: the head's own parameter group
+    anchors: AFRAnchors = optional_field("grid")  # [R]+[G] v2: quantile = data-dependent anchors
+    anchor_batches: int = optional_field(32)  # [G] v2: training batches of the anchor / tau pass
+    tau_mode: AFRTau = optional_field("fixed")  # [R]+[G] v2: adaptive = weights from a ridge fit
+    tau_gamma: float = optional_field(1.0)  # [G] v2: exponent of the adaptive weights
+    linear: bool = optional_field(False)  # [G] v2: a linear term per group (extrapolation)
 
     def __post_init__(self) -> None:
         check(self.num_anchors >= 1, "num_anchors", "an integer >= 1", self.num_anchors)
@@ -229,6 +293,14 @@ class AFRConfig:
         check(self.tau >= 0, "tau", "a number >= 0", self.tau)
         check(self.init_std >= 0, "init_std", "a number >= 0", self.init_std)
         check(0 < self.bn_momentum <= 1, "bn_momentum", "a number in (0, 1]", self.bn_momentum)
+        check(self.lr_scale > 0, "lr_scale", "a positive factor of train.lr", self.lr_scale)
+        check(self.anchor_batches >= 1, "anchor_batches", "an integer >= 1", self.anchor_batches)
+        check(self.tau_gamma >= 0, "tau_gamma", "a number >= 0", self.tau_gamma)
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether the head is set up from a pass over training data before training."""
+        return self.anchors == "quantile" or self.tau_mode == "adaptive"
 
 
 @dataclass(frozen=True)
@@ -297,7 +369,11 @@ def scale_sides(cfg: MSRConfig) -> list[int]:
 
 
 def minimum_input_size(cfg: MSRConfig) -> int:
-    """Smallest accepted short side of an input image, ceil(base_size / max_upscale)."""
+    """Smallest accepted short side of an input image: ceil(base_size / max_upscale)
+    (``anchor: absolute``), or ceil(S / min(1, min f_s)) (``anchor: native``: the native image
+    and every scale of it must hold one S x S window; nothing is padded)."""
+    if cfg.anchor == "native":
+        return max(1, math.ceil(cfg.input_size / min(1.0, *cfg.scale_factors)))
     return max(1, math.ceil(cfg.base_size / cfg.max_upscale))
 
 

@@ -63,13 +63,36 @@ def build_ema(module: nn.Module, decay: float) -> EMAModel:
     return EMAModel(module.parameters(), decay=decay, use_ema_warmup=False, update_after_step=0)
 
 
+def _param_groups(module: nn.Module, cfg: TrainConfig) -> list | list[dict]:
+    """The trainable parameters, as one list, or as parameter groups when the model's optional
+    ``optimizer_groups()`` hook returns some: dicts with ``params``, an optional ``lr_scale``
+    (lr = cfg.lr * lr_scale) and other keys kept on the group (e.g. ``proximal``)."""
+    hook = getattr(module, "optimizer_groups", None)
+    groups = hook() if callable(hook) else None
+    if groups is None:
+        return [p for p in module.parameters() if p.requires_grad]
+    out = []
+    for group in groups:
+        params = [p for p in group["params"] if p.requires_grad]
+        if params:
+            extra = {k: v for k, v in group.items() if k not in ("params", "lr_scale")}
+            out.append({**extra, "params": params, "lr": cfg.lr * group.get("lr_scale", 1.0)})
+    return out
+
+
 def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = _param_groups(module, cfg)
     if not params:
         raise ValueError("the model has no trainable parameters; nothing for the loop to train")
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def proximal_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The lr the model's ``post_optimizer_step`` gets: that of the group marked ``proximal``
+    (e.g. HRR's AFR head with its own lr), else that of the first group."""
+    return next((g["lr"] for g in optimizer.param_groups if g.get("proximal")), optimizer.param_groups[0]["lr"])
 
 
 # train.scheduler -> diffusers schedule name; both warm up linearly from 0 over warmup_steps.
@@ -210,13 +233,14 @@ class _Run:
 def _optimizer_step(run: _Run) -> float:
     """Clip, step, schedule, zero; then the model's proximal hook and the EMA. Returns the lr used."""
     lr = run.optimizer.param_groups[0]["lr"]
+    prox_lr = proximal_lr(run.optimizer)  # lr, unless a group is marked proximal
     if run.cfg.grad_clip is not None:
         run.accelerator.clip_grad_norm_(run.module.parameters(), run.cfg.grad_clip)  # unscales fp16 gradients first
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     if hasattr(run.module, "post_optimizer_step"):
-        run.module.post_optimizer_step(lr)
+        run.module.post_optimizer_step(prox_lr)
     if run.ema is not None:
         run.ema.step(run.module.parameters())
     run.step += 1
@@ -263,6 +287,20 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
 
 # Keys that may change between a run and its resumption without changing what is computed.
 _RESUMABLE_CHANGES = {"epochs", "max_steps", "log_every_steps", "early_stop_patience", "num_workers"}
+
+
+def _data_pass(run: _Run, loader) -> None:
+    """The model's optional hook ``prepare_from_data(batches)`` on a fresh run, when its
+    ``needs_data_pass`` says so (HRR's data-dependent AFR anchors): (inputs, labels) batches of
+    the training loader, in epoch 0's order; the model decides how many it reads."""
+    if not getattr(run.module, "needs_data_pass", False):
+        return
+    channels_last = run.cfg.channels_last and run.device.type == "cuda"
+    loader.set_epoch(0)
+    batches = (_to_device(batch, run.device, channels_last) for batch in loader)
+    with run.accelerator.autocast():
+        summary = run.module.prepare_from_data(batches)
+    run.reporter.info(f"data pass before training: {summary}")
 
 
 def _validate(run: _Run, loader) -> dict[str, float]:
@@ -411,6 +449,8 @@ def fit(
     stopped_early = False
     try:
         start = _resume(run, out_dir, config) if resume else 0
+        if start == 0:
+            _data_pass(run, train_loader)
         for epoch in range(start, cfg.epochs):
             if run.done:
                 break

@@ -14,8 +14,8 @@ from hrr_core.benchmark.generators import ShippedZooError, build_generator, load
 from hrr_core.benchmark.splits import POOL, generator_pool
 from hrr_core.benchmark.zoo import main as zoo_main
 from hrr_core.benchmark.zoo import train_family
-from hrr_core.paths import resolve
 from hrr_core.confutil import to_dict
+from hrr_core.paths import resolve
 from hrr_core.schema import config_from_dict
 
 V2 = ("vae", "ldm_img2img", "ldm_inpaint", "pixel_ddpm", "gan_upsampler", "gan_sr", "vqgan")
