@@ -430,6 +430,22 @@ def assert_no_file_shortcut(audit: dict) -> None:
         )
 
 
+def enforce(
+    audit: dict, policy: str, echo: Callable[[str], object] = print, setting: str = "benchmark.bias_audit"
+) -> None:
+    """Apply a ``warn`` | ``fail`` policy (as ``real_benchmark.bias_audit``) to a file-level
+    audit: echo that it passed; under ``fail`` raise :class:`FileAuditError`; under ``warn``
+    echo the problems."""
+    if policy not in ("warn", "fail"):
+        raise ValueError(f"{setting} must be warn or fail, got {policy!r}")
+    if audit["ok"]:
+        echo("file-level bias audit: passed")
+    elif policy == "fail":
+        assert_no_file_shortcut(audit)
+    else:
+        echo(f"file-level bias audit: WARNING ({setting}: warn)\n  " + "\n  ".join(audit["problems"]))
+
+
 def file_audit_markdown(audit: dict) -> list[str]:
     """Dataset-card lines: per generator the shortcut AP, its top coefficients, the largest
     class differences and the categorical TVDs; then the problems."""

@@ -21,7 +21,7 @@ from hrr_core.benchmark.audit import assert_unbiased, bias_audit, dataset_card
 from hrr_core.benchmark.build import build_benchmark, families_of, photo_table
 from hrr_core.benchmark.difficulty import trivial_detector_ap
 from hrr_core.benchmark.external import build_stage_manifest, real_card, real_sample_grid, train_test_generators
-from hrr_core.benchmark.file_audit import assert_no_file_shortcut, file_audit, file_features
+from hrr_core.benchmark.file_audit import enforce, file_audit, file_features
 from hrr_core.benchmark.gates import realism_gates
 from hrr_core.benchmark.photos import load_seed_photo, load_seed_table, verify_seed_set
 from hrr_core.benchmark.stats import generator_image_stats
@@ -128,12 +128,7 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     save_figure(sample_grid(manifest, list(cfg.benchmark.families)), paths.figures / "sample_grid.png")
     assert_unbiased(audit)  # after writing the report, so a failure can be inspected
     echo(f"realism gates: {gates['summary']}")
-    if files_audit["ok"]:
-        echo("file-level bias audit: passed")
-    elif cfg.benchmark.bias_audit == "fail":
-        assert_no_file_shortcut(files_audit)
-    else:
-        echo("file-level bias audit: WARNING (benchmark.bias_audit: warn)\n  " + "\n  ".join(files_audit["problems"]))
+    enforce(files_audit, cfg.benchmark.bias_audit, echo)  # after writing the reports, as above
     return {"manifest": manifest, "card": card, "metrics": metrics}
 
 

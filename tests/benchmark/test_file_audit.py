@@ -14,6 +14,7 @@ from hrr_core.benchmark.file_audit import (
     assert_no_file_shortcut,
     blockiness,
     decode,
+    enforce,
     file_audit,
     file_audit_markdown,
     file_features,
@@ -169,6 +170,19 @@ def test_blurred_fakes_fail_on_the_shortcut_detector_naming_sharpness(tmp_path):
     assert effects["laplacian_var"]["effect_size"] < -1
     largest = problem.split("largest class differences")[1]
     assert "laplacian_var" in largest or "bytes_per_pixel" in largest
+
+
+def test_policy_warns_or_fails(tmp_path):
+    said = []
+    audit = file_audit(file_features(benchmark(tmp_path, real_fmt="jpeg", n=(10, 10))))
+    enforce(audit, "warn", said.append)
+    assert said[0].startswith("file-level bias audit: WARNING (benchmark.bias_audit: warn)") and "format" in said[0]
+    with pytest.raises(FileAuditError, match="gen: file format differs"):
+        enforce(audit, "fail", said.append)
+    enforce({"ok": True, "problems": []}, "fail", said.append)
+    assert said[-1] == "file-level bias audit: passed"
+    with pytest.raises(ValueError, match="warn or fail"):
+        enforce(audit, "ignore")
 
 
 def test_missing_split_falls_back_to_group_cross_validation(tmp_path):
