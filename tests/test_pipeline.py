@@ -21,6 +21,11 @@ def test_repro_produces_every_output(smoke_repo):
     methods = yaml.safe_load((repo / "params.yaml").read_text())["methods"]
     prepare = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert prepare["bias_audit_ok"] is True and prepare["fake"] > 0 and prepare["real"] > 0
+    # the file-level audit and the realism gates are reported; smoke's toy zoo fails them, and warn keeps it building
+    assert prepare["file_audit_policy"] == "warn" and isinstance(prepare["file_audit_ok"], bool)
+    assert prepare["gates"]["summary"].endswith(" of 5 families pass all gates")
+    assert {"psnr_db", "trivial_ap"} <= set(prepare["families"]["vae"]["gates"]["gates"])
+    assert "file_level" in json.loads((repo / "reports" / "bias_audit.json").read_text())
     assert prepare["environment"]["torch"].startswith("2.") and prepare["environment"]["torch_threads"] >= 1
     for method in methods:
         ev = json.loads((repo / "metrics" / "evaluate" / f"{method}.json").read_text())
@@ -56,7 +61,9 @@ def test_repro_produces_every_output(smoke_repo):
         assert (repo / "figures" / f"{name}.png").stat().st_size > 1000
     compare = json.loads((repo / "metrics" / "compare.json").read_text())
     assert compare["reference"] == "hrr" and set(compare["differences"]) == set(methods) - {"hrr"}
-    assert "# Embedded benchmark: dataset card" in (repo / "reports" / "dataset_card.md").read_text()
+    card = (repo / "reports" / "dataset_card.md").read_text()
+    assert "# Embedded benchmark: dataset card" in card and "## Realism gates" in card
+    assert "## File-level bias audit" in card
 
 
 def test_executed_notebooks_hold_no_errors(smoke_repo):

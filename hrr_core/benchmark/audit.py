@@ -1,7 +1,8 @@
 """Bias audit and dataset card of a benchmark manifest.
 
 The audit compares, for every generator, the distribution of stored size, format and JPEG
-quality of its fakes with that of the reals it is evaluated against. A benchmark whose classes
+quality of its fakes with that of the reals it is evaluated against, as the manifest records
+them (the file-level audit of :mod:`hrr_core.benchmark.file_audit` measures the files). A benchmark whose classes
 differ in any of these lets a detector win on the shortcut (JPEG reals vs PNG fakes, size
 bias: see shared benchmarks notes), so the build fails loudly instead of reporting numbers.
 """
@@ -12,9 +13,9 @@ import json
 
 import pandas as pd
 
+from hrr_core.benchmark.file_audit import file_audit_markdown, reals_for
+from hrr_core.benchmark.gates import gates_markdown
 from hrr_core.benchmark.stats import stats_markdown
-
-REAL = "real"
 
 
 class BiasError(ValueError):
@@ -24,18 +25,6 @@ class BiasError(ValueError):
 def _distribution(df: pd.DataFrame, col: str) -> dict[str, float]:
     counts = df[col].astype(str).value_counts(normalize=True).sort_index()
     return {k: round(float(v), 4) for k, v in counts.items()}
-
-
-def _reals_for(manifest: pd.DataFrame, generator: str) -> pd.DataFrame:
-    reals = manifest[manifest["label"] == 0]
-    own = reals[reals["generator"] == generator]
-    if len(own):
-        return own
-    shared = reals[reals["generator"] == REAL]
-    if "subset" in manifest.columns:  # real benchmarks: the shared reals of the fakes' subsets (as evaluation.protocol)
-        fakes = manifest[(manifest["label"] == 1) & (manifest["generator"] == generator)]
-        shared = shared[shared["subset"].isin(set(fakes["subset"]))]
-    return shared
 
 
 def bias_audit(manifest: pd.DataFrame, tolerance: float = 0.02) -> dict:
@@ -48,7 +37,7 @@ def bias_audit(manifest: pd.DataFrame, tolerance: float = 0.02) -> dict:
         df["quality"] = 0
     report, problems = {}, []
     for gen in sorted(set(df.loc[df["label"] == 1, "generator"])):
-        fakes, reals = df[(df["label"] == 1) & (df["generator"] == gen)], _reals_for(df, gen)
+        fakes, reals = df[(df["label"] == 1) & (df["generator"] == gen)], reals_for(df, gen)
         entry = {}
         for col in ("size", "format", "quality"):
             r, f = _distribution(reals, col), _distribution(fakes, col)
@@ -92,9 +81,14 @@ def dataset_card(
     config: dict,
     easy_ap: float = 0.99,
     image_stats: dict | None = None,
+    file_audit: dict | None = None,
+    gates: dict | None = None,
 ) -> str:
-    """Markdown dataset card: counts, per-family quality and difficulty, image statistics
-    (:func:`hrr_core.benchmark.stats.generator_image_stats`, when given), the audit, the config."""
+    """Markdown dataset card: counts, per-family quality and difficulty, the realism gates
+    (:func:`hrr_core.benchmark.gates.realism_gates`, when given), image statistics
+    (:func:`hrr_core.benchmark.stats.generator_image_stats`, when given), the manifest audit,
+    the file-level audit (:func:`hrr_core.benchmark.file_audit.file_audit`, when given), the
+    config."""
     lines = [
         "# Embedded benchmark: dataset card",
         "",
@@ -108,7 +102,9 @@ def dataset_card(
             f"{s} {manifest.loc[manifest['split'] == s, 'source'].nunique()}" for s in ("train", "val", "test")
         ),
         f"- codec: {', '.join(sorted(manifest['format'].unique()))} for both classes; bias audit: "
-        f"{'passed' if audit['ok'] else 'FAILED'}",
+        f"{'passed' if audit['ok'] else 'FAILED'}"
+        + ("" if file_audit is None else f"; file-level audit: {'passed' if file_audit['ok'] else 'FAILED'}")
+        + ("" if gates is None else f"; realism gates: {gates['summary']}"),
         "",
         "## Counts (generator × size × split)",
         "",
@@ -131,12 +127,16 @@ def dataset_card(
             f"| {fam} | {st['fit_seconds']:.0f} | {st['generate_seconds']:.0f} | {st['psnr_db']:.2f} | {ap:.3f} | "
             f"{tag} |"
         )
+    if gates:
+        lines += ["", "## Realism gates", "", *gates_markdown(gates)]
     if image_stats:
         lines += ["", "## Image statistics (per generator)", "", *stats_markdown(image_stats)]
     lines += ["", "## Bias audit", ""]
     lines += [f"- {p}" for p in audit["problems"]] or [
         "Every generator's fakes match the reals in size, format and codec quality (TVD 0)."
     ]
+    if file_audit is not None:
+        lines += ["", "## File-level bias audit", "", *file_audit_markdown(file_audit)]
     lines += ["", "## Build configuration", "", "```json", _json(config), "```", ""]
     return "\n".join(lines)
 

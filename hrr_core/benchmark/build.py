@@ -26,13 +26,12 @@ import pandas as pd
 import torch
 
 from hrr_core.benchmark.splits import POOL, Crop, assign_splits, collection_of, generator_pool, sample_crops
-from hrr_core.data.manifest import absolute_paths, write_manifest
+from hrr_core.data.manifest import MASK_COLUMNS, absolute_paths, write_manifest
 from hrr_core.data.transforms import encode_image, estimate_jpeg_quality, to_tensor, to_uint8
 from hrr_core.io import atomic_write_bytes, atomic_write_json
 from hrr_core.schema.benchmark import BenchmarkConfig  # noqa: F401 (config lives in the schema)
 
 REAL = "real"
-MASK_COLUMNS = ("mask_top", "mask_left", "mask_h", "mask_w")  # inpainting fakes: the regenerated box, px
 
 
 @dataclass

@@ -11,7 +11,14 @@ Columns (fake = positive class):
     width, height   pixel size as stored
     format     png | jpeg | webp | ... (lower case, as decoded)
     sha256     hex digest of the file's bytes ("" when checksums were skipped)
-Extra columns are kept (e.g. ``benchmark``, ``size``, ``crop``).
+Extra columns are kept (e.g. ``benchmark``, ``size``, ``crop``). One family of them has a
+meaning the audits rely on:
+    mask_top, mask_left, mask_h, mask_w
+               the inpainted rectangle of a fake of an inpainting family (generator name
+               containing "inpaint"), in pixels of the stored image: rows mask_top ..
+               mask_top + mask_h - 1, columns mask_left .. mask_left + mask_w - 1; every pixel
+               outside it must equal the matched real's. Empty for every other row (the
+               columns are absent when no family inpaints). :func:`mask_boxes` reads them.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hrr_core.io import atomic_write_bytes
 
 MANIFEST_COLUMNS = ("id", "path", "label", "generator", "source", "split", "width", "height", "format", "sha256")
 SPLITS = ("train", "val", "test")
+MASK_COLUMNS = ("mask_top", "mask_left", "mask_h", "mask_w")
 _DTYPES = {"id": str, "path": str, "generator": str, "source": str, "split": str, "format": str, "sha256": str}
 
 
@@ -98,3 +107,41 @@ def absolute_paths(df: pd.DataFrame, root: str | os.PathLike | None = None) -> p
     """Each row's file path, relative paths taken from ``root`` (default: the manifest's own)."""
     base = Path(root or df.attrs.get("root", "."))
     return df["path"].map(lambda p: str(p if os.path.isabs(p) else base / p))
+
+
+def mask_boxes(df: pd.DataFrame, name: str = "manifest") -> np.ndarray:
+    """(N, 4) int64 (top, left, h, w) of each row's inpainting mask (:data:`MASK_COLUMNS`), -1
+    where the row has none (no mask columns, or all four empty). A row with some of the four
+    but not all, a non-integer, an empty box or one reaching outside ``width`` x ``height``
+    raises :class:`ManifestError` naming the row."""
+    n = len(df)
+    if not any(c in df.columns for c in MASK_COLUMNS):
+        return np.full((n, 4), -1, np.int64)
+    missing = [c for c in MASK_COLUMNS if c not in df.columns]
+    if missing:
+        raise ManifestError(f"{name}: mask columns {missing} missing; a mask needs all of {list(MASK_COLUMNS)}")
+    raw = df[list(MASK_COLUMNS)].replace("", np.nan)
+    vals = raw.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)  # (N, 4)
+    given = raw.notna().to_numpy()  # (N, 4)
+    has = given.any(1)
+    bad = (given.any(1) & ~given.all(1)) | (has & np.isnan(vals).any(1))
+    with np.errstate(invalid="ignore"):
+        bad |= has & ~np.isnan(vals).any(1) & (vals != np.round(vals)).any(1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ManifestError(
+            f"{name}: row {i} ({df['id'].iloc[i] if 'id' in df else i}) has an incomplete or non-integer mask "
+            f"{dict(zip(MASK_COLUMNS, raw.iloc[i].tolist()))}; give all of {list(MASK_COLUMNS)} in pixels or none"
+        )
+    out = np.where(has[:, None], np.nan_to_num(vals, nan=-1), -1).astype(np.int64)
+    top, left, h, w = out.T
+    width = pd.to_numeric(df["width"]).to_numpy() if "width" in df else np.full(n, np.iinfo(np.int64).max)
+    height = pd.to_numeric(df["height"]).to_numpy() if "height" in df else np.full(n, np.iinfo(np.int64).max)
+    outside = has & ((top < 0) | (left < 0) | (h < 1) | (w < 1) | (top + h > height) | (left + w > width))
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise ManifestError(
+            f"{name}: row {i} ({df['id'].iloc[i] if 'id' in df else i}) has mask (top, left, h, w) "
+            f"{tuple(int(v) for v in out[i])} outside its {width[i]}x{height[i]} image or empty"
+        )
+    return out

@@ -21,6 +21,8 @@ from hrr_core.benchmark.audit import assert_unbiased, bias_audit, dataset_card
 from hrr_core.benchmark.build import build_benchmark, families_of, photo_table
 from hrr_core.benchmark.difficulty import trivial_detector_ap
 from hrr_core.benchmark.external import build_stage_manifest, real_card, real_sample_grid, train_test_generators
+from hrr_core.benchmark.file_audit import enforce, file_audit, file_features
+from hrr_core.benchmark.gates import realism_gates
 from hrr_core.benchmark.photos import load_seed_photo, load_seed_table, verify_seed_set
 from hrr_core.benchmark.stats import generator_image_stats
 from hrr_core.confutil import to_dict
@@ -83,7 +85,19 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     stats = json.loads((paths.data(cfg) / "generator_stats.json").read_text())
     difficulty = family_difficulty(manifest, list(families_of(manifest)), cfg.seed)
     image_stats = generator_image_stats(manifest)  # every split, reals under "real"; seconds
-    card = dataset_card(manifest, audit, stats, difficulty, to_dict(cfg.benchmark), image_stats=image_stats)
+    files = file_features(manifest)  # one decode per stored file; ~3 ms a file
+    files_audit = file_audit(files, seed=cfg.seed)
+    gates = realism_gates(files, difficulty)
+    card = dataset_card(
+        manifest,
+        audit,
+        stats,
+        difficulty,
+        to_dict(cfg.benchmark),
+        image_stats=image_stats,
+        file_audit=files_audit,
+        gates=gates,
+    )
     atomic_write_text(paths.reports / "dataset_card.md", card)
     metrics = {
         "images": len(manifest),
@@ -91,24 +105,31 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
         "fake": int((manifest["label"] == 1).sum()),
         "photos": {s: int(manifest.loc[manifest["split"] == s, "source"].nunique()) for s in ("train", "val", "test")},
         "bias_audit_ok": audit["ok"],
+        "file_audit_ok": files_audit["ok"],
+        "file_audit_policy": cfg.benchmark.bias_audit,
         "families": {
             f: {
                 "psnr_db": round(stats[f]["psnr_db"], 3),
                 "trivial_ap": difficulty[f],
                 "fit_seconds": stats[f]["fit_seconds"],
                 "image": image_stats.get(f),
+                "shortcut_ap": files_audit["per_generator"].get(f, {}).get("shortcut", {}).get("ap"),
+                "gates": gates["families"].get(f),
             }
             for f in stats
         },
+        "gates": {k: gates[k] for k in ("n_pass", "n_families", "summary", "target", "target_met")},
         "real_image": image_stats.get("real"),
         "environment": environment(),
     }
     metrics, run_figures = split_run_figures(metrics)
     atomic_write_json(paths.metrics / "prepare.json", metrics)
     atomic_write_json(paths.timings("prepare"), run_figures)
-    atomic_write_json(paths.reports / "bias_audit.json", audit)
+    atomic_write_json(paths.reports / "bias_audit.json", {**audit, "file_level": files_audit})
     save_figure(sample_grid(manifest, list(cfg.benchmark.families)), paths.figures / "sample_grid.png")
     assert_unbiased(audit)  # after writing the report, so a failure can be inspected
+    echo(f"realism gates: {gates['summary']}")
+    enforce(files_audit, cfg.benchmark.bias_audit, echo)  # after writing the reports, as above
     return {"manifest": manifest, "card": card, "metrics": metrics}
 
 

@@ -20,6 +20,8 @@ def build(tmp: Path) -> bytes:
     cfg = load_config(ROOT / "params.yaml", "smoke")
     out = prepare.run(cfg, StagePaths(Path(tmp)), echo=lambda *a: None)
     assert out["metrics"]["bias_audit_ok"]
+    assert out["metrics"]["file_audit_policy"] == "warn"  # the file-level audit reports, it does not stop smoke
+    assert set(out["metrics"]["families"]["vae"]["gates"]["gates"]) >= {"psnr_db", "laplacian_ratio"}
     return (tmp / "data" / "embedded" / "manifest.csv").read_bytes()
 
 

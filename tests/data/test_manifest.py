@@ -1,7 +1,8 @@
+import numpy as np
 import pandas as pd
 import pytest
 
-from hrr_core.data.manifest import ManifestError, check_no_leakage, read_manifest, write_manifest
+from hrr_core.data.manifest import ManifestError, check_no_leakage, mask_boxes, read_manifest, write_manifest
 
 
 def rows(n=4):
@@ -55,3 +56,18 @@ def test_leakage_detected():
     df.loc[3, "source"] = "a"
     with pytest.raises(ManifestError, match="source 'a'"):
         check_no_leakage(df)
+
+
+def test_mask_boxes_round_trip_and_errors(tmp_path):
+    assert (mask_boxes(rows()) == -1).all()  # no mask columns: no masks
+    df = rows().assign(generator=["real", "sd_inpaint"] * 2, mask_top=[np.nan, 8] * 2, mask_left=[np.nan, 4] * 2)
+    df = df.assign(mask_h=[np.nan, 16] * 2, mask_w=[np.nan, 60] * 2)
+    write_manifest(df, tmp_path / "m.csv")
+    back = read_manifest(tmp_path / "m.csv")  # empty cells come back as "", the rest as "8.0" etc.
+    assert mask_boxes(back).tolist() == [[-1, -1, -1, -1], [8, 4, 16, 60]] * 2
+    with pytest.raises(ManifestError, match="outside its 64x64"):
+        mask_boxes(df.assign(mask_w=[np.nan, 61] * 2))
+    with pytest.raises(ManifestError, match="incomplete or non-integer"):
+        mask_boxes(df.assign(mask_h=[np.nan, np.nan, np.nan, 16]))
+    with pytest.raises(ManifestError, match="missing"):
+        mask_boxes(df.drop(columns="mask_w"))
