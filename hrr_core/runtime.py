@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import sys
 
 import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+
+
+def show_training_progress(stream=None) -> None:
+    """Print the ``hrr_core.train`` progress lines (step, loss, time left of every generator and LDM
+    training) on ``stream`` (stdout: a notebook cell's output under papermill). Idempotent."""
+    log = logging.getLogger("hrr_core.train")
+    if not any(getattr(h, "_hrr_progress", False) for h in log.handlers):
+        handler = logging.StreamHandler(stream or sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._hrr_progress = True
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     shared: dict = {}
     for name in families:
+        if name in SHARED_MODEL:  # its fakes come from the owner's model: shipped once, in the owner's folder
+            print(f"{name}: uses the model of {SHARED_MODEL[name]} (data/zoo/{SHARED_MODEL[name]}); nothing to train")
+            continue
         command = f"python -m hrr_core.benchmark.zoo train{profile} --family {name}"
         train_family(name, cfg, root, out, shared, command)
     return 0

@@ -33,7 +33,7 @@ from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.paths import resolve
 from hrr_core.pipeline.paths import StagePaths, split_run_figures, stage_config, stage_parser, stage_paths
 from hrr_core.plotting import sample_grid, save_figure
-from hrr_core.runtime import environment, resolve_device, seed_everything
+from hrr_core.runtime import environment, resolve_device, seed_everything, show_training_progress
 from hrr_core.schema import Config, load_config
 from hrr_core.shard import World
 
@@ -67,6 +67,7 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
             "restore it from git or rebuild it: python -m hrr_core.benchmark.photos rebuild --dest data/seed"
         )
     seed_everything(cfg.seed)
+    show_training_progress()  # the zoo's training lines, ~20 per model (benchmark.zoo: train)
     table = photo_table(load_seed_table(seed_dir), cfg.benchmark)
     manifest = build_benchmark(
         table,

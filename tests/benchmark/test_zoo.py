@@ -19,6 +19,7 @@ from hrr_core.paths import resolve
 from hrr_core.schema import config_from_dict
 
 V2 = ("vae", "ldm_img2img", "ldm_inpaint", "pixel_ddpm", "gan_upsampler", "gan_sr", "vqgan")
+TRAINED = tuple(f for f in V2 if f != "ldm_inpaint")  # ldm_inpaint ships in ldm_img2img's folder
 
 
 def test_generator_pool_is_a_stable_share_that_never_takes_excluded_groups():
@@ -102,7 +103,7 @@ def shipped(tmp_path_factory, make_params):
     )
     cfg = config_from_dict(params)
     shared, cards = {}, {}
-    for name in V2:
+    for name in TRAINED:
         cards[name] = train_family(name, cfg, resolve("."), out, shared, f"toy {name}", log=lambda *a: None)
     return cfg, out, cards, params
 
@@ -110,15 +111,17 @@ def shipped(tmp_path_factory, make_params):
 def test_every_family_retrains_at_toy_size_and_ships_a_card(shipped):
     cfg, out, cards, _ = shipped
     pool = set(pool_photos_of(cfg))
-    for name in V2:
+    for name in TRAINED:
         card = json.loads((out / name / "card.json").read_text())
         assert card == json.loads(json.dumps(cards[name]))
         assert set(card["photos"]) == pool and card["train_crops"] == 8
         assert card["validation"]["psnr"]["n"] > 0 and np.isfinite(card["validation"]["psnr"]["median_db"])
         assert "retrain" in (out / name / "MODEL_CARD.md").read_text().lower()
+    for name in V2:
         gen, _ = load_shipped(name, cfg.zoo_config(), out, pool)
         y = gen.generate(torch.rand(2, 3, 32, 32), torch.device("cpu"), torch.Generator().manual_seed(0))
         assert y.shape == (2, 3, 32, 32)
+    assert not (out / "ldm_inpaint").exists()  # loaded from ldm_img2img's folder
 
 
 def pool_photos_of(cfg):
@@ -142,7 +145,7 @@ def test_shipped_weights_with_another_recipe_or_a_detector_photo_are_refused(shi
     with pytest.raises(ShippedZooError, match="outside today's generator pool"):
         load_shipped("vae", zoo, out, pool - {sorted(pool)[0]})
     with pytest.raises(ShippedZooError, match="no shipped weights"):
-        load_shipped("ldm_sample", zoo, out, pool)
+        load_shipped("vae", zoo, out / "nowhere", pool)
 
 
 def test_check_command_accepts_the_shipped_zoo_and_names_a_stale_one(shipped, tmp_path, capsys):
@@ -157,3 +160,19 @@ def test_check_command_accepts_the_shipped_zoo_and_names_a_stale_one(shipped, tm
     path.write_text(yaml.safe_dump(params))
     with pytest.raises(ShippedZooError, match="vqgan.*recipe"):
         zoo_main(["check", "--params", str(path), "--out", str(out), "--family", "vqgan"])
+
+
+def test_training_progress_is_shown_about_twenty_times(capsys):
+    import io
+
+    from hrr_core.models.ldm import log_progress
+    from hrr_core.runtime import show_training_progress
+
+    stream = io.StringIO()
+    show_training_progress(stream)
+    show_training_progress(stream)  # idempotent: one handler
+    for step in range(200):
+        log_progress("vae", step, 200, 0.5, 0.0)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 20 and lines[-1].startswith("vae step 200/200 loss 0.5000")
+    assert "left)" in lines[0]

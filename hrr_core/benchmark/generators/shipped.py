@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from hrr_core.benchmark.generators.families import build_generator
+from hrr_core.schema.zoo import SHARED_MODEL
 
 CARD = "card.json"
 
@@ -32,11 +33,13 @@ def recipe_of(config: dict) -> dict:
 
 def load_shipped(name: str, zoo_cfg, zoo_dir: Path, pool_ids, device="cpu"):
     """The shipped generator ``name`` (config checked against ``zoo_cfg``) and its card; raises
-    :class:`ShippedZooError` when it is missing or saw a photo outside ``pool_ids``."""
-    folder = Path(zoo_dir) / name
-    retrain = f"python -m hrr_core.benchmark.zoo train --family {name} (or set benchmark.zoo: train)"
+    :class:`ShippedZooError` when it is missing or saw a photo outside ``pool_ids``. A family that
+    shares another's model (``SHARED_MODEL``, e.g. ``ldm_inpaint``) loads that family's folder."""
+    owner = SHARED_MODEL.get(name, name)
+    folder = Path(zoo_dir) / owner
+    retrain = f"python -m hrr_core.benchmark.zoo train --family {owner} (or set benchmark.zoo: train)"
     if not (folder / CARD).is_file():
-        raise ShippedZooError(f"no shipped weights for family {name!r} in {folder}; train them: {retrain}")
+        raise ShippedZooError(f"no shipped weights for family {owner!r} in {folder}; train them: {retrain}")
     card = json.loads((folder / CARD).read_text())
     outside = sorted(set(card["photos"]) - set(pool_ids))
     if outside:
@@ -47,7 +50,7 @@ def load_shipped(name: str, zoo_cfg, zoo_dir: Path, pool_ids, device="cpu"):
     gen = build_generator(name, zoo_cfg, {})
     saved = json.loads((folder / "generator.json").read_text())
     want = recipe_of(gen.config_dict())
-    if saved.get("family") != name or recipe_of(saved) != want:
+    if saved.get("family") != owner or recipe_of(saved) != want:
         raise ShippedZooError(
             f"{folder} was trained with recipe {recipe_of(saved)}, params.yaml asks for {want}; retrain: {retrain}"
         )
