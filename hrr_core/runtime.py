@@ -15,9 +15,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at ru
 
 def show_training_progress(stream=None) -> None:
     """Print the ``hrr_core.train`` progress lines (step, loss, time left of every generator and LDM
-    training) on ``stream`` (stdout: a notebook cell's output under papermill). Idempotent."""
+    training) on ``stream`` (stdout: a notebook cell's output under papermill). Idempotent: a second call
+    re-targets the one handler."""
     log = logging.getLogger("hrr_core.train")
-    if not any(getattr(h, "_hrr_progress", False) for h in log.handlers):
+    mine = [h for h in log.handlers if getattr(h, "_hrr_progress", False)]
+    if mine:  # one handler, pointed at the latest stream (a later notebook cell, a new sys.stdout under capture)
+        mine[0].setStream(stream or sys.stdout)
+    else:
         handler = logging.StreamHandler(stream or sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._hrr_progress = True

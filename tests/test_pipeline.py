@@ -13,6 +13,8 @@ import json
 import pytest
 import yaml
 
+from hrr_core.schema import load_config
+
 pytestmark = pytest.mark.slow
 
 
@@ -23,7 +25,8 @@ def test_repro_produces_every_output(smoke_repo):
     assert prepare["bias_audit_ok"] is True and prepare["fake"] > 0 and prepare["real"] > 0
     # the file-level audit and the realism gates are reported; smoke's toy zoo fails them, and warn keeps it building
     assert prepare["file_audit_policy"] == "warn" and isinstance(prepare["file_audit_ok"], bool)
-    assert prepare["gates"]["summary"].endswith(" of 5 families pass all gates")
+    families = load_config(repo / "params.yaml").benchmark.families
+    assert prepare["gates"]["summary"].endswith(f" of {len(families)} families pass all gates")
     assert {"psnr_db", "trivial_ap"} <= set(prepare["families"]["vae"]["gates"]["gates"])
     assert "file_level" in json.loads((repo / "reports" / "bias_audit.json").read_text())
     assert prepare["environment"]["torch"].startswith("2.") and prepare["environment"]["torch_threads"] >= 1

@@ -164,13 +164,17 @@ def test_check_command_accepts_the_shipped_zoo_and_names_a_stale_one(shipped, tm
 
 def test_training_progress_is_shown_about_twenty_times(capsys):
     import io
+    import logging
 
     from hrr_core.models.ldm import log_progress
     from hrr_core.runtime import show_training_progress
 
+    show_training_progress(io.StringIO())  # an earlier caller (another test, an earlier notebook cell)
     stream = io.StringIO()
     show_training_progress(stream)
-    show_training_progress(stream)  # idempotent: one handler
+    show_training_progress(stream)  # idempotent: one handler, on the latest stream
+    handlers = logging.getLogger("hrr_core.train").handlers
+    assert sum(getattr(h, "_hrr_progress", False) for h in handlers) == 1
     for step in range(200):
         log_progress("vae", step, 200, 0.5, 0.0)
     lines = stream.getvalue().splitlines()
