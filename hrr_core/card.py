@@ -135,6 +135,7 @@ def write_detector_card(
     data_summary: dict,
     retrospection_ldm_dir=None,
     ema_weights: bool = False,
+    noise_seed: int | None = None,
 ) -> Path:
     """Write ``model_dir/detector.json`` atomically (after ``model_dir/best/`` is final) and,
     for detectors with a diffusion model, copy it (a folder saved by ``LatentDiffusion.save``,
@@ -158,6 +159,8 @@ def write_detector_card(
         "smaller_images": "refused as per-file failures (never padded or upscaled)",
         **(spec.card_preprocessing(cfg) if spec.card_preprocessing else {}),
     }
+    if "retrospection" in preprocessing and noise_seed is not None:  # io.image_seed(pixels, noise_seed) per image
+        preprocessing["retrospection"]["noise_seed"] = int(noise_seed)
     folders = [BEST_DIR]
     if _carries_ldm(spec, cfg):
         _carry_ldm(model_dir, retrospection_ldm_dir, kind)
@@ -214,6 +217,7 @@ def write_card_for_method(
         data_summary=data_summary,
         retrospection_ldm_dir=retrospection_ldm_dir,
         ema_weights=cfg.train_config(method).ema_decay is not None,
+        noise_seed=cfg.retrospection_config().seed,
     )
 
 

@@ -24,12 +24,13 @@ METRIC_COLUMNS = [
 
 
 def scale_view(detector, path: str | Path) -> dict:
-    """HRR on one image file, scale by scale, with the detector's own seed (sha256 of the file):
+    """HRR on one image file, scale by scale, with the detector's own seed (io.image_seed of its pixels):
     ``image`` (H, W, 3), ``scales`` (K, S, S, 3) the noisy, line-enhanced crops x~_s,
     ``residuals`` (K, S, S) mean |x~_s - x^_s| over channels (None without retrospection),
     ``scale_probs`` (K,) p(generated) of each scale's auxiliary head, ``prob`` the final score."""
+    from hrr_core.data.cache import CACHE_DTYPE
     from hrr_core.data.transforms import to_tensor
-    from hrr_core.io import image_to_array, load_image, sha256_file
+    from hrr_core.io import image_seed, image_to_array, load_image
     from hrr_core.models.msr import retrospect, scale_hierarchy
 
     if detector.spec.reads != "msr":
@@ -37,13 +38,13 @@ def scale_view(detector, path: str | Path) -> dict:
     msr = detector.config.msr.resolved()
     array = image_to_array(load_image(path))  # (H, W, 3) uint8
     image = to_tensor(array)  # (3, H, W) in [0, 1], as hrr-detect reads it
-    seed = int(sha256_file(path)[:16], 16)
+    seed = image_seed(array, detector.noise_seed)  # the one seeding rule: the scores match hrr-detect's
     with torch.no_grad():
         x_tilde = scale_hierarchy([image], msr, torch.Generator().manual_seed(seed))  # (1, K, 3, S, S)
         r = retrospect(
             [image.to(detector.device)], detector.ldm, detector.config.msr, torch.Generator().manual_seed(seed)
         ).to(detector.device)  # (1, K, C', S, S)
-        out = detector.model(r)
+        out = detector.model(r.to(CACHE_DTYPE).float())  # the input rounded as cached, as hrr-detect scores it
     residuals = None
     if msr.retrospection and msr.representation != "recon":
         residuals = r[0, :, -3:].mean(dim=1).cpu().numpy()  # (K, S, S): the residual channels come last

@@ -11,9 +11,12 @@ Input policy (recorded in the card under ``preprocessing``, which inference foll
 - images whose short side is below the card's ``min_side`` are reported as per-file failures,
   never padded or upscaled: resampling up to the minimum would erase the traces the detector
   looks for and still return a confident-looking number;
-- a card with a ``retrospection`` section (HRR) re-renders each image on the fly with a generator
-  seeded by the sha256 of the file's bytes, so a file's score depends neither on the batch it
-  lands in nor on the order of the inputs.
+- a card with a ``retrospection`` section (HRR) re-renders each image alone, on the fly, with a
+  generator seeded by :func:`hrr_core.io.image_seed` (its pixels and the card's ``noise_seed``):
+  the rule the retrospect stage's cache follows, so a file scores exactly as it did in
+  ``evaluate``, whatever batch it lands in and whatever the order of the inputs; DIRE's residual
+  is also computed one image at a time (batched kernels may round differently); both are rounded
+  through the cache's float16 before the model, as evaluate reads them.
 
 Throughput: files are decoded (and hashed) in ``workers`` processes by a torch ``DataLoader``,
 while the main process groups decoded images by size and runs one forward pass per full size
@@ -22,7 +25,6 @@ bucket (HRR: one bucket, its representations share a shape whatever the image si
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +37,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from hrr_core import methods
 from hrr_core.card import CheckedCard, DetectorLoadError, check_card
+from hrr_core.data.cache import CACHE_DTYPE
 from hrr_core.data.transforms import to_tensor, to_uint8
 from hrr_core.data.walk import display_path
-from hrr_core.io import ImageLoadError, image_to_array, load_image, sha256_file
+from hrr_core.io import ImageLoadError, image_seed, image_to_array, load_image
 from hrr_core.runtime import resolve_device
 from hrr_core.training.checkpoint import CheckpointError, load_weights
 
 MAX_BATCH_PIXELS = 1 << 25  # about 400 MB of float32 input per batch, whatever batch_size says
+DEFAULT_NOISE_SEED = 2024  # RetrospectionConfig.seed's default (schema/retrospection.py; a test keeps them equal)
 DECODE_CHUNK = 8  # files a decoding worker hands over at once (fewer, larger messages between processes)
 
 
@@ -57,22 +61,18 @@ class PredictionReport:
 # ---------------------------------------------------------------- decoding (in worker processes)
 
 
-def file_seed(path: str) -> int:
-    """The seed of a file's on-the-fly noise: the first 64 bits of the sha256 of its bytes."""
-    return int(sha256_file(path)[:16], 16)
-
-
 def _identity(item):
     return item
 
 
 class _DecodedFiles(Dataset):
     """File ``i`` -> ``(i, pixels, seed, None)`` with (H, W, 3) uint8 pixels (a quarter of the
-    bytes of floats to send from a worker), or ``(i, None, 0, reason)`` when it cannot be scored;
-    never raises, so one hostile file cannot end a worker."""
+    bytes of floats to send from a worker) and their :func:`image_seed` under ``noise_seed``, or
+    ``(i, None, 0, reason)`` when it cannot be scored; never raises, so one hostile file cannot
+    end a worker."""
 
-    def __init__(self, paths: list[str], min_side: int, method: str):
-        self.paths, self.min_side, self.method = paths, min_side, method
+    def __init__(self, paths: list[str], min_side: int, method: str, noise_seed: int):
+        self.paths, self.min_side, self.method, self.noise_seed = paths, min_side, method, noise_seed
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -81,7 +81,7 @@ class _DecodedFiles(Dataset):
         path = self.paths[i]
         try:
             pixels = image_to_array(load_image(path))  # (H, W, 3)
-            seed = file_seed(path)
+            seed = image_seed(pixels, self.noise_seed)
         except ImageLoadError as exc:
             return i, None, 0, exc.reason + (f"; {exc.fix}" if exc.fix else "")
         except OSError as exc:  # the file changed between decoding and hashing
@@ -119,6 +119,8 @@ class Detector:
         self.model_id = card["model_id"]
         self.min_side = int(card["preprocessing"]["min_side"])
         self.retrospects = "retrospection" in card["preprocessing"]  # per-image re-rendering, one output shape
+        # the seed of the one seeding rule (io.image_seed); cards written before it was recorded: the default seed
+        self.noise_seed = int(card["preprocessing"].get("retrospection", {}).get("noise_seed", DEFAULT_NOISE_SEED))
         self.threshold = card["threshold"]["value"] if card["threshold"]["value"] is not None else 0.5
         self.is_scorer = not isinstance(model, torch.nn.Module)
 
@@ -128,28 +130,44 @@ class Detector:
     @torch.no_grad()
     def predict_images(self, images: list[torch.Tensor], seeds: list[int] | None = None) -> np.ndarray:
         """(B,) probabilities of being generated for (3, H, W) images in [0, 1] of one size
-        (retrospecting detectors: any sizes; ``seeds`` per image, default from the sha256 of the pixels)."""
+        (retrospecting detectors: any sizes; ``seeds`` per image, default :func:`image_seed` of each
+        image's uint8 pixels under the card's ``noise_seed``, the rule of the retrospect stage's cache)."""
         if self.retrospects:
             from hrr_core.models.msr import retrospect
 
             if seeds is None:
-                seeds = [int(hashlib.sha256(to_uint8(x).tobytes()).hexdigest()[:16], 16) for x in images]
+                seeds = [image_seed(to_uint8(x), self.noise_seed) for x in images]
             reps = [
                 retrospect([x.to(self.device)], self.ldm, self.config.msr, torch.Generator().manual_seed(s))
+                .to(CACHE_DTYPE)
+                .float()
                 for x, s in zip(images, seeds)
-            ]  # each (1, K, C', S, S), or (1, T, K, C', S, S) with T tiles: one generator per image
+            ]  # each (1, K, C', S, S), or (1, T, K, C', S, S) with T tiles: one generator per image, rounded as cached
             if len({r.shape for r in reps}) > 1:  # msr.anchor: native, images with different tile counts
                 return self._score_groups(reps)
             inputs = torch.cat(reps).to(self.device)  # (B, K, C', S, S) or (B, T, K, C', S, S)
         elif self.ldm is not None:  # DIRE: the residual through the carried diffusion model
             from hrr_core.models.baselines.dire import dire_from_config
 
-            batch = torch.stack(images).to(self.device)  # (B, 3, H, W)
-            inputs = dire_from_config(batch, self.ldm, self.config.representation)  # (B, 3, H, W)
+            rep = self.config.representation  # one image at a time, as the cache computes it: the same floats
+            inputs = torch.cat([dire_from_config(x[None].to(self.device), self.ldm, rep) for x in images])
+            inputs = inputs.to(CACHE_DTYPE).float()  # (B, 3, H, W), rounded as the cache stores it
         else:
             inputs = torch.stack(images).to(self.device)  # (B, 3, H, W)
         if self.is_scorer:
             return np.asarray(self.model.score(inputs), dtype=np.float64).reshape(-1)
+        return self._probabilities(inputs)
+
+    def _probabilities(self, inputs: torch.Tensor) -> np.ndarray:
+        """(B,) float64 probabilities. A detector that reads a representation (HRR, DIRE) runs one
+        image per forward pass and takes the sigmoid in float64 of the float32 logit, exactly as
+        ``score_split`` scores the cache: evaluate, the study and hrr-detect give the same floats.
+        Image-reading detectors run one forward per size bucket (throughput); CPU kernels may round
+        a logit differently with the batch's size, so they agree with evaluate to float32 rounding
+        (the sigmoid is taken in float32, which absorbs most of it)."""
+        if self.spec.reads != "images":
+            logits = torch.cat([self.model(inputs[i : i + 1]).logits.float() for i in range(len(inputs))])
+            return torch.sigmoid(logits.double()).cpu().numpy()
         logits = self.model(inputs).logits.float()  # (B,)
         return torch.sigmoid(logits).cpu().double().numpy()
 
@@ -161,8 +179,7 @@ class Detector:
         for i, r in enumerate(reps):
             groups.setdefault(tuple(r.shape), []).append(i)
         for idx in groups.values():
-            logits = self.model(torch.cat([reps[i] for i in idx]).to(self.device)).logits.float()
-            out[idx] = torch.sigmoid(logits).cpu().double().numpy()
+            out[idx] = self._probabilities(torch.cat([reps[i] for i in idx]).to(self.device))
         return out
 
     def predict_paths(
@@ -196,7 +213,7 @@ class Detector:
         probs: dict[int, float] = {}
         failures: dict[int, str] = {}
         loader = DataLoader(
-            _DecodedFiles(paths, self.min_side, self.method),
+            _DecodedFiles(paths, self.min_side, self.method, self.noise_seed),
             batch_size=DECODE_CHUNK,
             num_workers=workers,
             collate_fn=_identity,

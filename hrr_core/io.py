@@ -187,6 +187,16 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def image_seed(pixels: np.ndarray, seed: int) -> int:
+    """The one seeding rule of per-image noise (HRR's retrospection; the cache, the study and
+    ``hrr-detect`` alike): the first 64 bits of the sha256 of ``seed``, the shape and the
+    (H, W, 3) uint8 pixels. An image's noise depends on its content and the configured seed
+    only: not on its file name, its codec, the batch it lands in or the order of the inputs."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    head = f"{int(seed)}:{'x'.join(map(str, pixels.shape))}:".encode()
+    return int(hashlib.sha256(head + pixels.tobytes()).hexdigest()[:16], 16)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -33,7 +33,7 @@ def msr_representation(msr: MSRConfig, ldm: LatentDiffusion | None) -> Represent
     def fn(images, generator):
         return retrospect_each(images, ldm, msr, generator)  # each (K, C', S, S) or (T, K, C', S, S)
 
-    return Representation("msr", msr.resolved(), fn, msr.num_scales)
+    return Representation("msr", msr.resolved(), fn, msr.num_scales, ldm)
 
 
 def cache_key(msr: MSRConfig, cfg: RetrospectionConfig) -> str:
@@ -75,7 +75,8 @@ def prepare_ldm(
     meta.unlink(missing_ok=True)  # the files below stop matching it; written again once they are complete
     ldm.save(out_dir)
     atomic_write_json(meta, {"digest": ldm_digest(cfg), "stats": stats})
-    return ldm.eval(), stats
+    # the saved model, reloaded: the cache is computed by exactly what a detector card carries and loads
+    return LatentDiffusion.load(out_dir, device), stats
 
 
 def wait_for_ldm(cfg: RetrospectionConfig, out_dir: Path, poll_s: float = 1.0, timeout_s: float | None = None) -> None:

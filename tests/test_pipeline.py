@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -30,6 +31,7 @@ def test_repro_produces_every_output(smoke_repo):
     assert {"psnr_db", "trivial_ap"} <= set(prepare["families"]["vae"]["gates"]["gates"])
     assert "file_level" in json.loads((repo / "reports" / "bias_audit.json").read_text())
     assert prepare["environment"]["torch"].startswith("2.") and prepare["environment"]["torch_threads"] >= 1
+    manifest = pd.read_csv(repo / "data" / "embedded" / "manifest.csv")
     for method in methods:
         ev = json.loads((repo / "metrics" / "evaluate" / f"{method}.json").read_text())
         assert 0.0 <= ev["mean"]["ap"] <= 1.0
@@ -47,6 +49,12 @@ def test_repro_produces_every_output(smoke_repo):
         table = (repo / "results" / "study" / method / "study.csv").read_text().splitlines()
         assert table[0].startswith("method,train,test,held_out,photos,size,condition,level,seed,n,threshold,")
         assert {"clean", "jpeg 50", "webp 50", "resize 0.5", "sharpen 1"} <= set(study["processed_reals"]["conditions"])
+        if methods[method]["kind"] == "hrr":  # one inference path: the study's clean reals are evaluate's test reals
+            scores = pd.read_csv(repo / "results" / method / "scores.csv").set_index("id")["score"]
+            reals = manifest[(manifest["split"] == "test") & (manifest["label"] == 0)]["id"]
+            clean, probs = study["processed_reals"]["conditions"]["clean"], scores.loc[reals].to_numpy()
+            assert clean["mean_score"] == round(float(probs.mean()), 4), (clean, probs.mean())
+            assert clean["fpr"] == round(float((probs >= study["processed_reals"]["threshold"]).mean()), 4)
         assert (repo / "plots" / "study" / method / "jpeg.csv").is_file()
     for name in (
         "sample_grid",

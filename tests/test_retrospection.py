@@ -51,9 +51,50 @@ def test_cache_key_tracks_msr_ldm_and_seed_only():
     assert cache_key(MSR, cfg) != cache_key(MSR, RetrospectionConfig(ldm=LDMConfig(space="pixel", seed=4)))
 
 
-def test_msr_keys_are_unchanged_by_the_shared_representation_cache():
-    """Golden key from before DIRE shared the cache: existing MSR caches stay valid."""
-    assert cache_key(MSR, RetrospectionConfig(ldm=TINY)) == "eefe2cb282a176ae"
+def test_msr_keys_are_golden():
+    """Golden key of the one seeding rule (io.image_seed, in the key since it replaced batch seeds):
+    a key changes only when the representation, the LDM, the seed or the rule does."""
+    assert cache_key(MSR, RetrospectionConfig(ldm=TINY)) == "ca87feaeab1d6217"
+
+
+def test_an_entry_depends_on_its_pixels_and_seed_only_not_on_batch_shard_or_order(tmp_path, ldm):
+    df = manifest(tmp_path)
+    small = RetrospectionConfig(ldm=TINY, batch_size=1, shard_size=1)
+    big = RetrospectionConfig(ldm=TINY, batch_size=4, shard_size=8)
+    compute_cache(df, ldm, MSR, small, tmp_path / "a", log=lambda *_: None)
+    compute_cache(df.iloc[::-1].iloc[:2], ldm, MSR, big, tmp_path / "b", log=lambda *_: None)  # other order, subset
+    compute_cache(df, ldm, MSR, big, tmp_path / "b", log=lambda *_: None)
+    a = RetrospectionDataset(df, tmp_path / "a" / cache_key(MSR, small))
+    b = RetrospectionDataset(df, tmp_path / "b" / cache_key(MSR, big))
+    assert all(torch.equal(a[i]["inputs"], b[i]["inputs"]) for i in range(len(df)))
+    other_seed = RetrospectionConfig(ldm=TINY, seed=small.seed + 1)
+    compute_cache(df.iloc[:1], ldm, MSR, other_seed, tmp_path / "c", log=lambda *_: None)
+    c = RetrospectionDataset(df.iloc[:1], tmp_path / "c" / cache_key(MSR, other_seed))
+    assert not torch.equal(a[0]["inputs"], c[0]["inputs"]), "the seed draws the noise"
+
+
+def test_a_changed_file_is_recomputed_and_other_weights_empty_the_folder(tmp_path, ldm):
+    df = manifest(tmp_path, 3)
+    cfg = RetrospectionConfig(ldm=TINY)
+    root, folder = tmp_path / "cache", tmp_path / "cache" / cache_key(MSR, cfg)
+    compute_cache(df, ldm, MSR, cfg, root, log=lambda *_: None)
+    before = RetrospectionDataset(df, folder)[1]["inputs"]
+    rng = np.random.default_rng(99)  # img1's file rewritten with other pixels, same id, same size
+    Image.fromarray((rng.random((56, 56, 3)) * 255).astype(np.uint8)).save(tmp_path / "1.png")
+    again = compute_cache(df, ldm, MSR, cfg, root, log=lambda *_: None)
+    assert (
+        again["computed"] == 1 and again["cached"] == 3 and sorted(read_index(folder)["id"]) == ["img0", "img1", "img2"]
+    )
+    assert not torch.equal(RetrospectionDataset(df, folder)[1]["inputs"], before)
+    shards = read_index(folder).set_index("id")["shard"]
+    assert shards["img1"] not in {shards["img0"], shards["img2"]}, "a recomputed entry goes to a new shard file"
+    assert compute_cache(df, ldm, MSR, cfg, root, log=lambda *_: None)["computed"] == 0
+    retrained = LatentDiffusion.create(TINY).eval()
+    with torch.no_grad():
+        next(retrained.parameters()).add_(0.01)  # the same config, other weights (e.g. a retrained LDM)
+    logged = []
+    out = compute_cache(df, retrained, MSR, cfg, root, log=logged.append)
+    assert out["computed"] == 3 and any("other weights" in line for line in logged)
 
 
 def test_compute_cache_is_incremental_deterministic_and_readable(tmp_path, ldm):

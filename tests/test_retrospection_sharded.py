@@ -6,6 +6,7 @@ part); the slow one launches two CPU processes with torchrun."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -101,7 +102,7 @@ def test_a_valid_part_is_reused_and_a_corrupt_one_redone(tmp_path, ldm, monkeypa
     df = manifest(tmp_path, 9)
     calls: list[int] = []
     real = msr_representation(MSR, ldm)
-    counting = type(real)(real.name, real.config, lambda imgs, g: (calls.append(len(imgs)), real.fn(imgs, g))[1], 2)
+    counting = dataclasses.replace(real, fn=lambda imgs, g: (calls.append(len(imgs)), real.fn(imgs, g))[1])
     monkeypatch.setattr(cache, "wait_until", lambda *a, **k: (_ for _ in ()).throw(Killed()))
     with pytest.raises(Killed):
         compute(df, ldm, tmp_path / "many", World(1, 2), counting)  # shard file 1 of 0, 1, 2: 4 images

@@ -12,7 +12,7 @@ from hrr_core.paths import resolve
 
 def _representation(cfg, ldm) -> Representation:
     rep = cfg.representation
-    return Representation("dire", rep, lambda images, _generator: dire_images(images, ldm, rep))
+    return Representation("dire", rep, lambda images, _generator: dire_images(images, ldm, rep), model=ldm)
 
 
 def _ldm_dir(cfg, retrospection_ldm: Path) -> Path:

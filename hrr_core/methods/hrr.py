@@ -41,7 +41,7 @@ def _card_preprocessing(cfg) -> dict:
             "msr": to_dict(cfg.msr),
             "uses_ldm": on,
             "ldm_dir": "retrospection_ldm" if on else None,
-            "seed": "per file: int(sha256(file bytes)[:16], 16)",
+            "seed": "per image: hrr_core.io.image_seed(uint8 pixels, noise_seed), as the retrospect stage's cache",
         }
     }
 

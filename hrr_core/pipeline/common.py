@@ -205,7 +205,9 @@ def score_split(
     default ``models/<method>``): columns id, logit, score (probability of being generated)."""
     spec, mcfg = methods.spec_of(cfg, method), cfg.model_config(method)
     folder = (model_dir or paths.model_dir(method)) / "best"
-    batches = loader(cfg, method, df, paths, cfg.evaluate.batch_size, False, 0)
+    # a method reading a cached representation (HRR, DIRE) is scored one image per forward pass, as
+    # inference.Detector scores it on the fly: evaluate, the study and hrr-detect give the same floats
+    batches = loader(cfg, method, df, paths, 1 if spec.reads != "images" else cfg.evaluate.batch_size, False, 0)
     if spec.is_scorer:
         model = spec.load(folder)
         ids, probs = [], []

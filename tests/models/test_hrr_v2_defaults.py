@@ -43,8 +43,22 @@ V1_KEYS = {
 }
 
 
+def _v1_rule_key(name, rep_config, cfg):
+    """The key formula before the one seeding rule joined it (#14): what V1_KEYS were computed with."""
+    from hrr_core.confutil import to_dict as _to_dict
+    from hrr_core.data.cache import _digest, ldm_digest
+
+    return _digest({name: _to_dict(rep_config), "ldm": ldm_digest(cfg), "seed": cfg.seed})
+
+
 @pytest.mark.parametrize("profile", sorted(V1_KEYS))
-def test_cache_keys_of_params_yaml_are_v1s(profile):
+def test_cache_keys_of_params_yaml_are_v1s(profile, monkeypatch):
+    """The representation configs hash as v1's did (the seeding rule, since added to the key, aside)."""
+    import hrr_core.pipeline.common
+    import hrr_core.retrospection
+
+    for module in (hrr_core.pipeline.common, hrr_core.retrospection):
+        monkeypatch.setattr(module, "representation_key", _v1_rule_key)
     cfg = load_config("params.yaml", profile=profile)
     for method, key in V1_KEYS[profile].items():
         assert cache_folder(cfg, method, Path("root")).name == key, method
