@@ -34,7 +34,7 @@ from hrr_core import methods
 from hrr_core.confutil import ConfigError, from_dict, to_dict
 from hrr_core.evaluation.calibration import calibrate_threshold
 from hrr_core.evaluation.metrics import binary_metrics
-from hrr_core.io import atomic_dir, atomic_write_json, sha256_file
+from hrr_core.io import PICKLE_SUFFIXES, atomic_dir, atomic_write_json, sha256_file
 from hrr_core.paths import inside
 from hrr_core.training.checkpoint import STATE_FILE
 
@@ -43,7 +43,6 @@ CARD_FORMAT = "hrr-detector"
 CARD_VERSION = 1
 LDM_DIR = "retrospection_ldm"
 BEST_DIR = "best"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 RETRAIN = "re-run the train stage (dvc repro train@<method>), which writes it"
 
 

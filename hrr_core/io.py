@@ -187,6 +187,9 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # weights never loaded (they can run code)
+
+
 def image_seed(pixels: np.ndarray, seed: int) -> int:
     """The one seeding rule of per-image noise (HRR's retrospection; the cache, the study and
     ``hrr-detect`` alike): the first 64 bits of the sha256 of ``seed``, the shape and the

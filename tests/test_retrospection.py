@@ -151,10 +151,21 @@ def test_pretrained_diffusers_parts_are_loaded_not_trained(tmp_path):
     cfg = RetrospectionConfig(
         pretrained_vae_dir=str(tmp_path / "sd" / "vae"), pretrained_unet_dir=str(tmp_path / "sd" / "unet")
     )
-    ldm, stats = prepare_ldm(cfg, [], tmp_path / "unused", torch.device("cpu"))
-    assert stats == {"source": "pretrained"} and ldm.vae is not None and not (tmp_path / "unused").exists()
+    ldm, stats = prepare_ldm(cfg, [], tmp_path / "copy", torch.device("cpu"))
+    assert stats["source"] == "pretrained" and ldm.vae is not None
+    # copied once into the stage's folder, which every detector card then carries; nothing trained
+    assert {p.name for p in (tmp_path / "copy").iterdir()} == {"vae", "unet", "retrospection_meta.json"}
+    again, stats2 = prepare_ldm(cfg, [], tmp_path / "copy", torch.device("cpu"))
+    sd1, sd2 = ldm.state_dict(), again.state_dict()
+    assert stats2 == stats and all(torch.equal(sd1[k], sd2[k]) for k in sd1)
     out = compute_cache(manifest(tmp_path, 2), ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)
     assert out["computed"] == 2
+    # a replaced checkpoint at the same path is copied again (the meta carries the files' digest)
+    build_vae(latent).save_pretrained(tmp_path / "sd" / "unused_other")
+    (tmp_path / "sd" / "vae" / "extra.txt").write_text("changed")
+    _, stats3 = prepare_ldm(cfg, [], tmp_path / "copy", torch.device("cpu"))
+    assert stats3 == stats
+    assert (tmp_path / "copy" / "vae" / "extra.txt").read_text() == "changed"
 
 
 def test_native_tiled_cache_batches_by_tile_count_into_the_detector(tmp_path, ldm):

@@ -69,8 +69,8 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
     todo = cached_methods(cfg)
     ldm_dirs = {m: methods.spec_of(cfg, m).ldm_dir(cfg.model_config(m), paths.retrospection_ldm) for m in todo}
     if any(d == paths.retrospection_ldm for d in ldm_dirs.values()):
-        if not world.is_main and rcfg.pretrained_unet_dir is None:
-            wait_for_ldm(rcfg, paths.retrospection_ldm)  # rank 0 trains it; the others then load it
+        if not world.is_main:
+            wait_for_ldm(rcfg, paths.retrospection_ldm)  # rank 0 trains (or copies) it; the others then load it
         train_reals = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
         images = load_images(absolute_paths(train_reals).tolist()) if world.is_main else []
         ldm, ldm_stats = prepare_ldm(rcfg, images, paths.retrospection_ldm, device)
