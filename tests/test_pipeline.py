@@ -32,6 +32,9 @@ def test_repro_produces_every_output(smoke_repo):
     assert "file_level" in json.loads((repo / "reports" / "bias_audit.json").read_text())
     assert prepare["environment"]["torch"].startswith("2.") and prepare["environment"]["torch_threads"] >= 1
     manifest = pd.read_csv(repo / "data" / "embedded" / "manifest.csv")
+    check = json.loads((repo / "metrics" / "retrospect.json").read_text())["check"]["hrr"]  # before any training
+    assert set(check["n"]) == {"train", "val"} and 0.0 <= check["probe"]["val_ap"] <= 1.0
+    assert set(check["mean_abs_residual"]["val"]) == {"real", "fake"}
     for method in methods:
         ev = json.loads((repo / "metrics" / "evaluate" / f"{method}.json").read_text())
         assert 0.0 <= ev["mean"]["ap"] <= 1.0

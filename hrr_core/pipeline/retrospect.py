@@ -20,13 +20,14 @@ import json
 import pandas as pd
 
 from hrr_core import methods
-from hrr_core.data.cache import compute_representation_cache
+from hrr_core.data.cache import RetrospectionDataset, compute_representation_cache
 from hrr_core.data.datasets import load_images
 from hrr_core.data.manifest import absolute_paths, read_manifest
 from hrr_core.evaluation.protocol import training_set
+from hrr_core.evaluation.retrospection_check import CHECK_SPLITS, retrospection_check
 from hrr_core.io import atomic_write_json, atomic_write_text
 from hrr_core.models.ldm import load_ldm
-from hrr_core.pipeline.common import bind_benchmark
+from hrr_core.pipeline.common import bind_benchmark, cache_folder
 from hrr_core.pipeline.paths import RUN_KEYS, StagePaths, split_run_figures, stage_config, stage_parser, stage_paths
 from hrr_core.retrospection import prepare_ldm, wait_for_ldm
 from hrr_core.runtime import resolve_device, seed_everything
@@ -57,6 +58,37 @@ def retrospection_rows(cfg: Config, manifest: pd.DataFrame, method: str) -> pd.D
         manifest[manifest["split"] == "test"],
     ]
     return pd.concat(parts).drop_duplicates("id")
+
+
+def check_retrospection(cfg: Config, manifest: pd.DataFrame, paths: StagePaths, todo: list[str], echo=print) -> dict:
+    """The retrospection check (:mod:`hrr_core.evaluation.retrospection_check`) of every cached MSR
+    folder, on its train and val rows, before any detector trains: mean residual per split, class
+    and scale, and the validation AP of a linear probe on the residual alone. Methods sharing a
+    folder share the result (``same_as``)."""
+    out: dict = {}
+    seen: dict = {}
+    for method in todo:
+        if methods.spec_of(cfg, method).reads != "msr":
+            continue
+        folder = cache_folder(cfg, method, paths.retrospection)
+        if folder in seen:
+            out[method] = {"same_as": seen[folder]}
+            continue
+        seen[folder] = method
+        msr = cfg.model_config(method).msr.resolved()
+        rows = retrospection_rows(cfg, manifest, method)
+        rows = rows[rows["split"].isin(CHECK_SPLITS)].reset_index(drop=True)
+        representation = msr.representation if msr.retrospection else "image"
+        result = retrospection_check(
+            rows, RetrospectionDataset(rows, folder), representation, msr.scale_factors, cfg.seed
+        )
+        out[method] = result
+        if "probe" in result and "val_ap" in result["probe"]:
+            echo(
+                f"retrospection check {method}: linear probe on the residual alone, val AP "
+                f"{result['probe']['val_ap']:.3f} (chance {result['probe']['chance_ap']:.3f})"
+            )
+    return out
 
 
 def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
@@ -90,8 +122,9 @@ def run(cfg: Config, paths: StagePaths, echo=print) -> dict:
         costs[method] = compute_representation_cache(
             rows, rep, rcfg, paths.retrospection, model.device if model is not None else device, echo, world
         )
+    checks = check_retrospection(cfg, manifest, paths, todo, echo) if world.is_main else {}
     # what was computed now and what was found cached depends on the run's history, not its inputs
-    everything = {"ldm": ldm_stats, "methods": costs}
+    everything = {"ldm": ldm_stats, "methods": costs, "check": checks}
     metrics, run_figures = split_run_figures(everything, RUN_KEYS | {"computed", "cached"})
     if world.is_main:
         atomic_write_json(paths.metrics / "retrospect.json", metrics)
