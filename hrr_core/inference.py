@@ -150,7 +150,7 @@ class Detector:
             from hrr_core.models.baselines.dire import dire_from_config
 
             rep = self.config.representation  # one image at a time, as the cache computes it: the same floats
-            inputs = torch.cat([dire_from_config(x[None].to(self.device), self.ldm, rep) for x in images])
+            inputs = torch.cat([dire_from_config(torch.stack([x]).to(self.device), self.ldm, rep) for x in images])
             inputs = inputs.to(CACHE_DTYPE).float()  # (B, 3, H, W), rounded as the cache stores it
         else:
             inputs = torch.stack(images).to(self.device)  # (B, 3, H, W)

@@ -142,8 +142,9 @@ def resize_square(arr: np.ndarray, side: int) -> np.ndarray:
 
 
 def to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)
+    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1], contiguous (one memory layout everywhere:
+    convolutions pick their kernels by layout, and kernels round differently)."""
+    return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous().float().div_(255.0)
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:
