@@ -1,13 +1,14 @@
 """The retrospection check (hrr_core.evaluation.retrospection_check) on a previewed benchmark,
 through the shipped retrospection LDM, before any detector trains (issue #17 item 3).
 
-    python benchmarks/retrospection_preview.py --root /tmp/v2 [--msr v1|v2] [--train 150] [--val-fakes 50]
+    python benchmarks/retrospection_preview.py --root /tmp/v2 [--msr v1|v2] [--strength S] [--steps N]
 
 ``--root``: a folder written by ``python -m hrr_core.pipeline.prepare --profile full --out-root``.
 Rows: a sample of HRR's training set (train reals and ``ldm_img2img`` fakes, ``--train`` per class)
 and of validation (``--val-reals`` reals, ``--val-fakes`` fakes per family); never a test row.
 ``--msr v1``: profile full's HRR MSR config; ``v2``: the documented v2 settings of docs/method.md
-(native anchoring, lines into the diffusion input). Writes ``<root>/retrospection_check_<msr>.json``
+(native anchoring, lines into the diffusion input); ``--strength``/``--steps`` override its img2img
+settings. Writes ``<root>/retrospection_check_<msr>[_s<strength>][_n<steps>].json``
 and prints the mean residuals and the linear probe's validation AP. A benchmark, not a test.
 """
 
@@ -46,11 +47,23 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=150)
     parser.add_argument("--val-reals", type=int, default=120)
     parser.add_argument("--val-fakes", type=int, default=50)
+    parser.add_argument("--strength", type=float, default=None, help="img2img strength (default: the config's)")
+    parser.add_argument("--steps", type=int, default=None, help="img2img DDIM steps (default: the config's)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = Path(args.root)
-    extra = {"methods": {"hrr": {"model": {"msr": V2}}}} if args.msr == "v2" else {}
+    msr_over = {**(V2 if args.msr == "v2" else {})}
+    if args.strength is not None:
+        msr_over["strength"] = args.strength
+    if args.steps is not None:
+        msr_over["num_steps"] = args.steps
+    tag = (
+        args.msr
+        + (f"_s{args.strength:g}" if args.strength is not None else "")
+        + (f"_n{args.steps}" if args.steps is not None else "")
+    )
+    extra = {"methods": {"hrr": {"model": {"msr": msr_over}}}} if msr_over else {}
     shipped = Path("data/retrospection_ldm").resolve()
     cfg = load_config(
         "params.yaml",
@@ -87,7 +100,8 @@ def main() -> None:
     rep = resolved.representation if resolved.retrospection else "image"
     out = retrospection_check(rows, data, rep, resolved.scale_factors, 0)
     out["msr"] = args.msr
-    (root / f"retrospection_check_{args.msr}.json").write_text(json.dumps(out, indent=1) + "\n")
+    out["img2img"] = {"strength": resolved.strength, "num_steps": resolved.num_steps}
+    (root / f"retrospection_check_{tag}.json").write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["mean_abs_residual"]))
     print(json.dumps(out["probe"]))
 

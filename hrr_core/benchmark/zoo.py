@@ -60,6 +60,15 @@ def validation_psnr(gen, val: torch.Tensor, device, seed: int) -> dict:
     return {"median_db": round(float(np.median(vals)), 3), "mean_db": round(float(np.mean(vals)), 3), "n": len(vals)}
 
 
+def _environment(device) -> dict:
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "machine": platform.machine(),
+    }
+
+
 def _pool(cfg: Config, root: Path) -> tuple[pd.DataFrame, callable]:
     seed_dir = resolve(cfg.benchmark.seed_dir, root)
     table = photo_table(load_seed_table(seed_dir), cfg.benchmark)
@@ -92,12 +101,7 @@ def train_family(name: str, cfg: Config, root: Path, out_dir: Path, shared: dict
         "fit": stats,
         "wall_seconds": round(seconds, 1),
         "shares_model_of": SHARED_MODEL.get(name),
-        "environment": {
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "device": str(device),
-            "machine": platform.machine(),
-        },
+        "environment": _environment(device),
         "command": command,
     }
     with atomic_dir(out_dir / name) as tmp:
@@ -150,12 +154,7 @@ def train_retrospection(cfg: Config, root: Path, out_dir: Path, command: str, lo
         "fit": stats,
         "wall_seconds": round(seconds, 1),
         "shares_model_of": None,
-        "environment": {
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "device": str(device),
-            "machine": platform.machine(),
-        },
+        "environment": _environment(device),
         "command": command,
     }
     with atomic_dir(out_dir) as tmp:

@@ -190,29 +190,13 @@ class LDMInpaintFamilyConfig:
 
 
 @dataclass(frozen=True)
-class GANSRFamilyConfig:
+class GANSRFamilyConfig(GANUpsamplerFamilyConfig):
     """``gan_sr``: x0.5 downsampling then a x2 sub-pixel-convolution (PixelShuffle) super-resolver,
-    trained with L1 + FFT + a hinge-GAN term (ESRGAN-style upscaler traces)."""
+    trained with L1 + FFT + a hinge-GAN term (ESRGAN-style upscaler traces). The same fields and
+    checks as ``gan_upsampler``'s (another generator architecture); its own seed and depth."""
 
     seed: int = 77
-    width: int = 48
     num_blocks: int = 6
-    disc_width: int = 32
-    crop: int = 32
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 5e-4
-    l1_weight: float = 1.0
-    fft_weight: float = 0.1
-    adv_weight: float = 0.02
-    adv_start: int = 400
-    gen_batch_size: int = 32
-
-    def __post_init__(self) -> None:
-        _check_common(self)
-        check(self.width >= 4, "width", ">= 4", self.width)
-        check(self.num_blocks >= 0, "num_blocks", ">= 0", self.num_blocks)
-        check(self.crop % 2 == 0, "crop", "an even number", self.crop)
 
 
 @dataclass(frozen=True)
