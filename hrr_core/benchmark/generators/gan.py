@@ -100,19 +100,17 @@ def upsample_roundtrip(net: UpsamplerNet, x01: torch.Tensor) -> torch.Tensor:
     return ((out + 1) / 2).clamp(0, 1)
 
 
-def train_upsampler(
-    net: UpsamplerNet, adversary: Adversary, images, cfg, device: torch.device, generator: torch.Generator
-) -> dict:
-    """L1 + FFT + (after ``cfg.adv_start``) hinge-GAN training of ``net`` on random crops."""
-    net.to(device).train()
+def fit_adversarial(net: nn.Module, step_loss, adversary, images, cfg, device, generator, name: str) -> dict:
+    """The zoo's adversarial training loop: ``cfg.steps`` steps of Adam (``cfg.lr``, betas 0.5/0.9)
+    on random ``cfg.crop`` crops in [-1, 1]; ``step_loss(x) -> (fake, reconstruction loss)``, and
+    after ``cfg.adv_start`` the hinge-GAN term of ``adversary``. Returns the fit's statistics."""
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     rec, adv, t0 = [], [], time.perf_counter()
     for step in range(cfg.steps):
         x = random_batch(images, cfg.batch_size, cfg.crop, generator).to(device) * 2 - 1  # (B, 3, c, c)
-        fake = net(downsample_half(x))
-        loss = cfg.l1_weight * (fake - x).abs().mean() + cfg.fft_weight * fft_loss(fake, x)
+        fake, loss = step_loss(x)
         rec.append(float(loss.detach()))
-        log_progress(type(net).__name__, step, cfg.steps, rec[-1], t0)
+        log_progress(name, step, cfg.steps, rec[-1], t0)
         disc = optimise_with_adversary(opt, loss, adversary, step, x, fake)
         if disc is not None:
             adv.append(disc)
@@ -125,6 +123,19 @@ def train_upsampler(
         "loss_final": sum(tail) / max(1, len(tail)),
         "disc_loss_final": adv[-1] if adv else None,
     }
+
+
+def train_upsampler(
+    net: UpsamplerNet, adversary: Adversary, images, cfg, device: torch.device, generator: torch.Generator
+) -> dict:
+    """L1 + FFT + (after ``cfg.adv_start``) hinge-GAN training of ``net`` on random crops."""
+    net.to(device).train()
+
+    def step_loss(x):
+        fake = net(downsample_half(x))
+        return fake, cfg.l1_weight * (fake - x).abs().mean() + cfg.fft_weight * fft_loss(fake, x)
+
+    return fit_adversarial(net, step_loss, adversary, images, cfg, device, generator, type(net).__name__)
 
 
 class PixelShuffleSR(nn.Module):

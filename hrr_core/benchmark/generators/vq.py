@@ -9,15 +9,13 @@ a hinge-GAN term (VQGAN, Esser et al. 2021). Images in [-1, 1] inside, [0, 1] ou
 
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from diffusers.models.autoencoders.vae import VectorQuantizer
 
-from hrr_core.benchmark.generators.gan import ResBlock
-from hrr_core.models.ldm import fft_loss, log_progress, optimise_with_adversary, random_batch
+from hrr_core.benchmark.generators.gan import ResBlock, fit_adversarial
+from hrr_core.models.ldm import fft_loss, random_batch
 
 
 class VQAutoencoder(nn.Module):
@@ -78,23 +76,9 @@ def init_codebooks(net: VQAutoencoder, x: torch.Tensor, generator: torch.Generat
 def train_vq(net: VQAutoencoder, adversary, images, cfg, device: torch.device, generator: torch.Generator) -> dict:
     net.to(device).train()
     init_codebooks(net, random_batch(images, 8 * cfg.batch_size, cfg.crop, generator).to(device) * 2 - 1, generator)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
-    rec, adv, t0 = [], [], time.perf_counter()
-    for step in range(cfg.steps):
-        x = random_batch(images, cfg.batch_size, cfg.crop, generator).to(device) * 2 - 1  # (B, 3, c, c)
+
+    def step_loss(x):
         fake, commit = net(x)
-        loss = (fake - x).abs().mean() + cfg.fft_weight * fft_loss(fake, x) + cfg.commit_weight * commit
-        rec.append(float(loss.detach()))
-        log_progress("vq", step, cfg.steps, rec[-1], t0)
-        disc = optimise_with_adversary(opt, loss, adversary, step, x, fake)
-        if disc is not None:
-            adv.append(disc)
-    net.eval()
-    tail = rec[-max(1, len(rec) // 10) :]
-    return {
-        "steps": len(rec),
-        "seconds": round(time.perf_counter() - t0, 2),
-        "loss_first": rec[0] if rec else float("nan"),
-        "loss_final": sum(tail) / max(1, len(tail)),
-        "disc_loss_final": adv[-1] if adv else None,
-    }
+        return fake, (fake - x).abs().mean() + cfg.fft_weight * fft_loss(fake, x) + cfg.commit_weight * commit
+
+    return fit_adversarial(net, step_loss, adversary, images, cfg, device, generator, "vq")
