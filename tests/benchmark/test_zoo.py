@@ -180,3 +180,24 @@ def test_training_progress_is_shown_about_twenty_times(capsys):
     lines = stream.getvalue().splitlines()
     assert len(lines) == 20 and lines[-1].startswith("vae step 200/200 loss 0.5000")
     assert "left)" in lines[0]
+
+
+def test_profile_full_builds_every_shipped_family_on_one_retrospection_model():
+    """Profile full is benchmark v2: every family of the committed zoo (and only those), studied
+    alone in the cross-generator matrix; the three diffusion-based methods share the shipped
+    retrospection LDM (HRR and DIRE through models/retrospection_ldm, AEROBLADE through its VAE)."""
+    from pathlib import Path
+
+    from hrr_core.schema import load_config
+    from hrr_core.schema.zoo import SHARED_MODEL
+
+    root = Path(__file__).parents[2]
+    cfg = load_config(root / "params.yaml", "full")
+    shipped = {p.parent.name for p in (root / "data" / "zoo").glob("*/card.json")}
+    families = set(cfg.benchmark.families)
+    assert {SHARED_MODEL.get(f, f) for f in families} == shipped, (families, shipped)
+    assert set(cfg.study.cross_train) == families and cfg.benchmark.zoo == "shipped"
+    rcfg = cfg.retrospection_config()
+    assert rcfg.pretrained_unet_dir == "data/retrospection_ldm/unet" and (root / rcfg.pretrained_unet_dir).is_dir()
+    assert cfg.model_config("dire").representation.ldm_path is None  # the retrospect stage's copy of it
+    assert cfg.model_config("aeroblade").vae_dirs == ("models/retrospection_ldm/vae",)
