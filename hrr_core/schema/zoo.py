@@ -240,8 +240,9 @@ class ZooConfig:
 
 
 def smoke_zoo() -> ZooConfig:
-    """Tiny nets, a few steps: all five families fit and generate in seconds (tests, smoke profile)."""
+    """Tiny nets, a few steps: every family fits and generates in seconds (tests, smoke profile)."""
     small = dict(norm_num_groups=4, train_crop=16)
+    toy_gan = dict(width=8, num_blocks=1, disc_width=8, steps=3, adv_start=1, crop=16, batch_size=4, gen_batch_size=16)
     zoo = ZooConfig()
     return ZooConfig(
         vae=replace(
@@ -280,41 +281,9 @@ def smoke_zoo() -> ZooConfig:
             ddim_steps=2,
             gen_batch_size=16,
         ),
-        gan_upsampler=replace(
-            zoo.gan_upsampler,
-            width=8,
-            num_blocks=1,
-            disc_width=8,
-            steps=3,
-            adv_start=1,
-            crop=16,
-            batch_size=4,
-            gen_batch_size=16,
-        ),
+        gan_upsampler=replace(zoo.gan_upsampler, **toy_gan),
         ldm_sample=replace(zoo.ldm_sample, ddim_steps=2, gen_batch_size=16),
         ldm_inpaint=replace(zoo.ldm_inpaint, ddim_steps=2, gen_batch_size=16),
-        gan_sr=replace(
-            zoo.gan_sr,
-            width=8,
-            num_blocks=1,
-            disc_width=8,
-            steps=3,
-            adv_start=1,
-            crop=16,
-            batch_size=4,
-            gen_batch_size=16,
-        ),
-        vqgan=replace(
-            zoo.vqgan,
-            width=8,
-            embed_dim=4,
-            codebook_size=16,
-            num_blocks=1,
-            disc_width=8,
-            steps=3,
-            adv_start=1,
-            crop=16,
-            batch_size=4,
-            gen_batch_size=16,
-        ),
+        gan_sr=replace(zoo.gan_sr, **toy_gan),
+        vqgan=replace(zoo.vqgan, embed_dim=4, codebook_size=16, **toy_gan),
     )
