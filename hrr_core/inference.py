@@ -42,10 +42,11 @@ from hrr_core.data.transforms import to_tensor, to_uint8
 from hrr_core.data.walk import display_path
 from hrr_core.io import ImageLoadError, image_seed, image_to_array, load_image
 from hrr_core.runtime import resolve_device
+from hrr_core.schema.retrospection import RetrospectionConfig
 from hrr_core.training.checkpoint import CheckpointError, load_weights
 
 MAX_BATCH_PIXELS = 1 << 25  # about 400 MB of float32 input per batch, whatever batch_size says
-DEFAULT_NOISE_SEED = 2024  # RetrospectionConfig.seed's default (schema/retrospection.py; a test keeps them equal)
+DEFAULT_NOISE_SEED = RetrospectionConfig().seed  # of cards written before the card recorded its noise seed
 DECODE_CHUNK = 8  # files a decoding worker hands over at once (fewer, larger messages between processes)
 
 
@@ -71,7 +72,7 @@ class _DecodedFiles(Dataset):
     ``(i, None, 0, reason)`` when it cannot be scored; never raises, so one hostile file cannot
     end a worker."""
 
-    def __init__(self, paths: list[str], min_side: int, method: str, noise_seed: int):
+    def __init__(self, paths: list[str], min_side: int, method: str, noise_seed: int | None):
         self.paths, self.min_side, self.method, self.noise_seed = paths, min_side, method, noise_seed
 
     def __len__(self) -> int:
@@ -81,7 +82,7 @@ class _DecodedFiles(Dataset):
         path = self.paths[i]
         try:
             pixels = image_to_array(load_image(path))  # (H, W, 3)
-            seed = image_seed(pixels, self.noise_seed)
+            seed = image_seed(pixels, self.noise_seed) if self.noise_seed is not None else 0  # re-rendering only
         except ImageLoadError as exc:
             return i, None, 0, exc.reason + (f"; {exc.fix}" if exc.fix else "")
         except OSError as exc:  # the file changed between decoding and hashing
@@ -213,7 +214,7 @@ class Detector:
         probs: dict[int, float] = {}
         failures: dict[int, str] = {}
         loader = DataLoader(
-            _DecodedFiles(paths, self.min_side, self.method, self.noise_seed),
+            _DecodedFiles(paths, self.min_side, self.method, self.noise_seed if self.retrospects else None),
             batch_size=DECODE_CHUNK,
             num_workers=workers,
             collate_fn=_identity,

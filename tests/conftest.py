@@ -131,7 +131,6 @@ TINY_PARAMS = {  # the smoke profile's sizes, with three cheap methods and no ab
             "train_crop": 16,
             "unet_batch_size": 4,
         },
-        "batch_size": 16,
     },
     "methods": {
         "cnn": {

@@ -40,7 +40,7 @@ def test_clean_equals_none_equals_hrr_detect_exactly(tiny_models, tmp_path):
     files = [str(tmp_path / p) for p in df["path"]]
 
     # evaluate: the cache (sorted ids, shard files of 4), read back one image per forward as score_split does
-    rcfg = RetrospectionConfig(seed=detector.noise_seed, batch_size=2, shard_size=4)
+    rcfg = RetrospectionConfig(seed=detector.noise_seed, shard_size=4)
     compute_cache(df, detector.ldm, detector.config.msr, rcfg, tmp_path / "cache", log=lambda *_: None)
     data = RetrospectionDataset(df, tmp_path / "cache" / cache_key(detector.config.msr, rcfg))
     batches = torch.utils.data.DataLoader(data, batch_size=1, collate_fn=collate)

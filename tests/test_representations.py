@@ -45,7 +45,6 @@ def _params(**dire_repr) -> dict:
                 "max_train_timestep": 300,
                 "seed": 7,
             },
-            "batch_size": 4,
         },
         "methods": {
             "dire": {

@@ -43,7 +43,7 @@ def ldm():
 
 def test_cache_key_tracks_msr_ldm_and_seed_only():
     cfg = RetrospectionConfig(ldm=TINY)
-    assert cache_key(MSR, cfg) == cache_key(MSR, RetrospectionConfig(ldm=TINY, batch_size=7, shard_size=3))
+    assert cache_key(MSR, cfg) == cache_key(MSR, RetrospectionConfig(ldm=TINY, shard_size=3))
     assert cache_key(MSR, cfg) != cache_key(
         MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, num_steps=2), cfg
     )
@@ -59,8 +59,8 @@ def test_msr_keys_are_golden():
 
 def test_an_entry_depends_on_its_pixels_and_seed_only_not_on_batch_shard_or_order(tmp_path, ldm):
     df = manifest(tmp_path)
-    small = RetrospectionConfig(ldm=TINY, batch_size=1, shard_size=1)
-    big = RetrospectionConfig(ldm=TINY, batch_size=4, shard_size=8)
+    small = RetrospectionConfig(ldm=TINY, shard_size=1)
+    big = RetrospectionConfig(ldm=TINY, shard_size=8)
     compute_cache(df, ldm, MSR, small, tmp_path / "a", log=lambda *_: None)
     compute_cache(df.iloc[::-1].iloc[:2], ldm, MSR, big, tmp_path / "b", log=lambda *_: None)  # other order, subset
     compute_cache(df, ldm, MSR, big, tmp_path / "b", log=lambda *_: None)
@@ -99,7 +99,7 @@ def test_a_changed_file_is_recomputed_and_other_weights_empty_the_folder(tmp_pat
 
 def test_compute_cache_is_incremental_deterministic_and_readable(tmp_path, ldm):
     df = manifest(tmp_path)
-    cfg = RetrospectionConfig(ldm=TINY, batch_size=2, shard_size=2)
+    cfg = RetrospectionConfig(ldm=TINY, shard_size=2)
     first = compute_cache(df.iloc[:3], ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)
     assert first["computed"] == 3
     again = compute_cache(df, ldm, MSR, cfg, tmp_path / "cache", log=lambda *_: None)
@@ -175,7 +175,7 @@ def test_native_tiled_cache_batches_by_tile_count_into_the_detector(tmp_path, ld
     from hrr_core.models.hrr import HRRConfig, HRRDetector
 
     msr = MSRConfig(anchor="native", scale_factors=(1.0, 2.0), input_size=32, tiles="grid", num_steps=1)
-    cfg, df = RetrospectionConfig(ldm=TINY, batch_size=2), manifest(tmp_path, 4)  # 40 and 56 px: 2x2 tiles
+    cfg, df = RetrospectionConfig(ldm=TINY), manifest(tmp_path, 4)  # 40 and 56 px: 2x2 tiles
     out = compute_cache(df, ldm, msr, cfg, tmp_path / "cache", log=lambda *_: None)
     assert out["computed"] == 4 and out["key"] != cache_key(MSR, cfg)
     assert set(read_index(tmp_path / "cache" / out["key"])["shape"]) == {"4x2x3x32x32"}

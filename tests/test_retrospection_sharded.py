@@ -42,7 +42,7 @@ TINY = LDMConfig(
     seed=3,
 )
 MSR = MSRConfig(scale_factors=(1.0, 2.0), base_size=32, input_size=32, num_steps=1, strength=0.2)
-CFG = RetrospectionConfig(ldm=TINY, batch_size=2, shard_size=3)  # shard files of 4 images: 2 batches each
+CFG = RetrospectionConfig(ldm=TINY, shard_size=4)  # shard files of 4 images
 
 
 def manifest(root: Path, n: int = 11) -> pd.DataFrame:

@@ -97,9 +97,11 @@ def represent_image(rep: Representation, pixels: np.ndarray, seed: int, device: 
     return rep.fn([to_tensor(pixels).to(device)], generator)[0]
 
 
-def content_digest(path: str) -> str:
-    """What a cache entry is keyed by beside its id: the sha256 (16 hex) of the image file."""
-    return sha256_file(path)[:16]
+def contents_of(rows: pd.DataFrame) -> list[str]:
+    """What each cache entry is keyed by beside its id: the sha256 (16 hex) of the image file, from
+    the manifest's ``sha256`` column where the build recorded it, else read from the file."""
+    recorded = rows["sha256"].tolist() if "sha256" in rows else [""] * len(rows)
+    return [(h or sha256_file(p))[:16] for h, p in zip(recorded, absolute_paths(rows))]
 
 
 def _stale_model(folder: Path, digest: str | None) -> bool:
@@ -122,12 +124,11 @@ def compute_representation_cache(
     """Make sure every image of ``rows`` is cached under ``root/<representation_key>``; compute
     only the missing or changed ones (by file hash; all of them when the folder was computed with
     other weights), each image alone under :func:`represent_image`, in sorted-id order, shard files
-    of ``cfg.shard_size`` images (rounded up to whole batches of ``cfg.batch_size``). Returns cost
-    figures (ms per image and per scale).
+    of ``cfg.shard_size`` images. Returns cost figures (ms per image and per scale).
 
     Under several processes (``world``, e.g. :meth:`World.from_env` under torchrun) rank ``r``
     computes the shard files ``r, r + n, ...`` of those a single process would write (the same
-    batches, hence the same tensors), records them in a part under ``.parts/`` (reused when the
+    images, hence the same tensors), records them in a part under ``.parts/`` (reused when the
     run is relaunched) and rank 0 writes ``index.csv``: the folder ends as one process leaves it."""
     folder = Path(root) / representation_key(rep.name, rep.config, cfg)
     digest = weights_digest(rep.model)
@@ -138,15 +139,13 @@ def compute_representation_cache(
         wait_until(lambda: not _stale_model(folder, digest), f"rank 0's reset of {folder}")
     index = read_index(folder)
     rows = rows.sort_values("id")
-    contents = [content_digest(p) for p in absolute_paths(rows)]
+    content_of = dict(zip(rows["id"], contents_of(rows)))
     known = dict(zip(index["id"], index["content"]))
-    fresh = [known.get(i) == c for i, c in zip(rows["id"], contents)]
-    todo = rows[[not f for f in fresh]]
+    todo = rows[[known.get(i) != c for i, c in content_of.items()]]
     paths, ids = absolute_paths(todo).tolist(), todo["id"].tolist()
-    content_of = dict(zip(rows["id"], contents))
     base = int(index["shard"].max()) + 1 if len(index) else 0  # new shard files after every existing one
     index = index[~index["id"].isin(ids)]  # entries of changed files are replaced (their old tensors stay unread)
-    per_shard = -(-cfg.shard_size // cfg.batch_size) * cfg.batch_size  # whole batches fill a shard file
+    per_shard = cfg.shard_size
     spans = {
         base + k: (start, min(start + per_shard, len(ids))) for k, start in enumerate(range(0, len(ids), per_shard))
     }
@@ -172,7 +171,7 @@ def compute_representation_cache(
         if world.size == 1:
             parts = [compute(names)]
         elif ids:
-            context = {"key": folder.name, "ids": _digest(ids), "batch": cfg.batch_size, "per_shard": per_shard}
+            context = {"key": folder.name, "ids": _digest(ids), "per_shard": per_shard}
             parts = run_sharded(names, world, folder / PARTS_DIR, context, compute, stat_files=False)
         else:
             parts = [compute([])] if world.is_main else None

@@ -29,12 +29,10 @@ class RetrospectionConfig:
     )
     pretrained_vae_dir: str | None = None
     pretrained_unet_dir: str | None = None
-    batch_size: int = 32
     shard_size: int = 512
     seed: int = 2024
 
     def __post_init__(self) -> None:
-        check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
         check(self.shard_size >= 1, "shard_size", ">= 1", self.shard_size)
         check(
             self.pretrained_vae_dir is None or self.pretrained_unet_dir is not None,
